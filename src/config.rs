@@ -1,0 +1,408 @@
+//! The TOML configuration: its model, defaults and validation. Errors name the
+//! file, the key and what is wrong, so a bad config never starts a gateway.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::auth::scram::Verifier;
+
+/// A configuration problem, with where it is.
+#[derive(Debug, Error)]
+#[error("{file}: {key}: {message}")]
+pub struct ConfigError {
+    /// The config file.
+    pub file: String,
+    /// The offending key, e.g. `databases.shop.sslmode`.
+    pub key: String,
+    /// What is wrong and, where possible, what to do.
+    pub message: String,
+}
+
+/// The whole configuration after validation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listener and worker settings.
+    pub server: ServerConfig,
+    /// Databases clients may name in their DSN, by that name.
+    pub databases: BTreeMap<String, DatabaseConfig>,
+    /// Client identities, by user name.
+    pub users: BTreeMap<String, UserConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Addresses to listen on.
+    pub listen: Vec<SocketAddr>,
+    /// Worker threads, each a monoio runtime.
+    pub workers: usize,
+    /// TLS certificate chain and key, when TLS is enabled.
+    pub tls: Option<TlsFiles>,
+    /// The largest message accepted from a client.
+    pub max_message_size: usize,
+    /// How long a client may take to log in.
+    pub login_timeout: Duration,
+    /// How long sessions may run on after SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// Read buffer size per connection direction.
+    pub buffer_size: usize,
+}
+
+/// Certificate and key files for the client-facing TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// How pgward secures its upstream connection, as libpq's sslmode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Never TLS.
+    Disable,
+    /// TLS if the server offers it, without certificate checks.
+    Prefer,
+    /// TLS or fail, without certificate checks.
+    Require,
+    /// TLS with the certificate checked against `ca_file`.
+    VerifyCa,
+    /// TLS with the certificate and the host name checked.
+    VerifyFull,
+}
+
+/// `[databases.NAME]`: one upstream database.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// Upstream host name or address.
+    pub host: String,
+    /// Upstream port.
+    pub port: u16,
+    /// Upstream database name.
+    pub dbname: String,
+    /// The user pgward logs in as.
+    pub user: String,
+    /// That user's password (resolved from password, password_env or password_file).
+    pub password: Option<String>,
+    /// Upstream TLS mode.
+    pub sslmode: SslMode,
+    /// CA bundle for verify-ca and verify-full.
+    pub ca_file: Option<PathBuf>,
+    /// How long to wait for the upstream to accept and log in.
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("dbname", &self.dbname)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("sslmode", &self.sslmode)
+            .finish()
+    }
+}
+
+/// `[[users]]`: one client identity.
+#[derive(Debug, Clone)]
+pub struct UserConfig {
+    /// The user name clients log in with.
+    pub name: String,
+    /// The SCRAM verifier their password must match.
+    pub verifier: Verifier,
+    /// Policy roles (used by the statement policy).
+    pub roles: Vec<String>,
+}
+
+// ---- the raw TOML shape ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    #[serde(default)]
+    databases: BTreeMap<String, RawDatabase>,
+    #[serde(default)]
+    users: Vec<RawUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Vec<String>,
+    workers: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    max_message_size: Option<usize>,
+    login_timeout_secs: Option<u64>,
+    shutdown_timeout_secs: Option<u64>,
+    buffer_size: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    host: String,
+    port: Option<u16>,
+    dbname: Option<String>,
+    user: String,
+    password: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    sslmode: Option<SslMode>,
+    ca_file: Option<PathBuf>,
+    connect_timeout_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: String,
+    password: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// Default largest client message: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            key: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::from_toml(&text, &path.display().to_string(), base)
+    }
+
+    /// Parses and validates config text; relative paths resolve against `base`.
+    pub fn from_toml(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: file.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let line = inner
+                    .span()
+                    .map(|s| format!(" (line {})", text[..s.start].matches('\n').count() + 1))
+                    .unwrap_or_default();
+                let key = if path == "." { "(syntax)".to_string() } else { path };
+                err(&key, format!("{}{line}", inner.message()))
+            })?;
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        let s = raw.server;
+        let mut listen = Vec::new();
+        for (i, l) in s.listen.iter().enumerate() {
+            listen.push(l.parse::<SocketAddr>().map_err(|_| {
+                err(
+                    &format!("server.listen[{i}]"),
+                    format!("{l:?} is not an address:port such as \"127.0.0.1:6432\""),
+                )
+            })?);
+        }
+        if listen.is_empty() {
+            return Err(err("server.listen", "at least one address is required".into()));
+        }
+        let workers = match s.workers {
+            Some(0) => return Err(err("server.workers", "must be at least 1".into())),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let tls = match (s.tls_cert, s.tls_key) {
+            (Some(cert), Some(key)) => {
+                let (cert, key) = (resolve(cert), resolve(key));
+                for (k, p) in [("server.tls_cert", &cert), ("server.tls_key", &key)] {
+                    if !p.is_file() {
+                        return Err(err(k, format!("{} does not exist", p.display())));
+                    }
+                }
+                Some(TlsFiles { cert, key })
+            }
+            (None, None) => None,
+            (Some(_), None) => return Err(err("server.tls_key", "tls_cert needs tls_key".into())),
+            (None, Some(_)) => return Err(err("server.tls_cert", "tls_key needs tls_cert".into())),
+        };
+        let max_message_size = s.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE);
+        if !(1024..=(1 << 30)).contains(&max_message_size) {
+            return Err(err(
+                "server.max_message_size",
+                "must be between 1024 and 1073741824 bytes".into(),
+            ));
+        }
+        let buffer_size = s.buffer_size.unwrap_or(32 * 1024);
+        if !(4096..=(16 << 20)).contains(&buffer_size) {
+            return Err(err("server.buffer_size", "must be between 4096 and 16777216".into()));
+        }
+        let server = ServerConfig {
+            listen,
+            workers,
+            tls,
+            max_message_size,
+            login_timeout: Duration::from_secs(s.login_timeout_secs.unwrap_or(60).max(1)),
+            shutdown_timeout: Duration::from_secs(s.shutdown_timeout_secs.unwrap_or(30)),
+            buffer_size,
+        };
+
+        let mut databases = BTreeMap::new();
+        for (name, d) in raw.databases {
+            let key = |k: &str| format!("databases.{name}.{k}");
+            let password = match (d.password, d.password_env, d.password_file) {
+                (Some(p), None, None) => Some(p),
+                (None, Some(var), None) => Some(std::env::var(&var).map_err(|_| {
+                    err(&key("password_env"), format!("environment variable {var} is not set"))
+                })?),
+                (None, None, Some(f)) => {
+                    let f = resolve(f);
+                    let text = std::fs::read_to_string(&f).map_err(|e| {
+                        err(&key("password_file"), format!("cannot read {}: {e}", f.display()))
+                    })?;
+                    Some(text.trim_end_matches(['\r', '\n']).to_string())
+                }
+                (None, None, None) => None,
+                _ => {
+                    return Err(err(
+                        &key("password"),
+                        "set only one of password, password_env and password_file".into(),
+                    ))
+                }
+            };
+            let sslmode = d.sslmode.unwrap_or(SslMode::Prefer);
+            let ca_file = d.ca_file.map(resolve);
+            if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && ca_file.is_none() {
+                return Err(err(&key("ca_file"), "verify-ca and verify-full need ca_file".into()));
+            }
+            if let Some(f) = &ca_file {
+                if !f.is_file() {
+                    return Err(err(&key("ca_file"), format!("{} does not exist", f.display())));
+                }
+            }
+            if d.host.is_empty() {
+                return Err(err(&key("host"), "must not be empty".into()));
+            }
+            databases.insert(
+                name.clone(),
+                DatabaseConfig {
+                    host: d.host,
+                    port: d.port.unwrap_or(5432),
+                    dbname: d.dbname.unwrap_or_else(|| name.clone()),
+                    user: d.user,
+                    password,
+                    sslmode,
+                    ca_file,
+                    connect_timeout: Duration::from_secs(d.connect_timeout_secs.unwrap_or(10).max(1)),
+                },
+            );
+        }
+        if databases.is_empty() {
+            return Err(err("databases", "at least one [databases.NAME] is required".into()));
+        }
+
+        let mut users = BTreeMap::new();
+        for (i, u) in raw.users.into_iter().enumerate() {
+            let key = |k: &str| format!("users[{i}].{k}");
+            if u.name.is_empty() {
+                return Err(err(&key("name"), "must not be empty".into()));
+            }
+            let verifier = if u.password.starts_with("SCRAM-SHA-256$") {
+                Verifier::parse(&u.password).map_err(|e| err(&key("password"), e.to_string()))?
+            } else if u.password.starts_with("md5") && u.password.len() == 35 {
+                return Err(err(
+                    &key("password"),
+                    "md5 hashes are not accepted; use a SCRAM-SHA-256 verifier (pgward scram-verifier)"
+                        .into(),
+                ));
+            } else if u.password.is_empty() {
+                return Err(err(&key("password"), "must not be empty".into()));
+            } else {
+                Verifier::generate(&u.password)
+            };
+            if users.contains_key(&u.name) {
+                return Err(err(&key("name"), format!("user {:?} is defined twice", u.name)));
+            }
+            users.insert(
+                u.name.clone(),
+                UserConfig {
+                    name: u.name,
+                    verifier,
+                    roles: u.roles,
+                },
+            );
+        }
+        Ok(Config {
+            server,
+            databases,
+            users,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = ["127.0.0.1:6432"]
+workers = 2
+
+[databases.shop]
+host = "127.0.0.1"
+user = "svc"
+password = "pw"
+sslmode = "disable"
+
+[[users]]
+name = "agent"
+password = "secret"
+roles = ["reader"]
+"#;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, "test.toml", Path::new("/nonexistent"))
+    }
+
+    #[test]
+    fn loads_a_good_config_with_defaults() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.server.workers, 2);
+        assert_eq!(c.server.max_message_size, DEFAULT_MAX_MESSAGE_SIZE);
+        let db = &c.databases["shop"];
+        assert_eq!((db.dbname.as_str(), db.port), ("shop", 5432));
+        assert_eq!(c.users["agent"].roles, vec!["reader"]);
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let cases = [
+            (GOOD.replace("127.0.0.1:6432", "nope"), "server.listen[0]"),
+            (GOOD.replace("workers = 2", "workers = 0"), "server.workers"),
+            (GOOD.replace("\"disable\"", "\"sometimes\""), "databases.shop.sslmode"),
+            (GOOD.replace("workers = 2", "workerz = 2"), "server.workerz"),
+            (GOOD.replace("password = \"pw\"", "password_env = \"PGWARD_UNSET_VAR\""), "databases.shop.password_env"),
+            (GOOD.replace("\"secret\"", "\"SCRAM-SHA-256$x\""), "users[0].password"),
+            (GOOD.replace("sslmode = \"disable\"", "sslmode = \"verify-full\""), "databases.shop.ca_file"),
+        ];
+        for (text, key) in cases {
+            let e = load(&text).unwrap_err();
+            assert_eq!(e.file, "test.toml");
+            assert_eq!(e.key, key, "{e}");
+        }
+    }
+}

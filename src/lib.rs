@@ -1,0 +1,9 @@
+//! pgward: a least-privilege gateway for AI coding agents on PostgreSQL.
+//!
+//! `wire` and `auth` are pure logic with no sockets; `proxy` drives them over
+//! monoio connections, one runtime per worker thread.
+
+pub mod auth;
+pub mod config;
+pub mod proxy;
+pub mod wire;

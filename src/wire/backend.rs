@@ -1,0 +1,136 @@
+//! Views of the server messages pgward reads: authentication requests,
+//! BackendKeyData, ParameterStatus and ReadyForQuery.
+
+use super::frame::Cursor;
+use super::WireError;
+
+/// An Authentication* request from the server.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AuthRequest<'a> {
+    /// AuthenticationOk.
+    Ok,
+    /// AuthenticationCleartextPassword.
+    Cleartext,
+    /// AuthenticationMD5Password with its salt.
+    Md5 { salt: [u8; 4] },
+    /// AuthenticationSASL with the offered mechanisms (NUL-separated list).
+    Sasl { mechanisms: &'a [u8] },
+    /// AuthenticationSASLContinue.
+    SaslContinue { data: &'a [u8] },
+    /// AuthenticationSASLFinal.
+    SaslFinal { data: &'a [u8] },
+    /// A method pgward does not implement (Kerberos, GSS, SSPI).
+    Unsupported(i32),
+}
+
+impl<'a> AuthRequest<'a> {
+    /// Decodes an 'R' message body.
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut c = Cursor::new(body, "Authentication");
+        Ok(match c.i32()? {
+            0 => AuthRequest::Ok,
+            3 => AuthRequest::Cleartext,
+            5 => {
+                let s = c.bytes(4)?;
+                AuthRequest::Md5 {
+                    salt: [s[0], s[1], s[2], s[3]],
+                }
+            }
+            10 => AuthRequest::Sasl {
+                mechanisms: c.rest(),
+            },
+            11 => AuthRequest::SaslContinue { data: c.rest() },
+            12 => AuthRequest::SaslFinal { data: c.rest() },
+            other => AuthRequest::Unsupported(other),
+        })
+    }
+
+    /// True if a SASL request offers `mechanism`.
+    pub fn offers(&self, mechanism: &str) -> bool {
+        match self {
+            AuthRequest::Sasl { mechanisms } => mechanisms
+                .split(|&b| b == 0)
+                .any(|m| m == mechanism.as_bytes()),
+            _ => false,
+        }
+    }
+}
+
+/// BackendKeyData: the server process id and the cancel secret.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BackendKeyData<'a> {
+    /// Backend process id.
+    pub pid: u32,
+    /// The secret key (4 bytes in protocol 3.0, up to 256 in 3.2).
+    pub secret: &'a [u8],
+}
+
+impl<'a> BackendKeyData<'a> {
+    /// Decodes a 'K' message body.
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut c = Cursor::new(body, "BackendKeyData");
+        let pid = c.i32()? as u32;
+        let secret = c.rest();
+        if secret.len() < 4 || secret.len() > 256 {
+            return Err(WireError::malformed("BackendKeyData", "bad secret key length"));
+        }
+        Ok(BackendKeyData { pid, secret })
+    }
+}
+
+/// ParameterStatus: a run-time parameter's name and value.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParameterStatus<'a> {
+    /// Parameter name.
+    pub name: &'a str,
+    /// Current value.
+    pub value: &'a str,
+}
+
+impl<'a> ParameterStatus<'a> {
+    /// Decodes an 'S' message body.
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut c = Cursor::new(body, "ParameterStatus");
+        let name = c.str()?;
+        let value = c.str()?;
+        c.finish()?;
+        Ok(ParameterStatus { name, value })
+    }
+}
+
+/// Decodes a ReadyForQuery body into its transaction status byte.
+pub fn ready_for_query_status(body: &[u8]) -> Result<u8, WireError> {
+    match body {
+        [s @ (b'I' | b'T' | b'E')] => Ok(*s),
+        _ => Err(WireError::malformed("ReadyForQuery", "bad transaction status")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_auth_requests() {
+        assert_eq!(AuthRequest::parse(&[0, 0, 0, 0]), Ok(AuthRequest::Ok));
+        assert_eq!(
+            AuthRequest::parse(&[0, 0, 0, 5, 1, 2, 3, 4]),
+            Ok(AuthRequest::Md5 { salt: [1, 2, 3, 4] })
+        );
+        let sasl = AuthRequest::parse(b"\0\0\0\x0aSCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0").unwrap();
+        assert!(sasl.offers("SCRAM-SHA-256"));
+        assert!(!sasl.offers("SCRAM"));
+        assert!(AuthRequest::parse(&[0, 0, 5]).is_err());
+    }
+
+    #[test]
+    fn decodes_key_data_and_status() {
+        let k = BackendKeyData::parse(&[0, 0, 1, 0, 9, 9, 9, 9]).unwrap();
+        assert_eq!((k.pid, k.secret), (256, &[9u8, 9, 9, 9][..]));
+        assert!(BackendKeyData::parse(&[0, 0, 1, 0, 9]).is_err());
+        let p = ParameterStatus::parse(b"TimeZone\0UTC\0").unwrap();
+        assert_eq!((p.name, p.value), ("TimeZone", "UTC"));
+        assert_eq!(ready_for_query_status(b"T"), Ok(b'T'));
+        assert!(ready_for_query_status(b"X").is_err());
+    }
+}

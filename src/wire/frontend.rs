@@ -1,0 +1,103 @@
+//! Views of the client messages pgward reads: Query, Parse, and the password
+//! and SASL responses of authentication.
+
+use super::frame::Cursor;
+use super::WireError;
+
+/// A simple-protocol Query: the SQL text, possibly several statements.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Query<'a> {
+    /// The SQL text without its terminator.
+    pub sql: &'a [u8],
+}
+
+impl<'a> Query<'a> {
+    /// Decodes a 'Q' message body.
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut c = Cursor::new(body, "Query");
+        let sql = c.cstr()?;
+        c.finish()?;
+        Ok(Query { sql })
+    }
+}
+
+/// An extended-protocol Parse: statement name, SQL, parameter type OIDs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Parse<'a> {
+    /// Prepared statement name; empty for the unnamed statement.
+    pub name: &'a [u8],
+    /// The SQL text (one statement).
+    pub sql: &'a [u8],
+    param_types: &'a [u8],
+}
+
+impl<'a> Parse<'a> {
+    /// Decodes a 'P' message body.
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut c = Cursor::new(body, "Parse");
+        let name = c.cstr()?;
+        let sql = c.cstr()?;
+        let n = c.i16()?;
+        if n < 0 {
+            return Err(WireError::malformed("Parse", "negative parameter count"));
+        }
+        let param_types = c.bytes(n as usize * 4)?;
+        c.finish()?;
+        Ok(Parse {
+            name,
+            sql,
+            param_types,
+        })
+    }
+
+    /// The declared parameter type OIDs (0 = unspecified).
+    pub fn param_types(&self) -> impl Iterator<Item = u32> + 'a {
+        self.param_types
+            .chunks_exact(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+/// SASLInitialResponse: the chosen mechanism and the client-first message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SaslInitialResponse<'a> {
+    /// Mechanism name, e.g. `SCRAM-SHA-256`.
+    pub mechanism: &'a str,
+    /// The initial client response.
+    pub data: &'a [u8],
+}
+
+impl<'a> SaslInitialResponse<'a> {
+    /// Decodes a 'p' body sent in answer to AuthenticationSASL.
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut c = Cursor::new(body, "SASLInitialResponse");
+        let mechanism = c.str()?;
+        let len = c.i32()?;
+        let data = if len < 0 { &[][..] } else { c.bytes(len as usize)? };
+        c.finish()?;
+        Ok(SaslInitialResponse { mechanism, data })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_query_and_parse() {
+        assert_eq!(Query::parse(b"SELECT 1\0").unwrap().sql, b"SELECT 1");
+        assert!(Query::parse(b"SELECT 1").is_err());
+        let p = Parse::parse(b"s1\0SELECT $1\0\0\x01\0\0\0\x17").unwrap();
+        assert_eq!((p.name, p.sql), (&b"s1"[..], &b"SELECT $1"[..]));
+        assert_eq!(p.param_types().collect::<Vec<_>>(), vec![23]);
+        assert!(Parse::parse(b"s1\0SELECT $1\0\0\x02\0\0\0\x17").is_err());
+        assert!(Parse::parse(b"s1\0SELECT\0\xff\xff").is_err());
+    }
+
+    #[test]
+    fn decodes_sasl_initial_response() {
+        let r = SaslInitialResponse::parse(b"SCRAM-SHA-256\0\0\0\0\x03n,,").unwrap();
+        assert_eq!((r.mechanism, r.data), ("SCRAM-SHA-256", &b"n,,"[..]));
+        assert!(SaslInitialResponse::parse(b"SCRAM-SHA-256\0\0\0\0\x09n,,").is_err());
+    }
+}
