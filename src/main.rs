@@ -1,1 +1,139 @@
-fn main(){}
+//! The pgward command line: `serve` runs the gateway, `check` validates a
+//! config, `scram-verifier` turns a password into a stored verifier.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use pgward::auth::scram::Verifier;
+use pgward::config::Config;
+use pgward::proxy::{shutdown, worker};
+use tracing::{error, info, warn};
+
+#[derive(Parser)]
+#[command(name = "pgward", version, about = "A least-privilege gateway for AI agents on PostgreSQL")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The TOML config file.
+        #[arg(long, env = "PGWARD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a config file and exit.
+    Check {
+        /// The TOML config file.
+        #[arg(long, env = "PGWARD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Print a SCRAM-SHA-256 verifier for a password read from standard input.
+    ScramVerifier,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PGWARD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve { config } => serve(config),
+        Command::Check { config } => match load(&config) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} database(s), {} user(s), {} worker(s))",
+                    config.display(),
+                    c.databases.len(),
+                    c.users.len(),
+                    c.server.workers
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pgward: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::ScramVerifier => {
+            let mut password = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut password) {
+                eprintln!("pgward: cannot read the password: {e}");
+                return ExitCode::from(2);
+            }
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                eprintln!("pgward: the password on standard input is empty");
+                return ExitCode::from(2);
+            }
+            println!("{}", Verifier::generate(password));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Loads the config and everything it points at (certificates, keys).
+fn load(path: &std::path::Path) -> Result<Config, String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    worker::Blueprint::new(config.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(config)
+}
+
+fn serve(path: PathBuf) -> ExitCode {
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pgward: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let grace = config.server.shutdown_timeout;
+    let listen = config.server.listen.clone();
+    let workers = config.server.workers;
+    let blueprint = match worker::Blueprint::new(config) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("pgward: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pgward: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = worker::start(blueprint) {
+        eprintln!("pgward: {e}");
+        return ExitCode::FAILURE;
+    }
+    info!(?listen, workers, "pgward listening");
+    let signal = signals.forever().next();
+    info!(?signal, grace_secs = grace.as_secs(), "shutting down: no new sessions");
+    shutdown::begin_drain(grace);
+    while shutdown::active_sessions() > 0 && !shutdown::drain_expired() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = shutdown::active_sessions();
+    if left > 0 {
+        warn!(sessions = left, "grace period over; closing remaining sessions");
+    }
+    if shutdown::failed() {
+        error!("a worker failed");
+        return ExitCode::FAILURE;
+    }
+    info!("pgward stopped");
+    ExitCode::SUCCESS
+}

@@ -1,1 +1,13 @@
-//! proxy
+//! The gateway at run time: worker threads and their listeners, the session
+//! from login to close, both connection legs, and the relay between them.
+
+pub mod buffer;
+pub mod cancel;
+pub mod client_login;
+pub mod relay;
+pub mod session;
+pub mod shutdown;
+pub mod stream;
+pub mod tls;
+pub mod upstream;
+pub mod worker;

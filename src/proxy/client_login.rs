@@ -1,0 +1,330 @@
+//! The client side of a session's start: TLS negotiation, the startup packet,
+//! SCRAM-SHA-256 against `[[users]]`, and the checks PostgreSQL makes before a
+//! session exists (user, database, replication, protocol version).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use monoio::net::TcpStream;
+
+use super::buffer::{write_all, FrameReader, ReadError};
+use super::stream::Stream;
+use crate::auth::scram::{self, hmac_sha256, Verifier};
+use crate::auth::scram_server::ScramServer;
+use crate::auth::AuthError;
+use crate::config::{Config, UserConfig};
+use crate::wire::build;
+use crate::wire::error_response::PgError;
+use crate::wire::frontend::SaslInitialResponse;
+use crate::wire::startup::{check_startup, parse_startup, StartupPacket};
+use crate::wire::WireError;
+
+/// Largest message accepted during authentication.
+const MAX_AUTH_MESSAGE: usize = 16 * 1024;
+
+/// What a new client connection turned out to be.
+pub enum Hello {
+    /// An authenticated client that wants a session.
+    Login(Login),
+    /// A request to cancel another session's query.
+    Cancel { pid: u32, secret: Vec<u8> },
+}
+
+/// An authenticated client, ready for its upstream session.
+pub struct Login {
+    /// The connection, with anything it sent after authenticating.
+    pub conn: FrameReader<Stream>,
+    /// The authenticated user.
+    pub user: Arc<UserConfig>,
+    /// The database named in the startup packet.
+    pub database: String,
+    /// Startup parameters to pass upstream (user and database excluded).
+    pub params: Vec<(String, String)>,
+}
+
+/// Why a login failed: what to tell the client, and what to log.
+pub struct LoginError {
+    /// The FATAL error for the client, when it can still receive one.
+    pub reply: Option<PgError>,
+    /// The reason, for the log.
+    pub reason: String,
+    /// The connection, when a reply can still be written to it.
+    pub conn: Option<FrameReader<Stream>>,
+}
+
+impl LoginError {
+    fn fatal(conn: FrameReader<Stream>, reply: PgError, reason: impl Into<String>) -> Self {
+        LoginError {
+            reply: Some(reply),
+            reason: reason.into(),
+            conn: Some(conn),
+        }
+    }
+
+    fn gone(reason: impl Into<String>) -> Self {
+        LoginError {
+            reply: None,
+            reason: reason.into(),
+            conn: None,
+        }
+    }
+
+    fn from_read(conn: FrameReader<Stream>, e: ReadError, during: &str) -> Self {
+        match e {
+            ReadError::Eof => LoginError::gone(format!("client closed the connection during {during}")),
+            ReadError::Io(e) => LoginError::gone(format!("read failed during {during}: {e}")),
+            ReadError::Wire(e) => protocol_error(conn, e),
+        }
+    }
+}
+
+fn protocol_error(conn: FrameReader<Stream>, e: WireError) -> LoginError {
+    LoginError::fatal(
+        conn,
+        PgError::fatal("08P01", format!("invalid startup packet: {e}")),
+        format!("protocol violation: {e}"),
+    )
+}
+
+/// What login needs from the gateway.
+pub struct LoginContext {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Client-facing TLS, when configured.
+    pub tls: Option<monoio_rustls::TlsAcceptor>,
+    /// Users, shared, so sessions keep a cheap handle.
+    pub users: std::collections::HashMap<String, Arc<UserConfig>>,
+    /// Key for the deterministic salts of unknown users.
+    pub mock_key: [u8; 32],
+    /// Read chunk size.
+    pub chunk: usize,
+}
+
+/// Runs the startup phase on a fresh connection.
+pub async fn login(tcp: TcpStream, ctx: &LoginContext) -> Result<Hello, LoginError> {
+    let mut conn = FrameReader::new(Stream::Plain(tcp), BytesMut::with_capacity(1024), ctx.chunk);
+    let mut tls_done = false;
+    let startup = loop {
+        let len = match read_startup_packet(&mut conn).await {
+            Ok(len) => len,
+            Err(e) => return Err(LoginError::from_read(conn, e, "startup")),
+        };
+        let packet = conn.take(len);
+        let decoded = match parse_startup(&packet) {
+            Ok(p) => p,
+            Err(e) => return Err(protocol_error(conn, e)),
+        };
+        match decoded {
+            StartupPacket::SslRequest | StartupPacket::GssEncRequest if !conn.buf.is_empty() => {
+                // Bytes sent before the server's answer could be injected into the
+                // encrypted stream (CVE-2021-23214); refuse like PostgreSQL does.
+                return Err(LoginError::fatal(
+                    conn,
+                    PgError::fatal("08P01", "received unencrypted data after SSL request"),
+                    "data after SSLRequest",
+                ));
+            }
+            StartupPacket::SslRequest if !tls_done && ctx.tls.is_some() => {
+                let (stream, buf) = conn.into_parts();
+                let Stream::Plain(mut tcp) = stream else {
+                    return Err(LoginError::gone("TLS requested twice"));
+                };
+                write_all(&mut tcp, bytes::Bytes::from_static(b"S"))
+                    .await
+                    .map_err(|e| LoginError::gone(format!("write failed: {e}")))?;
+                let acceptor = ctx.tls.as_ref().expect("checked above");
+                let tls = acceptor
+                    .accept(tcp)
+                    .await
+                    .map_err(|e| LoginError::gone(format!("TLS handshake failed: {e}")))?;
+                conn = FrameReader::new(Stream::ServerTls(tls), buf, ctx.chunk);
+                tls_done = true;
+            }
+            StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
+                write_all(conn.io_mut(), bytes::Bytes::from_static(b"N"))
+                    .await
+                    .map_err(|e| LoginError::gone(format!("write failed: {e}")))?;
+            }
+            StartupPacket::Cancel { pid, secret } => {
+                return Ok(Hello::Cancel {
+                    pid,
+                    secret: secret.to_vec(),
+                })
+            }
+            StartupPacket::Startup(s) => {
+                let params: Vec<(String, String)> = s
+                    .params()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                break (s.minor, params);
+            }
+        }
+    };
+    let (minor, params) = startup;
+    authenticate(conn, ctx, minor, params).await
+}
+
+async fn read_startup_packet(conn: &mut FrameReader<Stream>) -> Result<usize, ReadError> {
+    loop {
+        if let Some(len) = check_startup(&conn.buf)? {
+            return Ok(len);
+        }
+        if conn.fill(8).await? == 0 {
+            return Err(ReadError::Eof);
+        }
+    }
+}
+
+async fn authenticate(
+    mut conn: FrameReader<Stream>,
+    ctx: &LoginContext,
+    minor: u16,
+    params: Vec<(String, String)>,
+) -> Result<Hello, LoginError> {
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let Some(user_name) = get("user").filter(|u| !u.is_empty()).map(str::to_string) else {
+        return Err(LoginError::fatal(
+            conn,
+            PgError::fatal("28000", "no PostgreSQL user name specified in startup packet"),
+            "startup packet without user",
+        ));
+    };
+    let database = get("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&user_name)
+        .to_string();
+    if let Some(r) = get("replication") {
+        if !matches!(r.to_ascii_lowercase().as_str(), "false" | "off" | "no" | "0") {
+            return Err(LoginError::fatal(
+                conn,
+                PgError::fatal("0A000", "pgward: replication connections are not supported")
+                    .with_hint("connect to the database directly for replication"),
+                "replication connection refused",
+            ));
+        }
+    }
+
+    let mut out = BytesMut::with_capacity(256);
+    let unrecognized: Vec<&str> = params
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.starts_with("_pq_."))
+        .collect();
+    if minor > 0 || !unrecognized.is_empty() {
+        build::negotiate_protocol_version(&mut out, 0, &unrecognized);
+    }
+    build::auth_sasl(&mut out, &[scram::MECHANISM]);
+    send(&mut conn, &mut out).await?;
+
+    let user = ctx.users.get(&user_name).cloned();
+    let verifier = match &user {
+        Some(u) => u.verifier.clone(),
+        // Unknown users go through the same exchange with a stable fake salt, so
+        // a client cannot tell which user names exist.
+        None => mock_verifier(ctx, &user_name),
+    };
+    let failed = |conn, reason: String| {
+        LoginError::fatal(
+            conn,
+            PgError::fatal(
+                "28P01",
+                format!("password authentication failed for user \"{user_name}\""),
+            ),
+            reason,
+        )
+    };
+
+    let first = match read_password_message(&mut conn).await {
+        Ok(b) => b,
+        Err(e) => return Err(LoginError::from_read(conn, e, "authentication")),
+    };
+    let initial = match SaslInitialResponse::parse(&first[5..]) {
+        Ok(r) => r,
+        Err(e) => return Err(protocol_error(conn, e)),
+    };
+    if initial.mechanism != scram::MECHANISM {
+        return Err(LoginError::fatal(
+            conn,
+            PgError::fatal("28000", "pgward offers only SCRAM-SHA-256 authentication"),
+            format!("client chose SASL mechanism {}", initial.mechanism),
+        ));
+    }
+    let (server, server_first) =
+        match ScramServer::start(verifier, initial.data, &scram::nonce()) {
+            Ok(x) => x,
+            Err(e) => return Err(failed(conn, format!("SCRAM client-first refused: {e}"))),
+        };
+    build::auth_sasl_continue(&mut out, server_first.as_bytes());
+    send(&mut conn, &mut out).await?;
+
+    let fin = match read_password_message(&mut conn).await {
+        Ok(b) => b,
+        Err(e) => return Err(LoginError::from_read(conn, e, "authentication")),
+    };
+    let server_final = match server.finish(&fin[5..]) {
+        Ok(v) => v,
+        Err(AuthError::WrongPassword) => {
+            let reason = if user.is_some() {
+                "wrong password"
+            } else {
+                "unknown user"
+            };
+            return Err(failed(conn, reason.to_string()));
+        }
+        Err(e) => return Err(failed(conn, format!("SCRAM client-final refused: {e}"))),
+    };
+    let Some(user) = user else {
+        return Err(failed(conn, "unknown user".into()));
+    };
+    build::auth_sasl_final(&mut out, server_final.as_bytes());
+    build::auth_ok(&mut out);
+    send(&mut conn, &mut out).await?;
+
+    if !ctx.config.databases.contains_key(&database) {
+        return Err(LoginError::fatal(
+            conn,
+            PgError::fatal("3D000", format!("database \"{database}\" does not exist"))
+                .with_hint("pgward serves only the databases in its [databases] config"),
+            format!("unknown database {database:?}"),
+        ));
+    }
+    let params = params
+        .into_iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "user" | "database" | "replication") && !k.starts_with("_pq_."))
+        .collect();
+    Ok(Hello::Login(Login {
+        conn,
+        user,
+        database,
+        params,
+    }))
+}
+
+/// Reads one 'p' message during authentication; returns the whole frame.
+async fn read_password_message(conn: &mut FrameReader<Stream>) -> Result<BytesMut, ReadError> {
+    let h = conn.next_frame(MAX_AUTH_MESSAGE).await?;
+    let frame = conn.take(h.total);
+    if h.tag != b'p' {
+        return Err(ReadError::Wire(WireError::malformed(
+            "authentication",
+            "expected a password message",
+        )));
+    }
+    Ok(frame)
+}
+
+async fn send(conn: &mut FrameReader<Stream>, out: &mut BytesMut) -> Result<(), LoginError> {
+    write_all(conn.io_mut(), out.split().freeze())
+        .await
+        .map_err(|e| LoginError::gone(format!("write failed during login: {e}")))
+}
+
+fn mock_verifier(ctx: &LoginContext, user: &str) -> Verifier {
+    let salt = hmac_sha256(&ctx.mock_key, user.as_bytes());
+    Verifier {
+        iterations: scram::DEFAULT_ITERATIONS,
+        salt: salt[..16].to_vec(),
+        stored_key: hmac_sha256(&ctx.mock_key, &salt),
+        server_key: hmac_sha256(&salt, &ctx.mock_key),
+    }
+}

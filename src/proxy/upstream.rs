@@ -1,0 +1,291 @@
+//! The upstream leg: connect to the database, negotiate TLS per sslmode, log in
+//! with pgward's own credentials (SCRAM-SHA-256, md5 or cleartext), and collect
+//! what the client must see (ParameterStatus, notices) until ReadyForQuery.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use monoio::net::TcpStream;
+use rustls::pki_types::ServerName;
+use thiserror::Error;
+
+use super::buffer::{write_all, FrameReader, ReadError};
+use super::stream::Stream;
+use crate::auth::md5::md5_response;
+use crate::auth::scram;
+use crate::auth::scram_client::ScramClient;
+use crate::config::{DatabaseConfig, SslMode};
+use crate::wire::backend::{AuthRequest, BackendKeyData};
+use crate::wire::build;
+use crate::wire::error_response::ErrorFields;
+
+/// Largest message read from the upstream during login.
+const MAX_LOGIN_MESSAGE: usize = 1 << 20;
+
+/// Why the upstream session could not be opened.
+#[derive(Debug, Error)]
+pub enum UpstreamError {
+    /// The address could not be resolved or reached, or the socket failed.
+    #[error("cannot reach {target}: {source}")]
+    Io {
+        target: String,
+        source: std::io::Error,
+    },
+    /// TLS was required and refused or failed.
+    #[error("TLS to {target} failed: {reason}")]
+    Tls { target: String, reason: String },
+    /// The server refused the login or the session; the frame is its ErrorResponse.
+    #[error("upstream refused the session: {message}")]
+    Refused {
+        message: String,
+        code: String,
+        frame: Bytes,
+    },
+    /// The server asked for something pgward cannot do, or broke the protocol.
+    #[error("upstream login failed: {0}")]
+    Protocol(String),
+    /// Login took longer than connect_timeout.
+    #[error("timed out connecting to {0}")]
+    Timeout(String),
+}
+
+/// A logged-in upstream session.
+pub struct Upstream {
+    /// The connection, with anything it sent after ReadyForQuery.
+    pub conn: FrameReader<Stream>,
+    /// The server address (for cancel requests).
+    pub addr: SocketAddr,
+    /// The backend's process id.
+    pub pid: u32,
+    /// The backend's cancel secret.
+    pub secret: Vec<u8>,
+    /// ParameterStatus and NoticeResponse frames to pass on to the client.
+    pub greeting: BytesMut,
+    /// The transaction status of the first ReadyForQuery.
+    pub status: u8,
+}
+
+/// Opens and logs in an upstream session with the client's startup parameters.
+pub async fn connect(
+    db: &DatabaseConfig,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    params: &[(String, String)],
+    chunk: usize,
+) -> Result<Upstream, UpstreamError> {
+    let target = format!("{}:{}", db.host, db.port);
+    match monoio::time::timeout(db.connect_timeout, connect_inner(db, tls, params, chunk, &target)).await {
+        Ok(r) => r,
+        Err(_) => Err(UpstreamError::Timeout(target)),
+    }
+}
+
+async fn connect_inner(
+    db: &DatabaseConfig,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    params: &[(String, String)],
+    chunk: usize,
+    target: &str,
+) -> Result<Upstream, UpstreamError> {
+    let io_err = |source| UpstreamError::Io {
+        target: target.to_string(),
+        source,
+    };
+    let addrs: Vec<SocketAddr> = (db.host.as_str(), db.port)
+        .to_socket_addrs()
+        .map_err(io_err)?
+        .collect();
+    let mut last = None;
+    let mut tcp = None;
+    for a in addrs {
+        match TcpStream::connect_addr(a).await {
+            Ok(s) => {
+                tcp = Some((s, a));
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let (mut tcp, addr) = match tcp {
+        Some(t) => t,
+        None => {
+            return Err(io_err(last.unwrap_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+            })))
+        }
+    };
+    tcp.set_nodelay(true).map_err(io_err)?;
+
+    let stream = match (db.sslmode, tls) {
+        (SslMode::Disable, _) | (_, None) => Stream::Plain(tcp),
+        (mode, Some(config)) => {
+            let mut out = BytesMut::new();
+            build::ssl_request(&mut out);
+            write_all(&mut tcp, out.freeze()).await.map_err(io_err)?;
+            let mut answer = FrameReader::new(tcp, BytesMut::with_capacity(1), 1);
+            if answer.fill(1).await.map_err(io_err)? == 0 {
+                return Err(io_err(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            let (tcp, buf) = answer.into_parts();
+            match buf.first() {
+                Some(b'S') if buf.len() == 1 => {
+                    let name = ServerName::try_from(db.host.clone()).map_err(|e| UpstreamError::Tls {
+                        target: target.to_string(),
+                        reason: format!("bad server name: {e}"),
+                    })?;
+                    let connector = monoio_rustls::TlsConnector::from(config.clone());
+                    let s = connector.connect(name, tcp).await.map_err(|e| UpstreamError::Tls {
+                        target: target.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                    Stream::ClientTls(s)
+                }
+                Some(b'N') if mode == SslMode::Prefer => Stream::Plain(tcp),
+                Some(b'N') => {
+                    return Err(UpstreamError::Tls {
+                        target: target.to_string(),
+                        reason: "the server does not support TLS".into(),
+                    })
+                }
+                _ => {
+                    return Err(UpstreamError::Protocol(
+                        "unexpected answer to SSLRequest".into(),
+                    ))
+                }
+            }
+        }
+    };
+
+    let mut conn = FrameReader::new(stream, BytesMut::with_capacity(chunk), chunk);
+    let mut out = BytesMut::with_capacity(256);
+    let mut startup: Vec<(&str, &str)> = vec![("user", &db.user), ("database", &db.dbname)];
+    startup.extend(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    build::startup(&mut out, startup);
+    write_all(conn.io_mut(), out.split().freeze())
+        .await
+        .map_err(io_err)?;
+    login(conn, db, addr, io_err).await
+}
+
+async fn login(
+    mut conn: FrameReader<Stream>,
+    db: &DatabaseConfig,
+    addr: SocketAddr,
+    io_err: impl Fn(std::io::Error) -> UpstreamError,
+) -> Result<Upstream, UpstreamError> {
+    let mut out = BytesMut::with_capacity(256);
+    let mut greeting = BytesMut::new();
+    let mut key: Option<(u32, Vec<u8>)> = None;
+    let mut scram: Option<ScramClient> = None;
+    let password = || {
+        db.password.as_deref().ok_or_else(|| {
+            UpstreamError::Protocol(format!(
+                "the server asks for a password and databases.{} has none",
+                db.dbname
+            ))
+        })
+    };
+    loop {
+        let h = conn.next_frame(MAX_LOGIN_MESSAGE).await.map_err(|e| match e {
+            ReadError::Eof => io_err(std::io::ErrorKind::UnexpectedEof.into()),
+            ReadError::Io(e) => io_err(e),
+            ReadError::Wire(e) => UpstreamError::Protocol(e.to_string()),
+        })?;
+        let frame = conn.take(h.total);
+        let body = &frame[5..];
+        let protocol = |e: crate::wire::WireError| UpstreamError::Protocol(e.to_string());
+        match h.tag {
+            b'R' => match AuthRequest::parse(body).map_err(protocol)? {
+                AuthRequest::Ok => {}
+                AuthRequest::Cleartext => build::password(&mut out, password()?.as_bytes()),
+                AuthRequest::Md5 { salt } => {
+                    build::password(&mut out, md5_response(&db.user, password()?, salt).as_bytes())
+                }
+                req @ AuthRequest::Sasl { .. } => {
+                    if !req.offers(scram::MECHANISM) {
+                        return Err(UpstreamError::Protocol(
+                            "the server offers no SASL mechanism pgward supports".into(),
+                        ));
+                    }
+                    let client = ScramClient::new(password()?, &scram::nonce());
+                    build::sasl_initial_response(
+                        &mut out,
+                        scram::MECHANISM,
+                        client.client_first().as_bytes(),
+                    );
+                    scram = Some(client);
+                }
+                AuthRequest::SaslContinue { data } => {
+                    let client = scram
+                        .as_mut()
+                        .ok_or_else(|| UpstreamError::Protocol("unexpected SASLContinue".into()))?;
+                    let fin = client
+                        .handle_server_first(data)
+                        .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                    build::sasl_response(&mut out, fin.as_bytes());
+                }
+                AuthRequest::SaslFinal { data } => {
+                    scram
+                        .as_mut()
+                        .ok_or_else(|| UpstreamError::Protocol("unexpected SASLFinal".into()))?
+                        .verify_server_final(data)
+                        .map_err(|e| UpstreamError::Protocol(format!("server proof: {e}")))?;
+                }
+                AuthRequest::Unsupported(code) => {
+                    return Err(UpstreamError::Protocol(format!(
+                        "the server asks for authentication method {code}, which pgward does not support"
+                    )))
+                }
+            },
+            b'S' | b'N' => greeting.extend_from_slice(&frame),
+            b'K' => {
+                let k = BackendKeyData::parse(body).map_err(protocol)?;
+                key = Some((k.pid, k.secret.to_vec()));
+            }
+            b'v' => {} // The server declined protocol options we never send.
+            b'E' => {
+                let fields = ErrorFields::parse(body).map_err(protocol)?;
+                return Err(UpstreamError::Refused {
+                    message: fields.message(),
+                    code: fields.code().unwrap_or("XX000").to_string(),
+                    frame: frame.freeze(),
+                });
+            }
+            b'Z' => {
+                let status = crate::wire::backend::ready_for_query_status(body).map_err(protocol)?;
+                let (pid, secret) = key.unwrap_or((0, vec![0; 4]));
+                return Ok(Upstream {
+                    conn,
+                    addr,
+                    pid,
+                    secret,
+                    greeting,
+                    status,
+                });
+            }
+            other => {
+                return Err(UpstreamError::Protocol(format!(
+                    "unexpected message {:?} during login",
+                    other as char
+                )))
+            }
+        }
+        if !out.is_empty() {
+            write_all(conn.io_mut(), out.split().freeze())
+                .await
+                .map_err(&io_err)?;
+        }
+    }
+}
+
+/// Sends a CancelRequest to an upstream backend over a fresh connection.
+pub async fn send_cancel(addr: SocketAddr, pid: u32, secret: &[u8]) -> std::io::Result<()> {
+    let mut tcp = TcpStream::connect_addr(addr).await?;
+    let mut out = BytesMut::with_capacity(16 + secret.len());
+    build::cancel_request(&mut out, pid, secret);
+    write_all(&mut tcp, out.freeze()).await?;
+    // The server closes without answering; wait for that so the request is read.
+    let mut r = FrameReader::new(tcp, BytesMut::with_capacity(16), 16);
+    let _ = monoio::time::timeout(std::time::Duration::from_secs(5), r.fill(1)).await;
+    Ok(())
+}

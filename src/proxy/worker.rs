@@ -1,0 +1,190 @@
+//! Worker threads: each runs its own monoio runtime (io_uring, or the legacy
+//! driver where io_uring is unavailable), binds its own SO_REUSEPORT listeners
+//! and owns the sessions it accepts. Nothing on the data path is shared.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use monoio::net::TcpListener;
+use tracing::{error, info, warn};
+
+use super::client_login::LoginContext;
+use super::shutdown;
+use super::tls;
+use crate::config::Config;
+
+/// Everything a worker's sessions read; built once per worker.
+pub struct WorkerContext {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Login settings and the user table.
+    pub login: LoginContext,
+    /// Upstream TLS configuration per database (absent for sslmode=disable).
+    pub upstream_tls: HashMap<String, Arc<rustls::ClientConfig>>,
+}
+
+/// What all workers are built from; validated before any thread starts.
+#[derive(Clone)]
+pub struct Blueprint {
+    config: Arc<Config>,
+    server_tls: Option<Arc<rustls::ServerConfig>>,
+    upstream_tls: HashMap<String, Arc<rustls::ClientConfig>>,
+    mock_key: [u8; 32],
+}
+
+impl Blueprint {
+    /// Loads certificates and keys; errors name the file.
+    pub fn new(config: Config) -> Result<Blueprint, String> {
+        let server_tls = match &config.server.tls {
+            Some(files) => Some(tls::server_config(files)?),
+            None => None,
+        };
+        let mut upstream_tls = HashMap::new();
+        for (name, db) in &config.databases {
+            if let Some(c) = tls::client_config(db.sslmode, db.ca_file.as_deref())
+                .map_err(|e| format!("databases.{name}: {e}"))?
+            {
+                upstream_tls.insert(name.clone(), c);
+            }
+        }
+        Ok(Blueprint {
+            config: Arc::new(config),
+            server_tls,
+            upstream_tls,
+            mock_key: crate::auth::scram::random_bytes::<32>(),
+        })
+    }
+
+    fn context(&self) -> WorkerContext {
+        let users = self
+            .config
+            .users
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::new(v.clone())))
+            .collect();
+        WorkerContext {
+            config: self.config.clone(),
+            login: LoginContext {
+                config: self.config.clone(),
+                tls: self
+                    .server_tls
+                    .clone()
+                    .map(monoio_rustls::TlsAcceptor::from),
+                users,
+                mock_key: self.mock_key,
+                chunk: self.config.server.buffer_size,
+            },
+            upstream_tls: self.upstream_tls.clone(),
+        }
+    }
+}
+
+/// Binds a listening socket that other workers may bind too.
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Binds every listener for one worker, before its thread starts, so a port
+/// in use is reported at start-up.
+pub fn bind_all(config: &Config) -> Result<Vec<std::net::TcpListener>, String> {
+    config
+        .server
+        .listen
+        .iter()
+        .map(|a| bind_reuseport(*a).map_err(|e| format!("cannot listen on {a}: {e}")))
+        .collect()
+}
+
+/// Starts `workers` threads and returns their handles.
+pub fn start(blueprint: Blueprint) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
+    let workers = blueprint.config.server.workers;
+    let mut handles = Vec::new();
+    for n in 0..workers {
+        let listeners = bind_all(&blueprint.config)?;
+        let bp = blueprint.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("pgward-worker-{n}"))
+            .spawn(move || run_worker(n, bp, listeners))
+            .map_err(|e| format!("cannot start worker thread: {e}"))?;
+        handles.push(h);
+    }
+    Ok(handles)
+}
+
+fn run_worker(n: usize, bp: Blueprint, listeners: Vec<std::net::TcpListener>) {
+    let uring = monoio::utils::detect_uring();
+    if !uring {
+        warn!(worker = n, "io_uring is unavailable; using the legacy epoll driver");
+    }
+    let rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .with_entries(1024)
+        .build();
+    let mut rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(worker = n, error = %e, "cannot build the runtime");
+            shutdown::fail();
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let ctx = Rc::new(bp.context());
+        let mut tasks = Vec::new();
+        for l in listeners {
+            match TcpListener::from_std(l) {
+                Ok(l) => tasks.push(monoio::spawn(accept_loop(n, l, ctx.clone()))),
+                Err(e) => {
+                    error!(worker = n, error = %e, "cannot adopt listener");
+                    shutdown::fail();
+                }
+            }
+        }
+        info!(worker = n, io_uring = uring, "worker ready");
+        for t in tasks {
+            t.await;
+        }
+        // Sessions run on as detached tasks; wait for them here until the
+        // process-wide drain ends.
+        while shutdown::active_sessions() > 0 && !shutdown::drain_expired() {
+            monoio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
+
+async fn accept_loop(worker: usize, listener: TcpListener, ctx: Rc<WorkerContext>) {
+    let mut next_id = worker as u64 * 1_000_000_000;
+    loop {
+        let accepted = monoio::select! {
+            a = listener.accept() => a,
+            _ = shutdown::draining() => return,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                next_id += 1;
+                let ctx = ctx.clone();
+                let guard = shutdown::SessionGuard::new();
+                monoio::spawn(async move {
+                    super::session::serve(tcp, peer, ctx, next_id).await;
+                    drop(guard);
+                });
+            }
+            Err(e) => {
+                // Out of descriptors and similar: back off instead of spinning.
+                warn!(worker, error = %e, "accept failed");
+                monoio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
