@@ -52,6 +52,8 @@ pub struct SessionState {
     pub tx_status: Cell<u8>,
     /// True once the server sent a FATAL error.
     pub upstream_fatal: Cell<bool>,
+    /// True once either pump has ended and the session is closing.
+    pub closing: Cell<bool>,
 }
 
 /// Relays client frames to the upstream until one side ends.

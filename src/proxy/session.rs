@@ -2,18 +2,20 @@
 //! greeting the client sees, the relay, and a clean end whichever side stops.
 
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 
 use bytes::BytesMut;
 use futures_util::lock::Mutex;
-use monoio::io::Splitable;
+use monoio::io::{OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{info, warn, Instrument};
 
 use super::buffer::{write_all, FrameReader};
 use super::cancel::{self, CancelKey};
 use super::client_login::{login, Hello, Login, LoginError};
-use super::relay::{client_to_upstream, upstream_to_client, RelayEnd, SessionState};
+use super::relay::{client_to_upstream, upstream_to_client, ClientSink, RelayEnd, SessionState};
+use super::stream::Stream;
 use super::upstream::{self, UpstreamError};
 use super::worker::WorkerContext;
 use crate::wire::build;
@@ -24,6 +26,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<WorkerContext>, id:
     let span = tracing::info_span!("session", id, %peer, user = tracing::field::Empty, database = tracing::field::Empty);
     async move {
         let _ = tcp.set_nodelay(true);
+        let client_fd = tcp.as_raw_fd();
         let hello = match monoio::time::timeout(ctx.config.server.login_timeout, login(tcp, &ctx.login)).await {
             Err(_) => {
                 info!("login timed out");
@@ -34,7 +37,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<WorkerContext>, id:
         };
         match hello {
             Hello::Cancel { pid, secret } => forward_cancel(pid, &secret).await,
-            Hello::Login(login) => run(login, &ctx).await,
+            Hello::Login(login) => run(login, client_fd, &ctx).await,
         }
     }
     .instrument(span)
@@ -60,7 +63,7 @@ async fn forward_cancel(pid: u32, secret: &[u8]) {
     }
 }
 
-async fn run(login: Login, ctx: &WorkerContext) {
+async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let Login {
         mut conn,
         user,
@@ -111,58 +114,107 @@ async fn run(login: Login, ctx: &WorkerContext) {
     let sink = Rc::new(Mutex::new(client_wr));
     let state = SessionState::default();
     state.tx_status.set(up.status);
-
-    let end = {
-        let front = client_to_upstream(&mut client_rd, &mut up_wr, ctx.config.server.max_message_size);
-        let back = upstream_to_client(&mut up_rd, &sink, &state);
-        monoio::select! {
-            e = front => e,
-            e = back => e,
-        }
+    let wake = Wake {
+        client: client_fd,
+        upstream: up.fd,
     };
-    finish(end, &sink, &mut up_wr).await;
+
+    // Both pumps run to completion: an in-flight read or write is never
+    // dropped (TLS streams do not survive that). Whichever ends first wakes the
+    // other by shutting down the read side of the other pump's socket.
+    let front = async {
+        let end = client_to_upstream(&mut client_rd, &mut up_wr, ctx.config.server.max_message_size).await;
+        let first = !state.closing.replace(true);
+        if first {
+            client_side_end(&end, &sink, &mut up_wr).await;
+        }
+        wake.upstream();
+        (first, end)
+    };
+    let back = async {
+        let end = upstream_to_client(&mut up_rd, &sink, &state).await;
+        let first = !state.closing.replace(true);
+        if first {
+            upstream_side_end(&end, &sink).await;
+        }
+        wake.client();
+        (first, end)
+    };
+    let ((front_first, front_end), (_, back_end)) = monoio::join!(front, back);
+    let cause = if front_first { front_end } else { back_end };
+    log_end(&cause);
+    use monoio::io::AsyncWriteRent;
+    let _ = sink.lock().await.shutdown().await;
+    let _ = up_wr.shutdown().await;
     drop(key);
 }
 
-/// Closes both legs after the relay, telling the client why when it can listen.
-async fn finish(
-    end: RelayEnd,
-    sink: &super::relay::ClientSink,
-    upstream: &mut monoio::io::OwnedWriteHalf<super::stream::Stream>,
-) {
-    let tell_client = |e: PgError| async move {
-        let mut w = sink.lock().await;
-        let _ = write_all(&mut *w, e.to_frame().freeze()).await;
-    };
-    let mut terminate = BytesMut::new();
-    build::terminate(&mut terminate);
+/// Shuts down the read side of a socket so a pending read on it returns.
+struct Wake {
+    client: RawFd,
+    upstream: RawFd,
+}
+
+impl Wake {
+    fn shut_read(fd: RawFd) {
+        // SAFETY: the fd belongs to a socket this session still owns.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let _ = socket2::SockRef::from(&borrowed).shutdown(std::net::Shutdown::Read);
+    }
+
+    fn client(&self) {
+        Wake::shut_read(self.client);
+    }
+
+    fn upstream(&self) {
+        Wake::shut_read(self.upstream);
+    }
+}
+
+async fn tell_client(sink: &ClientSink, e: PgError) {
+    let mut w = sink.lock().await;
+    let _ = write_all(&mut *w, e.to_frame().freeze()).await;
+}
+
+/// The client ended the relay: close the upstream session politely, and tell a
+/// client that broke the protocol why it is being dropped.
+async fn client_side_end(end: &RelayEnd, sink: &ClientSink, upstream: &mut OwnedWriteHalf<Stream>) {
+    if let RelayEnd::ClientProtocol(e) = end {
+        tell_client(sink, PgError::fatal("08P01", format!("pgward: invalid message from client: {e}"))).await;
+    }
+    if matches!(end, RelayEnd::ClientGone(_) | RelayEnd::ClientProtocol(_)) {
+        let mut terminate = BytesMut::new();
+        build::terminate(&mut terminate);
+        let _ = write_all(upstream, terminate.freeze()).await;
+    }
+}
+
+/// The upstream ended the relay: tell the client, unless the server already did.
+async fn upstream_side_end(end: &RelayEnd, sink: &ClientSink) {
     match end {
-        RelayEnd::ClientTerminated => debug!("client terminated the session"),
-        RelayEnd::ClientGone(e) => {
-            debug!(error = ?e, "client connection closed");
-            let _ = write_all(upstream, terminate.freeze()).await;
-        }
-        RelayEnd::ClientProtocol(e) => {
-            warn!(error = %e, "client protocol violation; closing the session");
-            tell_client(PgError::fatal("08P01", format!("pgward: invalid message from client: {e}"))).await;
-            let _ = write_all(upstream, terminate.freeze()).await;
-        }
-        RelayEnd::UpstreamGone { error, explained } => {
-            warn!(error = ?error, explained, "upstream connection closed");
-            if !explained {
-                tell_client(
-                    PgError::fatal("08006", "pgward: lost the connection to the upstream server")
-                        .with_hint("reconnect to start a new session"),
-                )
-                .await;
-            }
+        RelayEnd::UpstreamGone { explained: false, .. } => {
+            tell_client(
+                sink,
+                PgError::fatal("08006", "pgward: lost the connection to the upstream server")
+                    .with_hint("reconnect to start a new session"),
+            )
+            .await
         }
         RelayEnd::UpstreamProtocol(e) => {
-            warn!(error = %e, "upstream protocol violation; closing the session");
-            tell_client(PgError::fatal("08P01", format!("pgward: invalid message from the server: {e}"))).await;
+            tell_client(sink, PgError::fatal("08P01", format!("pgward: invalid message from the server: {e}"))).await
         }
+        _ => {}
     }
-    use monoio::io::AsyncWriteRent;
-    let _ = sink.lock().await.shutdown().await;
-    let _ = upstream.shutdown().await;
+}
+
+fn log_end(end: &RelayEnd) {
+    match end {
+        RelayEnd::ClientTerminated => info!("session ended by the client"),
+        RelayEnd::ClientGone(e) => info!(error = ?e, "client connection closed"),
+        RelayEnd::ClientProtocol(e) => warn!(error = %e, "client protocol violation; session closed"),
+        RelayEnd::UpstreamGone { error, explained } => {
+            warn!(error = ?error, explained, "upstream connection closed")
+        }
+        RelayEnd::UpstreamProtocol(e) => warn!(error = %e, "upstream protocol violation; session closed"),
+    }
 }

@@ -54,6 +54,8 @@ pub enum UpstreamError {
 pub struct Upstream {
     /// The connection, with anything it sent after ReadyForQuery.
     pub conn: FrameReader<Stream>,
+    /// The socket's descriptor, to wake a pending read at session end.
+    pub fd: std::os::fd::RawFd,
     /// The server address (for cancel requests).
     pub addr: SocketAddr,
     /// The backend's process id.
@@ -115,6 +117,7 @@ async fn connect_inner(
         }
     };
     tcp.set_nodelay(true).map_err(io_err)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
 
     let stream = match (db.sslmode, tls) {
         (SslMode::Disable, _) | (_, None) => Stream::Plain(tcp),
@@ -164,13 +167,14 @@ async fn connect_inner(
     write_all(conn.io_mut(), out.split().freeze())
         .await
         .map_err(io_err)?;
-    login(conn, db, addr, io_err).await
+    login(conn, db, addr, fd, io_err).await
 }
 
 async fn login(
     mut conn: FrameReader<Stream>,
     db: &DatabaseConfig,
     addr: SocketAddr,
+    fd: std::os::fd::RawFd,
     io_err: impl Fn(std::io::Error) -> UpstreamError,
 ) -> Result<Upstream, UpstreamError> {
     let mut out = BytesMut::with_capacity(256);
@@ -256,6 +260,7 @@ async fn login(
                 let (pid, secret) = key.unwrap_or((0, vec![0; 4]));
                 return Ok(Upstream {
                     conn,
+                    fd,
                     addr,
                     pid,
                     secret,

@@ -1,0 +1,286 @@
+//! Test harness: a real PostgreSQL cluster (scripts/pg-cluster, started once and
+//! shared by every test binary) and pgward gateways started per test as child
+//! processes with their own config on a free port.
+#![allow(dead_code)]
+
+pub mod raw;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The shared upstream cluster.
+pub struct Cluster {
+    pub host: String,
+    pub port: u16,
+    pub super_user: String,
+    pub super_password: String,
+    pub svc_user: String,
+    pub svc_password: String,
+    pub tls_dir: PathBuf,
+    pub socket_dir: PathBuf,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts (once) and returns the upstream cluster.
+pub fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let out = Command::new(repo().join("scripts/pg-cluster"))
+            .arg("start")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/pg-cluster");
+        assert!(out.status.success(), "scripts/pg-cluster start failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {k}=")))
+                .unwrap_or_else(|| panic!("pg-cluster printed no {k}"))
+                .to_string()
+        };
+        Cluster {
+            host: get("PGWARD_PG_HOST"),
+            port: get("PGWARD_PG_PORT").parse().unwrap(),
+            super_user: get("PGWARD_PG_SUPERUSER"),
+            super_password: get("PGWARD_PG_SUPERPASSWORD"),
+            svc_user: get("PGWARD_PG_SVC_USER"),
+            svc_password: get("PGWARD_PG_SVC_PASSWORD"),
+            tls_dir: get("PGWARD_PG_TLS_DIR").into(),
+            socket_dir: get("PGWARD_PG_SOCKET_DIR").into(),
+        }
+    })
+}
+
+impl Cluster {
+    /// A libpq DSN straight to the cluster as the service user.
+    pub fn direct_dsn(&self, db: &str) -> String {
+        format!(
+            "host={} port={} user={} password={} dbname={db} sslmode=disable",
+            self.host, self.port, self.svc_user, self.svc_password
+        )
+    }
+
+    /// Runs SQL directly (as the service user) and returns trimmed output.
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", &self.direct_dsn(db), "-c", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "direct SQL failed: {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+/// Returns a TCP port that is free right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Options for a gateway under test.
+pub struct GatewayOptions {
+    pub tls: bool,
+    pub upstream_sslmode: &'static str,
+    pub extra_server: String,
+    pub upstream_port: Option<u16>,
+    pub workers: usize,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        GatewayOptions {
+            tls: false,
+            upstream_sslmode: "disable",
+            extra_server: String::new(),
+            upstream_port: None,
+            workers: 2,
+        }
+    }
+}
+
+/// A running pgward process; killed on drop.
+pub struct Gateway {
+    pub port: u16,
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+/// The password of the test agent.
+pub const AGENT_PASSWORD: &str = "agent-secret";
+
+impl Gateway {
+    /// Starts a gateway in front of the shared cluster.
+    pub fn start(opts: GatewayOptions) -> Gateway {
+        let c = cluster();
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let tls = if opts.tls {
+            format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                c.tls_dir.join("pgward.crt").display(),
+                c.tls_dir.join("pgward.key").display()
+            )
+        } else {
+            String::new()
+        };
+        let ca = if opts.upstream_sslmode.starts_with("verify") {
+            format!("ca_file = \"{}\"\n", c.tls_dir.join("ca.crt").display())
+        } else {
+            String::new()
+        };
+        let upstream_port = opts.upstream_port.unwrap_or(c.port);
+        let mut config = format!(
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = {}\n{tls}{}\n",
+            opts.workers, opts.extra_server
+        );
+        for db in ["shop", "bench"] {
+            config += &format!(
+                "[databases.{db}]\nhost = \"{}\"\nport = {upstream_port}\nuser = \"{}\"\npassword_env = \"PGWARD_TEST_SVC_PASSWORD\"\nsslmode = \"{}\"\n{ca}connect_timeout_secs = 3\n\n",
+                c.host, c.svc_user, opts.upstream_sslmode
+            );
+        }
+        config += &format!(
+            "[[users]]\nname = \"agent\"\npassword = \"{AGENT_PASSWORD}\"\nroles = [\"reader\"]\n"
+        );
+        let path = dir.path().join("pgward.toml");
+        std::fs::write(&path, config).unwrap();
+        let log = dir.path().join("pgward.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_pgward"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("PGWARD_TEST_SVC_PASSWORD", &c.svc_password)
+            .env("PGWARD_LOG", "pgward=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start pgward");
+        let gw = Gateway {
+            port,
+            child,
+            dir,
+            log,
+        };
+        gw.wait_ready();
+        gw
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("pgward did not listen on {}: {}", self.port, self.log_text());
+    }
+
+    /// What the gateway logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A libpq DSN through the gateway.
+    pub fn dsn(&self, db: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=agent password={AGENT_PASSWORD} dbname={db} sslmode=disable",
+            self.port
+        )
+    }
+
+    /// A tokio-postgres config through the gateway.
+    pub fn pg_config(&self, db: &str) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host("127.0.0.1")
+            .port(self.port)
+            .user("agent")
+            .password(AGENT_PASSWORD)
+            .dbname(db);
+        c
+    }
+
+    /// Connects tokio-postgres through the gateway and drives the connection.
+    pub async fn connect(&self, db: &str) -> tokio_postgres::Client {
+        let (client, conn) = self
+            .pg_config(db)
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect through pgward: {e}\n{}", self.log_text()));
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        unsafe_kill(self.child.id(), "TERM");
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status();
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs psql with `args` after the DSN, feeding `stdin`.
+pub fn psql(dsn: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new("psql")
+        .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", dsn])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run psql");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// stdout of a command as a trimmed string.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// stderr of a command as a string.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// A path inside the repository.
+pub fn repo_path(p: &str) -> PathBuf {
+    repo().join(p)
+}
+
+/// True when `path` exists.
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}

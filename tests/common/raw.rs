@@ -1,0 +1,151 @@
+//! A raw protocol client over a blocking socket, for sending what real clients
+//! never would: malformed, truncated and oversized frames.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use pgward::auth::scram_client::ScramClient;
+
+/// A message as read off the wire.
+#[derive(Debug)]
+pub struct Msg {
+    pub tag: u8,
+    pub body: Vec<u8>,
+}
+
+impl Msg {
+    /// The SQLSTATE of an ErrorResponse or NoticeResponse.
+    pub fn code(&self) -> Option<String> {
+        self.field(b'C')
+    }
+
+    /// One field of an ErrorResponse or NoticeResponse.
+    pub fn field(&self, f: u8) -> Option<String> {
+        let mut rest = &self.body[..];
+        while let Some((&t, r)) = rest.split_first() {
+            if t == 0 {
+                break;
+            }
+            let end = r.iter().position(|&b| b == 0)?;
+            if t == f {
+                return Some(String::from_utf8_lossy(&r[..end]).into_owned());
+            }
+            rest = &r[end + 1..];
+        }
+        None
+    }
+}
+
+/// A raw connection.
+pub struct Raw {
+    pub s: TcpStream,
+}
+
+/// A tagged frame.
+pub fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    v.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+/// A startup packet with the given parameters.
+pub fn startup_packet(params: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = 196_608u32.to_be_bytes().to_vec();
+    for (k, v) in params {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut p = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    p.extend_from_slice(&body);
+    p
+}
+
+impl Raw {
+    /// Connects to a local port.
+    pub fn connect(port: u16) -> Raw {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Raw { s }
+    }
+
+    /// Writes bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).unwrap();
+    }
+
+    /// Reads one message, or None when the peer closed.
+    pub fn recv(&mut self) -> Option<Msg> {
+        let mut head = [0u8; 5];
+        self.s.read_exact(&mut head).ok()?;
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut body = vec![0u8; len - 4];
+        self.s.read_exact(&mut body).ok()?;
+        Some(Msg { tag: head[0], body })
+    }
+
+    /// Reads messages until one with `tag`, returning it.
+    pub fn recv_until(&mut self, tag: u8) -> Msg {
+        loop {
+            let m = self.recv().unwrap_or_else(|| panic!("closed before {:?}", tag as char));
+            if m.tag == tag {
+                return m;
+            }
+        }
+    }
+
+    /// True when the peer closes the connection (after any pending messages).
+    pub fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Logs in with SCRAM and reads up to ReadyForQuery.
+    pub fn login(port: u16, user: &str, password: &str, db: &str) -> Raw {
+        let mut r = Raw::connect(port);
+        r.send(&startup_packet(&[("user", user), ("database", db)]));
+        let m = r.recv().expect("auth request");
+        assert_eq!(m.tag, b'R', "expected AuthenticationSASL, got {m:?}");
+        let mut client = ScramClient::new(password, "rawclientnonce");
+        let first = client.client_first();
+        let mut body = b"SCRAM-SHA-256\0".to_vec();
+        body.extend_from_slice(&(first.len() as i32).to_be_bytes());
+        body.extend_from_slice(first.as_bytes());
+        r.send(&frame(b'p', &body));
+        let m = r.recv().expect("SASLContinue");
+        let fin = client.handle_server_first(&m.body[4..]).unwrap();
+        r.send(&frame(b'p', fin.as_bytes()));
+        let m = r.recv().expect("SASLFinal");
+        assert_eq!(m.tag, b'R', "login failed: {m:?} {:?}", m.field(b'M'));
+        client.verify_server_final(&m.body[4..]).unwrap();
+        r.recv_until(b'Z');
+        r
+    }
+
+    /// Sends a simple query and collects messages through ReadyForQuery.
+    pub fn query(&mut self, sql: &str) -> Vec<Msg> {
+        let mut body = sql.as_bytes().to_vec();
+        body.push(0);
+        self.send(&frame(b'Q', &body));
+        let mut out = Vec::new();
+        loop {
+            let m = self.recv().expect("query reply");
+            let done = m.tag == b'Z';
+            out.push(m);
+            if done {
+                return out;
+            }
+        }
+    }
+}
