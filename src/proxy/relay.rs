@@ -46,7 +46,7 @@ pub enum RelayEnd {
 }
 
 /// What the two pumps share.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SessionState {
     /// Transaction status from the last ReadyForQuery (`I`, `T`, `E`).
     pub tx_status: Cell<u8>,
@@ -54,6 +54,8 @@ pub struct SessionState {
     pub upstream_fatal: Cell<bool>,
     /// True once either pump has ended and the session is closing.
     pub closing: Cell<bool>,
+    /// A FATAL error for the client, sent once the server has finished.
+    pub pending_fatal: Cell<Option<crate::wire::error_response::PgError>>,
 }
 
 /// Relays client frames to the upstream until one side ends.

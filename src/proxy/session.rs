@@ -126,17 +126,19 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
         let end = client_to_upstream(&mut client_rd, &mut up_wr, ctx.config.server.max_message_size).await;
         let first = !state.closing.replace(true);
         if first {
-            client_side_end(&end, &sink, &mut up_wr).await;
+            client_side_end(&end, &state, &mut up_wr).await;
         }
-        wake.upstream();
+        // A client that left needs no more replies; otherwise the server gets
+        // to answer what was already forwarded, then closes after Terminate.
+        if matches!(end, RelayEnd::ClientGone(_)) {
+            wake.upstream();
+        }
         (first, end)
     };
     let back = async {
         let end = upstream_to_client(&mut up_rd, &sink, &state).await;
         let first = !state.closing.replace(true);
-        if first {
-            upstream_side_end(&end, &sink).await;
-        }
+        upstream_side_end(&end, first, &state, &sink).await;
         wake.client();
         (first, end)
     };
@@ -176,11 +178,14 @@ async fn tell_client(sink: &ClientSink, e: PgError) {
     let _ = write_all(&mut *w, e.to_frame().freeze()).await;
 }
 
-/// The client ended the relay: close the upstream session politely, and tell a
-/// client that broke the protocol why it is being dropped.
-async fn client_side_end(end: &RelayEnd, sink: &ClientSink, upstream: &mut OwnedWriteHalf<Stream>) {
+/// The client ended the relay: end the upstream session with Terminate. A
+/// client that broke the protocol is told why once the server has answered
+/// what came before the bad frame.
+async fn client_side_end(end: &RelayEnd, state: &SessionState, upstream: &mut OwnedWriteHalf<Stream>) {
     if let RelayEnd::ClientProtocol(e) = end {
-        tell_client(sink, PgError::fatal("08P01", format!("pgward: invalid message from client: {e}"))).await;
+        state
+            .pending_fatal
+            .replace(Some(PgError::fatal("08P01", format!("pgward: invalid message from client: {e}"))));
     }
     if matches!(end, RelayEnd::ClientGone(_) | RelayEnd::ClientProtocol(_)) {
         let mut terminate = BytesMut::new();
@@ -189,8 +194,15 @@ async fn client_side_end(end: &RelayEnd, sink: &ClientSink, upstream: &mut Owned
     }
 }
 
-/// The upstream ended the relay: tell the client, unless the server already did.
-async fn upstream_side_end(end: &RelayEnd, sink: &ClientSink) {
+/// The upstream ended the relay: tell the client why, unless the server did or
+/// the client is the one leaving.
+async fn upstream_side_end(end: &RelayEnd, first: bool, state: &SessionState, sink: &ClientSink) {
+    if let Some(e) = state.pending_fatal.take() {
+        return tell_client(sink, e).await;
+    }
+    if !first {
+        return;
+    }
     match end {
         RelayEnd::UpstreamGone { explained: false, .. } => {
             tell_client(

@@ -1,0 +1,219 @@
+//! Raw sockets against pgward: malformed, truncated and oversized input gets a
+//! clear error and a clean close, and the gateway keeps serving.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::raw::{frame, startup_packet, Raw};
+use common::*;
+
+fn gateway() -> Gateway {
+    Gateway::start(GatewayOptions {
+        extra_server: "max_message_size = 65536\nlogin_timeout_secs = 2\n".into(),
+        ..Default::default()
+    })
+}
+
+fn still_serving(gw: &Gateway) {
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let reply = r.query("SELECT 41 + 1");
+    let row = reply.iter().find(|m| m.tag == b'D').expect("a row");
+    assert!(row.body.ends_with(b"42"), "{row:?}");
+}
+
+fn expect_fatal(r: &mut Raw, code: &str) {
+    let m = r.recv_until(b'E');
+    assert_eq!(m.code().as_deref(), Some(code), "{:?}", m.field(b'M'));
+    assert_eq!(m.field(b'V').as_deref(), Some("FATAL"));
+    assert!(r.closed(), "the connection must be closed after a FATAL error");
+}
+
+#[test]
+fn bad_startup_packets_are_refused() {
+    let gw = gateway();
+    // Length word over the startup limit.
+    let mut r = Raw::connect(gw.port);
+    r.send(&[0, 0x0f, 0x42, 0x40, 0, 3, 0, 0]);
+    expect_fatal(&mut r, "08P01");
+    // Length word below the minimum.
+    let mut r = Raw::connect(gw.port);
+    r.send(&[0, 0, 0, 2]);
+    expect_fatal(&mut r, "08P01");
+    // Protocol 2.0.
+    let mut r = Raw::connect(gw.port);
+    r.send(&[0, 0, 0, 9, 0, 2, 0, 0, 0]);
+    expect_fatal(&mut r, "08P01");
+    // Parameters without terminators.
+    let mut r = Raw::connect(gw.port);
+    let mut p = startup_packet(&[("user", "agent")]);
+    p.truncate(p.len() - 2);
+    let len = p.len() as u32;
+    p[..4].copy_from_slice(&len.to_be_bytes());
+    r.send(&p);
+    expect_fatal(&mut r, "08P01");
+    // No user.
+    let mut r = Raw::connect(gw.port);
+    r.send(&startup_packet(&[("database", "shop")]));
+    expect_fatal(&mut r, "28000");
+    // Bytes pipelined after SSLRequest.
+    let mut r = Raw::connect(gw.port);
+    let mut p = vec![0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+    p.extend_from_slice(&startup_packet(&[("user", "agent")]));
+    r.send(&p);
+    expect_fatal(&mut r, "08P01");
+    still_serving(&gw);
+}
+
+#[test]
+fn truncated_and_silent_logins_time_out() {
+    let gw = gateway();
+    let started = Instant::now();
+    let mut silent = Raw::connect(gw.port);
+    let mut truncated = Raw::connect(gw.port);
+    truncated.send(&[0, 0, 0, 100, 0, 3, 0, 0, b'u']);
+    // A client that disappears mid-packet is simply dropped.
+    let mut gone = Raw::connect(gw.port);
+    gone.send(&[0, 0, 0, 100]);
+    drop(gone);
+    assert!(silent.closed());
+    assert!(truncated.closed());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1500), "closed too early: {waited:?}");
+    assert!(waited < Duration::from_secs(9), "login timeout not enforced: {waited:?}");
+    still_serving(&gw);
+}
+
+#[test]
+fn ssl_and_gss_requests_are_declined_without_tls() {
+    let gw = gateway();
+    let mut r = Raw::connect(gw.port);
+    r.send(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]); // GSSENCRequest
+    let mut b = [0u8; 1];
+    r.s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"N");
+    r.send(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]); // SSLRequest
+    r.s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"N");
+    r.send(&startup_packet(&[("user", "agent"), ("database", "shop")]));
+    assert_eq!(r.recv().unwrap().tag, b'R');
+}
+
+#[test]
+fn protocol_3_2_is_negotiated_down() {
+    let gw = gateway();
+    let mut r = Raw::connect(gw.port);
+    let mut p = startup_packet(&[("user", "agent"), ("_pq_.test_option", "1")]);
+    p[4..8].copy_from_slice(&0x0003_0002u32.to_be_bytes());
+    r.send(&p);
+    let m = r.recv().unwrap();
+    assert_eq!(m.tag, b'v', "NegotiateProtocolVersion expected");
+    assert_eq!(&m.body[..4], &[0, 0, 0, 0], "minor version 0");
+    assert_eq!(&m.body[4..8], &[0, 0, 0, 1], "one unrecognized option");
+    assert!(m.body.ends_with(b"_pq_.test_option\0"));
+    assert_eq!(r.recv().unwrap().tag, b'R');
+}
+
+#[test]
+fn wrong_message_during_auth_is_a_protocol_error() {
+    let gw = gateway();
+    let mut r = Raw::connect(gw.port);
+    r.send(&startup_packet(&[("user", "agent")]));
+    assert_eq!(r.recv().unwrap().tag, b'R');
+    r.send(&frame(b'Q', b"SELECT 1\0"));
+    expect_fatal(&mut r, "08P01");
+    still_serving(&gw);
+}
+
+#[test]
+fn oversized_and_malformed_frames_close_the_session() {
+    let gw = gateway();
+    // Oversized: the header alone is enough to refuse; no body is sent.
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    r.send(&[b'Q', 0, 0x10, 0, 0]);
+    expect_fatal(&mut r, "08P01");
+    // A length below four.
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    r.send(&[b'Q', 0, 0, 0, 1]);
+    expect_fatal(&mut r, "08P01");
+    // Frames before the bad one still run.
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut bytes = frame(b'Q', b"SELECT 'before'\0");
+    bytes.extend_from_slice(&[b'Q', 0xff, 0xff, 0xff, 0xff]);
+    r.send(&bytes);
+    let row = r.recv_until(b'D');
+    assert!(row.body.ends_with(b"before"));
+    expect_fatal(&mut r, "08P01");
+    // A malformed body that only the server checks gets the server's error.
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    r.send(&frame(b'Q', b"SELECT 1")); // no terminator
+    let m = r.recv_until(b'E');
+    assert_eq!(m.code().as_deref(), Some("08P01"));
+    still_serving(&gw);
+}
+
+#[test]
+fn cancel_with_unknown_key_is_ignored() {
+    let gw = gateway();
+    let mut r = Raw::connect(gw.port);
+    r.send(&[0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e, 0, 0, 0, 1, 9, 9, 9, 9]);
+    assert!(r.closed());
+    still_serving(&gw);
+}
+
+#[test]
+fn client_death_closes_the_upstream_session() {
+    let gw = gateway();
+    let app = format!("dying-client-{}", std::process::id());
+    let mut r = Raw::connect(gw.port);
+    r.send(&startup_packet(&[("user", "agent"), ("database", "shop"), ("application_name", &app)]));
+    drop(r);
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut q = frame(b'Q', format!("SET application_name = '{app}'\0").as_bytes());
+    q.extend_from_slice(&frame(b'Q', b"SELECT pg_sleep(0.2)\0"));
+    r.send(&q);
+    r.recv_until(b'Z');
+    let count = || cluster().sql("shop", &format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}'"));
+    assert_eq!(count(), "1");
+    // Half a frame, then the client vanishes.
+    r.s.write_all(&[b'Q', 0, 0, 0]).unwrap();
+    drop(r);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() != "0" {
+        assert!(Instant::now() < deadline, "upstream session outlived its client");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    still_serving(&gw);
+}
+
+#[test]
+fn sigterm_drains_then_exits() {
+    let mut gw = Gateway::start(GatewayOptions {
+        extra_server: "shutdown_timeout_secs = 30\n".into(),
+        ..Default::default()
+    });
+    let mut open = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    gw.terminate();
+    // New sessions are refused once the listeners close.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", gw.port)).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The open session keeps working.
+    let reply = open.query("SELECT 'still here'");
+    assert!(reply.iter().any(|m| m.tag == b'D' && m.body.ends_with(b"still here")));
+    assert!(gw.child.try_wait().unwrap().is_none(), "exited with a session open");
+    open.send(&frame(b'X', b""));
+    drop(open);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = gw.child.try_wait().unwrap() {
+            assert!(status.success(), "{}", gw.log_text());
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not exit after the last session");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
