@@ -127,10 +127,10 @@ fn run_worker(n: usize, bp: Blueprint, listeners: Vec<std::net::TcpListener>) {
     if !uring {
         warn!(worker = n, "io_uring is unavailable; using the legacy epoll driver");
     }
-    let rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .enable_timer()
-        .with_entries(1024)
-        .build();
+    // Cooperative task running: completions are handled when the worker next
+    // enters the kernel instead of interrupting it, which measurably cuts
+    // proxy CPU per transaction. Older kernels refuse the flag: retry without.
+    let rt = build_runtime(true).or_else(|_| build_runtime(false));
     let mut rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
@@ -161,6 +161,23 @@ fn run_worker(n: usize, bp: Blueprint, listeners: Vec<std::net::TcpListener>) {
             monoio::time::sleep(Duration::from_millis(50)).await;
         }
     });
+}
+
+type Runtime = monoio::FusionRuntime<
+    monoio::time::TimeDriver<monoio::IoUringDriver>,
+    monoio::time::TimeDriver<monoio::LegacyDriver>,
+>;
+
+fn build_runtime(coop_taskrun: bool) -> std::io::Result<Runtime> {
+    let mut urb = io_uring::IoUring::builder();
+    if coop_taskrun {
+        urb.setup_coop_taskrun().setup_taskrun_flag();
+    }
+    monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .with_entries(1024)
+        .uring_builder(urb)
+        .build()
 }
 
 async fn accept_loop(worker: usize, listener: TcpListener, ctx: Rc<WorkerContext>) {

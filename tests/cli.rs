@@ -1,0 +1,61 @@
+//! The command line: `check` accepts the shipped example and rejects bad
+//! configs with the file and key named; `scram-verifier` makes usable verifiers.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn pgward(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(args)
+        .env("SHOP_DB_PASSWORD", "x")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_example_config_checks_clean() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pgward.toml");
+    let out = pgward(&["check", "--config", example]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 database(s), 1 user(s)"));
+}
+
+#[test]
+fn bad_configs_exit_nonzero_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pgward.toml")).unwrap();
+    for (from, to, key) in [
+        ("sslmode = \"prefer\"", "sslmode = \"maybe\"", "databases.shop.sslmode"),
+        ("workers = 2 ", "workers = \"two\" ", "server.workers"),
+        ("port = 5432", "port = 99999", "databases.shop.port"),
+        ("listen = [\"127.0.0.1:6432\"]", "listen = [\"localhost\"]", "server.listen[0]"),
+        ("# tls_cert = \"server.crt\"", "tls_cert = \"server.crt\"", "server.tls_key"),
+    ] {
+        assert!(example.contains(from), "{from}");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, example.replace(from, to)).unwrap();
+        let out = pgward(&["check", "--config", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(path.to_str().unwrap()), "{err}");
+        assert!(err.contains(key), "expected {key} in: {err}");
+    }
+    let out = pgward(&["check", "--config", "/nonexistent/pgward.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+#[test]
+fn scram_verifier_prints_a_parsable_verifier() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .arg("scram-verifier")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hunter2\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v = pgward::auth::scram::Verifier::parse(text.trim()).unwrap();
+    assert_eq!(v, pgward::auth::scram::Verifier::from_password("hunter2", &v.salt, v.iterations));
+}
