@@ -14,7 +14,10 @@ fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
 
 /// One pgbench -S reply: RowDescription, DataRow, CommandComplete, ReadyForQuery.
 fn select_reply() -> Vec<u8> {
-    let mut v = frame(b'T', b"\0\x01abalance\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0");
+    let mut v = frame(
+        b'T',
+        b"\0\x01abalance\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0",
+    );
     v.extend(frame(b'D', b"\0\x01\0\0\0\x044242"));
     v.extend(frame(b'C', b"SELECT 1\0"));
     v.extend(frame(b'Z', b"I"));
@@ -40,8 +43,16 @@ fn split_all(buf: &[u8]) -> usize {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("frame_split");
-    for (name, unit, count) in [("select_reply", select_reply(), 1000), ("wide_datarow", wide_rows(), 1000)] {
-        let buf: Vec<u8> = unit.iter().copied().cycle().take(unit.len() * count).collect();
+    for (name, unit, count) in [
+        ("select_reply", select_reply(), 1000),
+        ("wide_datarow", wide_rows(), 1000),
+    ] {
+        let buf: Vec<u8> = unit
+            .iter()
+            .copied()
+            .cycle()
+            .take(unit.len() * count)
+            .collect();
         group.throughput(Throughput::Bytes(buf.len() as u64));
         group.bench_with_input(BenchmarkId::from_parameter(name), &buf, |b, buf| {
             b.iter(|| split_all(black_box(buf)))

@@ -194,15 +194,19 @@ impl Config {
             key: key.to_string(),
             message,
         };
-        let raw: RawConfig =
-            serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
                 let line = inner
                     .span()
                     .map(|s| format!(" (line {})", text[..s.start].matches('\n').count() + 1))
                     .unwrap_or_default();
-                let key = if path == "." { "(syntax)".to_string() } else { path };
+                let key = if path == "." {
+                    "(syntax)".to_string()
+                } else {
+                    path
+                };
                 err(&key, format!("{}{line}", inner.message()))
             })?;
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
@@ -218,7 +222,10 @@ impl Config {
             })?);
         }
         if listen.is_empty() {
-            return Err(err("server.listen", "at least one address is required".into()));
+            return Err(err(
+                "server.listen",
+                "at least one address is required".into(),
+            ));
         }
         let workers = match s.workers {
             Some(0) => return Err(err("server.workers", "must be at least 1".into())),
@@ -248,7 +255,10 @@ impl Config {
         }
         let buffer_size = s.buffer_size.unwrap_or(32 * 1024);
         if !(4096..=(16 << 20)).contains(&buffer_size) {
-            return Err(err("server.buffer_size", "must be between 4096 and 16777216".into()));
+            return Err(err(
+                "server.buffer_size",
+                "must be between 4096 and 16777216".into(),
+            ));
         }
         let server = ServerConfig {
             listen,
@@ -266,12 +276,18 @@ impl Config {
             let password = match (d.password, d.password_env, d.password_file) {
                 (Some(p), None, None) => Some(p),
                 (None, Some(var), None) => Some(std::env::var(&var).map_err(|_| {
-                    err(&key("password_env"), format!("environment variable {var} is not set"))
+                    err(
+                        &key("password_env"),
+                        format!("environment variable {var} is not set"),
+                    )
                 })?),
                 (None, None, Some(f)) => {
                     let f = resolve(f);
                     let text = std::fs::read_to_string(&f).map_err(|e| {
-                        err(&key("password_file"), format!("cannot read {}: {e}", f.display()))
+                        err(
+                            &key("password_file"),
+                            format!("cannot read {}: {e}", f.display()),
+                        )
                     })?;
                     Some(text.trim_end_matches(['\r', '\n']).to_string())
                 }
@@ -286,11 +302,17 @@ impl Config {
             let sslmode = d.sslmode.unwrap_or(SslMode::Prefer);
             let ca_file = d.ca_file.map(resolve);
             if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && ca_file.is_none() {
-                return Err(err(&key("ca_file"), "verify-ca and verify-full need ca_file".into()));
+                return Err(err(
+                    &key("ca_file"),
+                    "verify-ca and verify-full need ca_file".into(),
+                ));
             }
             if let Some(f) = &ca_file {
                 if !f.is_file() {
-                    return Err(err(&key("ca_file"), format!("{} does not exist", f.display())));
+                    return Err(err(
+                        &key("ca_file"),
+                        format!("{} does not exist", f.display()),
+                    ));
                 }
             }
             if d.host.is_empty() {
@@ -306,12 +328,17 @@ impl Config {
                     password,
                     sslmode,
                     ca_file,
-                    connect_timeout: Duration::from_secs(d.connect_timeout_secs.unwrap_or(10).max(1)),
+                    connect_timeout: Duration::from_secs(
+                        d.connect_timeout_secs.unwrap_or(10).max(1),
+                    ),
                 },
             );
         }
         if databases.is_empty() {
-            return Err(err("databases", "at least one [databases.NAME] is required".into()));
+            return Err(err(
+                "databases",
+                "at least one [databases.NAME] is required".into(),
+            ));
         }
 
         let mut users = BTreeMap::new();
@@ -334,7 +361,10 @@ impl Config {
                 Verifier::generate(&u.password)
             };
             if users.contains_key(&u.name) {
-                return Err(err(&key("name"), format!("user {:?} is defined twice", u.name)));
+                return Err(err(
+                    &key("name"),
+                    format!("user {:?} is defined twice", u.name),
+                ));
             }
             users.insert(
                 u.name.clone(),
@@ -393,11 +423,23 @@ roles = ["reader"]
         let cases = [
             (GOOD.replace("127.0.0.1:6432", "nope"), "server.listen[0]"),
             (GOOD.replace("workers = 2", "workers = 0"), "server.workers"),
-            (GOOD.replace("\"disable\"", "\"sometimes\""), "databases.shop.sslmode"),
+            (
+                GOOD.replace("\"disable\"", "\"sometimes\""),
+                "databases.shop.sslmode",
+            ),
             (GOOD.replace("workers = 2", "workerz = 2"), "server.workerz"),
-            (GOOD.replace("password = \"pw\"", "password_env = \"PGWARD_UNSET_VAR\""), "databases.shop.password_env"),
-            (GOOD.replace("\"secret\"", "\"SCRAM-SHA-256$x\""), "users[0].password"),
-            (GOOD.replace("sslmode = \"disable\"", "sslmode = \"verify-full\""), "databases.shop.ca_file"),
+            (
+                GOOD.replace("password = \"pw\"", "password_env = \"PGWARD_UNSET_VAR\""),
+                "databases.shop.password_env",
+            ),
+            (
+                GOOD.replace("\"secret\"", "\"SCRAM-SHA-256$x\""),
+                "users[0].password",
+            ),
+            (
+                GOOD.replace("sslmode = \"disable\"", "sslmode = \"verify-full\""),
+                "databases.shop.ca_file",
+            ),
         ];
         for (text, key) in cases {
             let e = load(&text).unwrap_err();

@@ -13,7 +13,11 @@ use pgward::proxy::{shutdown, worker};
 use tracing::{error, info, warn};
 
 #[derive(Parser)]
-#[command(name = "pgward", version, about = "A least-privilege gateway for AI agents on PostgreSQL")]
+#[command(
+    name = "pgward",
+    version,
+    about = "A least-privilege gateway for AI agents on PostgreSQL"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -122,14 +126,21 @@ fn serve(path: PathBuf) -> ExitCode {
     }
     info!(?listen, workers, "pgward listening");
     let signal = signals.forever().next();
-    info!(?signal, grace_secs = grace.as_secs(), "shutting down: no new sessions");
+    info!(
+        ?signal,
+        grace_secs = grace.as_secs(),
+        "shutting down: no new sessions"
+    );
     shutdown::begin_drain(grace);
     while shutdown::active_sessions() > 0 && !shutdown::drain_expired() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let left = shutdown::active_sessions();
     if left > 0 {
-        warn!(sessions = left, "grace period over; closing remaining sessions");
+        warn!(
+            sessions = left,
+            "grace period over; closing remaining sessions"
+        );
     }
     if shutdown::failed() {
         error!("a worker failed");

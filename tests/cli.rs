@@ -16,20 +16,38 @@ fn pgward(args: &[&str]) -> std::process::Output {
 fn the_example_config_checks_clean() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pgward.toml");
     let out = pgward(&["check", "--config", example]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 database(s), 1 user(s)"));
 }
 
 #[test]
 fn bad_configs_exit_nonzero_naming_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pgward.toml")).unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pgward.toml"))
+            .unwrap();
     for (from, to, key) in [
-        ("sslmode = \"prefer\"", "sslmode = \"maybe\"", "databases.shop.sslmode"),
+        (
+            "sslmode = \"prefer\"",
+            "sslmode = \"maybe\"",
+            "databases.shop.sslmode",
+        ),
         ("workers = 2 ", "workers = \"two\" ", "server.workers"),
         ("port = 5432", "port = 99999", "databases.shop.port"),
-        ("listen = [\"127.0.0.1:6432\"]", "listen = [\"localhost\"]", "server.listen[0]"),
-        ("# tls_cert = \"server.crt\"", "tls_cert = \"server.crt\"", "server.tls_key"),
+        (
+            "listen = [\"127.0.0.1:6432\"]",
+            "listen = [\"localhost\"]",
+            "server.listen[0]",
+        ),
+        (
+            "# tls_cert = \"server.crt\"",
+            "tls_cert = \"server.crt\"",
+            "server.tls_key",
+        ),
     ] {
         assert!(example.contains(from), "{from}");
         let path = dir.path().join("bad.toml");
@@ -57,5 +75,8 @@ fn scram_verifier_prints_a_parsable_verifier() {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let v = pgward::auth::scram::Verifier::parse(text.trim()).unwrap();
-    assert_eq!(v, pgward::auth::scram::Verifier::from_password("hunter2", &v.salt, v.iterations));
+    assert_eq!(
+        v,
+        pgward::auth::scram::Verifier::from_password("hunter2", &v.salt, v.iterations)
+    );
 }

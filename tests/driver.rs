@@ -26,12 +26,28 @@ async fn prepared_statements_with_binary_results() {
     }
     // A bytea round trip is binary both ways.
     let blob: Vec<u8> = (0..=255u8).collect();
-    let row = client.query_one("SELECT $1::bytea", &[&blob]).await.unwrap();
+    let row = client
+        .query_one("SELECT $1::bytea", &[&blob])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, Vec<u8>>(0), blob);
     // An error in the extended protocol leaves the session usable.
-    let err = client.query_one("SELECT 1/$1::int", &[&0i32]).await.unwrap_err();
-    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO));
-    assert_eq!(client.query_one("SELECT 7::int", &[]).await.unwrap().get::<_, i32>(0), 7);
+    let err = client
+        .query_one("SELECT 1/$1::int", &[&0i32])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO)
+    );
+    assert_eq!(
+        client
+            .query_one("SELECT 7::int", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        7
+    );
 }
 
 #[tokio::test]
@@ -42,7 +58,13 @@ async fn pipelined_queries_return_in_order() {
     let futures = (0..200i32).map(|i| {
         let client = &client;
         let stmt = &stmt;
-        async move { client.query_one(stmt, &[&i]).await.unwrap().get::<_, i32>(0) }
+        async move {
+            client
+                .query_one(stmt, &[&i])
+                .await
+                .unwrap()
+                .get::<_, i32>(0)
+        }
     });
     let results = futures_util::future::join_all(futures).await;
     assert_eq!(results, (0..200).map(|i| i * 10).collect::<Vec<_>>());
@@ -70,7 +92,10 @@ async fn copy_in_and_out() {
         sink.send(bytes::Bytes::from(data)).await.unwrap();
     }
     assert_eq!(sink.finish().await.unwrap(), 50_000);
-    let stream = client.copy_out("COPY (SELECT * FROM t ORDER BY id) TO STDOUT").await.unwrap();
+    let stream = client
+        .copy_out("COPY (SELECT * FROM t ORDER BY id) TO STDOUT")
+        .await
+        .unwrap();
     let chunks: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
     let out: Vec<u8> = chunks.concat();
     assert_eq!(String::from_utf8(out).unwrap(), expected);
@@ -94,7 +119,10 @@ async fn listen_notify_reaches_the_listener() {
             }
         }
     });
-    listener.batch_execute("LISTEN pgward_events").await.unwrap();
+    listener
+        .batch_execute("LISTEN pgward_events")
+        .await
+        .unwrap();
     let sender = gw.connect("shop").await;
     sender
         .batch_execute("NOTIFY pgward_events, 'hello'; SELECT pg_notify('pgward_events', 'world')")
@@ -127,19 +155,37 @@ async fn cancel_stops_a_running_query() {
         token.cancel_query(tokio_postgres::NoTls).await.unwrap();
     });
     let started = std::time::Instant::now();
-    let err = client.batch_execute("SELECT pg_sleep(30)").await.unwrap_err();
+    let err = client
+        .batch_execute("SELECT pg_sleep(30)")
+        .await
+        .unwrap_err();
     canceller.await.unwrap();
-    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::QUERY_CANCELED), "{err}");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+        "{err}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
     // The session goes on after the cancel.
-    assert_eq!(client.query_one("SELECT 1::int", &[]).await.unwrap().get::<_, i32>(0), 1);
+    assert_eq!(
+        client
+            .query_one("SELECT 1::int", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
 }
 
 #[tokio::test]
 async fn terminated_backend_gives_the_client_an_error() {
     let gw = Gateway::start(GatewayOptions::default());
     let client = gw.connect("shop").await;
-    let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     cluster().sql("shop", &format!("SELECT pg_terminate_backend({pid})"));
     let err = client.query_one("SELECT 1", &[]).await.unwrap_err();
     assert!(err.is_closed() || err.code().is_some(), "{err}");

@@ -31,12 +31,20 @@ fn pgbench_runs_in_every_protocol_mode() {
     let gw = Gateway::start(GatewayOptions::default());
     let init = pgbench(&gw, &["-i", "-s", "1", "-q"]);
     assert!(init.status.success(), "pgbench -i: {}", stderr(&init));
-    assert_eq!(cluster().sql("bench", "SELECT count(*) FROM pgbench_accounts"), "100000");
+    assert_eq!(
+        cluster().sql("bench", "SELECT count(*) FROM pgbench_accounts"),
+        "100000"
+    );
 
     for mode in ["simple", "extended", "prepared"] {
         let out = pgbench(&gw, &["-M", mode, "-c", "8", "-j", "2", "-T", "3"]);
         let text = stdout(&out);
-        assert!(out.status.success(), "pgbench -M {mode}: {}\n{}", stderr(&out), gw.log_text());
+        assert!(
+            out.status.success(),
+            "pgbench -M {mode}: {}\n{}",
+            stderr(&out),
+            gw.log_text()
+        );
         assert_eq!(field(&text, "query mode:"), mode);
         assert!(
             field(&text, "number of failed transactions:").starts_with("0 "),
@@ -51,6 +59,9 @@ fn pgbench_runs_in_every_protocol_mode() {
         assert!(processed > 100, "-M {mode} processed only {processed}");
     }
     // Every transaction left its row in the history table.
-    let history: u64 = cluster().sql("bench", "SELECT count(*) FROM pgbench_history").parse().unwrap();
+    let history: u64 = cluster()
+        .sql("bench", "SELECT count(*) FROM pgbench_history")
+        .parse()
+        .unwrap();
     assert!(history > 300);
 }

@@ -14,7 +14,14 @@ fn simple_and_multi_statement_queries_match_direct() {
     assert_eq!(stdout(&through), cluster().sql("shop", sql));
     assert!(stdout(&through).lines().count() >= 5);
 
-    let multi = psql(&gw.dsn("shop"), &["-c", "SELECT 1; SELECT 'two'; SELECT count(*) FROM products"], "");
+    let multi = psql(
+        &gw.dsn("shop"),
+        &[
+            "-c",
+            "SELECT 1; SELECT 'two'; SELECT count(*) FROM products",
+        ],
+        "",
+    );
     let lines: Vec<String> = stdout(&multi).lines().map(str::to_string).collect();
     let products = cluster().sql("shop", "SELECT count(*) FROM products");
     assert_eq!(lines, vec!["1".to_string(), "two".to_string(), products]);
@@ -22,7 +29,11 @@ fn simple_and_multi_statement_queries_match_direct() {
     // An error in the middle of a script leaves the session usable.
     let script = "SELECT 1/0;\nSELECT 'after';\n";
     let out = psql(&gw.dsn("shop"), &["-v", "ON_ERROR_STOP=0"], script);
-    assert!(stderr(&out).contains("division by zero"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("division by zero"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(stdout(&out), "after");
 }
 
@@ -30,13 +41,30 @@ fn simple_and_multi_statement_queries_match_direct() {
 fn copy_both_ways() {
     let gw = Gateway::start(GatewayOptions::default());
     let table = format!("copy_test_{}", std::process::id());
-    cluster().sql("shop", &format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int, name text)"));
+    cluster().sql(
+        "shop",
+        &format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int, name text)"),
+    );
     let input: String = (1..=500).map(|i| format!("{i}\tname {i}\n")).collect();
-    let out = psql(&gw.dsn("shop"), &["-c", &format!("\\copy {table} FROM STDIN")], &input);
+    let out = psql(
+        &gw.dsn("shop"),
+        &["-c", &format!("\\copy {table} FROM STDIN")],
+        &input,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(cluster().sql("shop", &format!("SELECT count(*), sum(id) FROM {table}")), "500|125250");
+    assert_eq!(
+        cluster().sql("shop", &format!("SELECT count(*), sum(id) FROM {table}")),
+        "500|125250"
+    );
 
-    let out = psql(&gw.dsn("shop"), &["-c", &format!("\\copy (SELECT * FROM {table} ORDER BY id) TO STDOUT")], "");
+    let out = psql(
+        &gw.dsn("shop"),
+        &[
+            "-c",
+            &format!("\\copy (SELECT * FROM {table} ORDER BY id) TO STDOUT"),
+        ],
+        "",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), input);
     cluster().sql("shop", &format!("DROP TABLE {table}"));
@@ -55,7 +83,10 @@ fn startup_parameters_reach_the_upstream() {
         "",
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), format!("agent-007|internal,public|1234ms|{}", cluster().svc_user));
+    assert_eq!(
+        stdout(&out),
+        format!("agent-007|internal,public|1234ms|{}", cluster().svc_user)
+    );
 }
 
 #[test]
@@ -73,7 +104,10 @@ fn tls_on_both_legs_with_verification() {
     );
     let out = psql(
         &dsn,
-        &["-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"],
+        &[
+            "-c",
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ],
         "",
     );
     assert!(out.status.success(), "{}\n{}", stderr(&out), gw.log_text());
@@ -84,9 +118,20 @@ fn tls_on_both_legs_with_verification() {
 
     // A client that insists on TLS to a gateway without it is refused by libpq.
     let plain = Gateway::start(GatewayOptions::default());
-    let out = psql(&format!("{} sslmode=require", plain.dsn("shop").replace(" sslmode=disable", "")), &["-c", "SELECT 1"], "");
+    let out = psql(
+        &format!(
+            "{} sslmode=require",
+            plain.dsn("shop").replace(" sslmode=disable", "")
+        ),
+        &["-c", "SELECT 1"],
+        "",
+    );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("does not support SSL"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not support SSL"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -96,7 +141,14 @@ fn upstream_sslmode_require_and_prefer_encrypt() {
             upstream_sslmode: mode,
             ..Default::default()
         });
-        let out = psql(&gw.dsn("shop"), &["-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"], "");
+        let out = psql(
+            &gw.dsn("shop"),
+            &[
+                "-c",
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            ],
+            "",
+        );
         assert!(out.status.success(), "{mode}: {}", stderr(&out));
         assert_eq!(stdout(&out), "t", "{mode}");
     }
@@ -106,10 +158,25 @@ fn upstream_sslmode_require_and_prefer_encrypt() {
 fn login_failures_have_the_right_sqlstate() {
     let gw = Gateway::start(GatewayOptions::default());
     let cases = [
-        (format!("host=127.0.0.1 port={} user=agent password=wrong dbname=shop sslmode=disable", gw.port), "password authentication failed for user \"agent\""),
-        (format!("host=127.0.0.1 port={} user=nobody password=x dbname=shop sslmode=disable", gw.port), "password authentication failed for user \"nobody\""),
+        (
+            format!(
+                "host=127.0.0.1 port={} user=agent password=wrong dbname=shop sslmode=disable",
+                gw.port
+            ),
+            "password authentication failed for user \"agent\"",
+        ),
+        (
+            format!(
+                "host=127.0.0.1 port={} user=nobody password=x dbname=shop sslmode=disable",
+                gw.port
+            ),
+            "password authentication failed for user \"nobody\"",
+        ),
         (gw.dsn("nosuchdb"), "database \"nosuchdb\" does not exist"),
-        (format!("{} replication=database", gw.dsn("shop")), "replication connections are not supported"),
+        (
+            format!("{} replication=database", gw.dsn("shop")),
+            "replication connections are not supported",
+        ),
     ];
     for (dsn, expected) in cases {
         let out = psql(&dsn, &["-c", "SELECT 1"], "");
@@ -130,6 +197,9 @@ fn dead_upstream_gives_a_clear_error() {
     let out = psql(&gw.dsn("shop"), &["-c", "SELECT 1"], "");
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("pgward: cannot open a session on database \"shop\""), "{err}");
+    assert!(
+        err.contains("pgward: cannot open a session on database \"shop\""),
+        "{err}"
+    );
     assert!(err.contains("cannot reach 127.0.0.1"), "{err}");
 }

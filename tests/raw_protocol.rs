@@ -27,7 +27,10 @@ fn expect_fatal(r: &mut Raw, code: &str) {
     let m = r.recv_until(b'E');
     assert_eq!(m.code().as_deref(), Some(code), "{:?}", m.field(b'M'));
     assert_eq!(m.field(b'V').as_deref(), Some("FATAL"));
-    assert!(r.closed(), "the connection must be closed after a FATAL error");
+    assert!(
+        r.closed(),
+        "the connection must be closed after a FATAL error"
+    );
 }
 
 #[test]
@@ -80,8 +83,14 @@ fn truncated_and_silent_logins_time_out() {
     assert!(silent.closed());
     assert!(truncated.closed());
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(1500), "closed too early: {waited:?}");
-    assert!(waited < Duration::from_secs(9), "login timeout not enforced: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "closed too early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(9),
+        "login timeout not enforced: {waited:?}"
+    );
     still_serving(&gw);
 }
 
@@ -167,21 +176,33 @@ fn client_death_closes_the_upstream_session() {
     let gw = gateway();
     let app = format!("dying-client-{}", std::process::id());
     let mut r = Raw::connect(gw.port);
-    r.send(&startup_packet(&[("user", "agent"), ("database", "shop"), ("application_name", &app)]));
+    r.send(&startup_packet(&[
+        ("user", "agent"),
+        ("database", "shop"),
+        ("application_name", &app),
+    ]));
     drop(r);
     let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
     let mut q = frame(b'Q', format!("SET application_name = '{app}'\0").as_bytes());
     q.extend_from_slice(&frame(b'Q', b"SELECT pg_sleep(0.2)\0"));
     r.send(&q);
     r.recv_until(b'Z');
-    let count = || cluster().sql("shop", &format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}'"));
+    let count = || {
+        cluster().sql(
+            "shop",
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}'"),
+        )
+    };
     assert_eq!(count(), "1");
     // Half a frame, then the client vanishes.
     r.s.write_all(&[b'Q', 0, 0, 0]).unwrap();
     drop(r);
     let deadline = Instant::now() + Duration::from_secs(10);
     while count() != "0" {
-        assert!(Instant::now() < deadline, "upstream session outlived its client");
+        assert!(
+            Instant::now() < deadline,
+            "upstream session outlived its client"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     still_serving(&gw);
@@ -203,8 +224,13 @@ fn sigterm_drains_then_exits() {
     }
     // The open session keeps working.
     let reply = open.query("SELECT 'still here'");
-    assert!(reply.iter().any(|m| m.tag == b'D' && m.body.ends_with(b"still here")));
-    assert!(gw.child.try_wait().unwrap().is_none(), "exited with a session open");
+    assert!(reply
+        .iter()
+        .any(|m| m.tag == b'D' && m.body.ends_with(b"still here")));
+    assert!(
+        gw.child.try_wait().unwrap().is_none(),
+        "exited with a session open"
+    );
     open.send(&frame(b'X', b""));
     drop(open);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -213,7 +239,10 @@ fn sigterm_drains_then_exits() {
             assert!(status.success(), "{}", gw.log_text());
             break;
         }
-        assert!(Instant::now() < deadline, "did not exit after the last session");
+        assert!(
+            Instant::now() < deadline,
+            "did not exit after the last session"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -21,7 +21,10 @@ mod tests {
     #[test]
     fn matches_postgres_md5_scheme() {
         // Computed independently: md5("foobar") then md5(hex || salt).
-        assert_eq!(super::hex_md5(&[b"foo", b"bar"]), "3858f62230ac3c915f300c664312c63f");
+        assert_eq!(
+            super::hex_md5(&[b"foo", b"bar"]),
+            "3858f62230ac3c915f300c664312c63f"
+        );
         assert_eq!(
             super::md5_response("bar", "foo", [1, 2, 3, 4]),
             "md56e4f0b50f7277feb74acbf2a7734c9cb"

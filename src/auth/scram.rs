@@ -125,17 +125,19 @@ impl Verifier {
         let (params, keys) = rest
             .split_once('$')
             .ok_or(AuthError::BadVerifier("missing '$' before the keys"))?;
-        let (iter, salt) = params
-            .split_once(':')
-            .ok_or(AuthError::BadVerifier("missing ':' between iterations and salt"))?;
+        let (iter, salt) = params.split_once(':').ok_or(AuthError::BadVerifier(
+            "missing ':' between iterations and salt",
+        ))?;
         let (stored, server) = keys
             .split_once(':')
             .ok_or(AuthError::BadVerifier("missing ':' between the keys"))?;
-        let iterations: u32 = iter
-            .parse()
-            .ok()
-            .filter(|&i| i > 0)
-            .ok_or(AuthError::BadVerifier("iterations must be a positive integer"))?;
+        let iterations: u32 =
+            iter.parse()
+                .ok()
+                .filter(|&i| i > 0)
+                .ok_or(AuthError::BadVerifier(
+                    "iterations must be a positive integer",
+                ))?;
         let salt = B64
             .decode(salt)
             .map_err(|_| AuthError::BadVerifier("salt is not base64"))?;

@@ -64,10 +64,7 @@ impl ScramClient {
         let client_key = hmac_sha256(&salted, b"Client Key");
         let stored_key = sha256(&client_key);
         let without_proof = format!("c=biws,r={nonce}");
-        let auth_message = format!(
-            "n=,r={},{msg},{without_proof}",
-            self.client_nonce
-        );
+        let auth_message = format!("n=,r={},{msg},{without_proof}", self.client_nonce);
         let signature = hmac_sha256(&stored_key, auth_message.as_bytes());
         let mut proof = client_key;
         for (p, s) in proof.iter_mut().zip(signature) {

@@ -104,8 +104,12 @@ impl ScramServer {
 fn split_gs2_header(msg: &str) -> Result<(&str, &str), AuthError> {
     let mut parts = msg.splitn(3, ',');
     let flag = parts.next().unwrap_or_default();
-    let authzid = parts.next().ok_or(AuthError::Malformed("truncated gs2 header"))?;
-    let bare = parts.next().ok_or(AuthError::Malformed("truncated gs2 header"))?;
+    let authzid = parts
+        .next()
+        .ok_or(AuthError::Malformed("truncated gs2 header"))?;
+    let bare = parts
+        .next()
+        .ok_or(AuthError::Malformed("truncated gs2 header"))?;
     match flag {
         // 'y': the client could bind but believes we cannot; we do not offer -PLUS.
         "n" | "y" => {}
@@ -145,20 +149,31 @@ mod tests {
         let (server, first) =
             ScramServer::start(verifier("pencil"), CLIENT_FIRST.as_bytes(), SERVER_NONCE).unwrap();
         assert_eq!(first, SERVER_FIRST);
-        assert_eq!(server.finish(CLIENT_FINAL.as_bytes()).unwrap(), SERVER_FINAL);
+        assert_eq!(
+            server.finish(CLIENT_FINAL.as_bytes()).unwrap(),
+            SERVER_FINAL
+        );
     }
 
     #[test]
     fn refuses_a_wrong_password_and_tampering() {
         let (server, _) =
             ScramServer::start(verifier("pencil2"), CLIENT_FIRST.as_bytes(), SERVER_NONCE).unwrap();
-        assert_eq!(server.finish(CLIENT_FINAL.as_bytes()), Err(AuthError::WrongPassword));
+        assert_eq!(
+            server.finish(CLIENT_FINAL.as_bytes()),
+            Err(AuthError::WrongPassword)
+        );
 
         let (server, _) =
             ScramServer::start(verifier("pencil"), CLIENT_FIRST.as_bytes(), "other").unwrap();
         assert!(server.finish(CLIENT_FINAL.as_bytes()).is_err());
 
-        for bad in ["p=tls-server-end-point,,n=,r=abc", "x,,n=,r=abc", "n,,n=,r=", "n,"] {
+        for bad in [
+            "p=tls-server-end-point,,n=,r=abc",
+            "x,,n=,r=abc",
+            "n,,n=,r=",
+            "n,",
+        ] {
             assert!(
                 ScramServer::start(verifier("pencil"), bad.as_bytes(), "s").is_err(),
                 "{bad}"

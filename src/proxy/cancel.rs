@@ -87,7 +87,10 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:5432".parse().unwrap();
         let key = CancelKey::register(addr, 42, &[1, 2, 3, 4]);
         let t = lookup(key.pid, &key.secret).unwrap();
-        assert_eq!((t.upstream_pid, t.upstream_secret.as_slice()), (42, &[1u8, 2, 3, 4][..]));
+        assert_eq!(
+            (t.upstream_pid, t.upstream_secret.as_slice()),
+            (42, &[1u8, 2, 3, 4][..])
+        );
         let mut wrong = key.secret;
         wrong[0] ^= 1;
         assert!(lookup(key.pid, &wrong).is_none());

@@ -25,7 +25,7 @@ const MAX_AUTH_MESSAGE: usize = 16 * 1024;
 /// What a new client connection turned out to be.
 pub enum Hello {
     /// An authenticated client that wants a session.
-    Login(Login),
+    Login(Box<Login>),
     /// A request to cancel another session's query.
     Cancel { pid: u32, secret: Vec<u8> },
 }
@@ -71,7 +71,9 @@ impl LoginError {
 
     fn from_read(conn: FrameReader<Stream>, e: ReadError, during: &str) -> Self {
         match e {
-            ReadError::Eof => LoginError::gone(format!("client closed the connection during {during}")),
+            ReadError::Eof => {
+                LoginError::gone(format!("client closed the connection during {during}"))
+            }
             ReadError::Io(e) => LoginError::gone(format!("read failed during {during}: {e}")),
             ReadError::Wire(e) => protocol_error(conn, e),
         }
@@ -181,11 +183,19 @@ async fn authenticate(
     minor: u16,
     params: Vec<(String, String)>,
 ) -> Result<Hello, LoginError> {
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let Some(user_name) = get("user").filter(|u| !u.is_empty()).map(str::to_string) else {
         return Err(LoginError::fatal(
             conn,
-            PgError::fatal("28000", "no PostgreSQL user name specified in startup packet"),
+            PgError::fatal(
+                "28000",
+                "no PostgreSQL user name specified in startup packet",
+            ),
             "startup packet without user",
         ));
     };
@@ -194,7 +204,10 @@ async fn authenticate(
         .unwrap_or(&user_name)
         .to_string();
     if let Some(r) = get("replication") {
-        if !matches!(r.to_ascii_lowercase().as_str(), "false" | "off" | "no" | "0") {
+        if !matches!(
+            r.to_ascii_lowercase().as_str(),
+            "false" | "off" | "no" | "0"
+        ) {
             return Err(LoginError::fatal(
                 conn,
                 PgError::fatal("0A000", "pgward: replication connections are not supported")
@@ -249,11 +262,10 @@ async fn authenticate(
             format!("client chose SASL mechanism {}", initial.mechanism),
         ));
     }
-    let (server, server_first) =
-        match ScramServer::start(verifier, initial.data, &scram::nonce()) {
-            Ok(x) => x,
-            Err(e) => return Err(failed(conn, format!("SCRAM client-first refused: {e}"))),
-        };
+    let (server, server_first) = match ScramServer::start(verifier, initial.data, &scram::nonce()) {
+        Ok(x) => x,
+        Err(e) => return Err(failed(conn, format!("SCRAM client-first refused: {e}"))),
+    };
     build::auth_sasl_continue(&mut out, server_first.as_bytes());
     send(&mut conn, &mut out).await?;
 
@@ -290,14 +302,16 @@ async fn authenticate(
     }
     let params = params
         .into_iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "user" | "database" | "replication") && !k.starts_with("_pq_."))
+        .filter(|(k, _)| {
+            !matches!(k.as_str(), "user" | "database" | "replication") && !k.starts_with("_pq_.")
+        })
         .collect();
-    Ok(Hello::Login(Login {
+    Ok(Hello::Login(Box::new(Login {
         conn,
         user,
         database,
         params,
-    }))
+    })))
 }
 
 /// Reads one 'p' message during authentication; returns the whole frame.

@@ -27,17 +27,20 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<WorkerContext>, id:
     async move {
         let _ = tcp.set_nodelay(true);
         let client_fd = tcp.as_raw_fd();
-        let hello = match monoio::time::timeout(ctx.config.server.login_timeout, login(tcp, &ctx.login)).await {
-            Err(_) => {
-                info!("login timed out");
-                return;
-            }
-            Ok(Err(e)) => return refuse(e).await,
-            Ok(Ok(h)) => h,
-        };
+        let hello =
+            match monoio::time::timeout(ctx.config.server.login_timeout, login(tcp, &ctx.login))
+                .await
+            {
+                Err(_) => {
+                    info!("login timed out");
+                    return;
+                }
+                Ok(Err(e)) => return refuse(e).await,
+                Ok(Ok(h)) => h,
+            };
         match hello {
             Hello::Cancel { pid, secret } => forward_cancel(pid, &secret).await,
-            Hello::Login(login) => run(login, client_fd, &ctx).await,
+            Hello::Login(login) => run(*login, client_fd, &ctx).await,
         }
     }
     .instrument(span)
@@ -54,8 +57,14 @@ async fn refuse(e: LoginError) {
 async fn forward_cancel(pid: u32, secret: &[u8]) {
     match cancel::lookup(pid, secret) {
         Some(t) => {
-            info!(pid, upstream_pid = t.upstream_pid, "forwarding cancel request");
-            if let Err(e) = upstream::send_cancel(t.upstream, t.upstream_pid, &t.upstream_secret).await {
+            info!(
+                pid,
+                upstream_pid = t.upstream_pid,
+                "forwarding cancel request"
+            );
+            if let Err(e) =
+                upstream::send_cancel(t.upstream, t.upstream_pid, &t.upstream_secret).await
+            {
                 warn!(error = %e, "cancel request could not reach the upstream");
             }
         }
@@ -74,7 +83,14 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     span.record("user", user.name.as_str());
     span.record("database", database.as_str());
     let db = &ctx.config.databases[&database];
-    let up = match upstream::connect(db, ctx.upstream_tls.get(&database), &params, ctx.config.server.buffer_size).await {
+    let up = match upstream::connect(
+        db,
+        ctx.upstream_tls.get(&database),
+        &params,
+        ctx.config.server.buffer_size,
+    )
+    .await
+    {
         Ok(u) => u,
         Err(e) => {
             warn!(error = %e, "upstream session failed");
@@ -102,7 +118,11 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     if write_all(conn.io_mut(), greeting.freeze()).await.is_err() {
         return;
     }
-    info!(upstream_pid = up.pid, tls = conn.io().is_tls(), "session started");
+    info!(
+        upstream_pid = up.pid,
+        tls = conn.io().is_tls(),
+        "session started"
+    );
 
     let (client_stream, client_buf) = conn.into_parts();
     let (up_stream, up_buf) = up.conn.into_parts();
@@ -123,7 +143,12 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     // dropped (TLS streams do not survive that). Whichever ends first wakes the
     // other by shutting down the read side of the other pump's socket.
     let front = async {
-        let end = client_to_upstream(&mut client_rd, &mut up_wr, ctx.config.server.max_message_size).await;
+        let end = client_to_upstream(
+            &mut client_rd,
+            &mut up_wr,
+            ctx.config.server.max_message_size,
+        )
+        .await;
         let first = !state.closing.replace(true);
         if first {
             client_side_end(&end, &state, &mut up_wr).await;
@@ -181,11 +206,16 @@ async fn tell_client(sink: &ClientSink, e: PgError) {
 /// The client ended the relay: end the upstream session with Terminate. A
 /// client that broke the protocol is told why once the server has answered
 /// what came before the bad frame.
-async fn client_side_end(end: &RelayEnd, state: &SessionState, upstream: &mut OwnedWriteHalf<Stream>) {
+async fn client_side_end(
+    end: &RelayEnd,
+    state: &SessionState,
+    upstream: &mut OwnedWriteHalf<Stream>,
+) {
     if let RelayEnd::ClientProtocol(e) = end {
-        state
-            .pending_fatal
-            .replace(Some(PgError::fatal("08P01", format!("pgward: invalid message from client: {e}"))));
+        state.pending_fatal.replace(Some(PgError::fatal(
+            "08P01",
+            format!("pgward: invalid message from client: {e}"),
+        )));
     }
     if matches!(end, RelayEnd::ClientGone(_) | RelayEnd::ClientProtocol(_)) {
         let mut terminate = BytesMut::new();
@@ -204,16 +234,28 @@ async fn upstream_side_end(end: &RelayEnd, first: bool, state: &SessionState, si
         return;
     }
     match end {
-        RelayEnd::UpstreamGone { explained: false, .. } => {
+        RelayEnd::UpstreamGone {
+            explained: false, ..
+        } => {
             tell_client(
                 sink,
-                PgError::fatal("08006", "pgward: lost the connection to the upstream server")
-                    .with_hint("reconnect to start a new session"),
+                PgError::fatal(
+                    "08006",
+                    "pgward: lost the connection to the upstream server",
+                )
+                .with_hint("reconnect to start a new session"),
             )
             .await
         }
         RelayEnd::UpstreamProtocol(e) => {
-            tell_client(sink, PgError::fatal("08P01", format!("pgward: invalid message from the server: {e}"))).await
+            tell_client(
+                sink,
+                PgError::fatal(
+                    "08P01",
+                    format!("pgward: invalid message from the server: {e}"),
+                ),
+            )
+            .await
         }
         _ => {}
     }
@@ -223,10 +265,14 @@ fn log_end(end: &RelayEnd) {
     match end {
         RelayEnd::ClientTerminated => info!("session ended by the client"),
         RelayEnd::ClientGone(e) => info!(error = ?e, "client connection closed"),
-        RelayEnd::ClientProtocol(e) => warn!(error = %e, "client protocol violation; session closed"),
+        RelayEnd::ClientProtocol(e) => {
+            warn!(error = %e, "client protocol violation; session closed")
+        }
         RelayEnd::UpstreamGone { error, explained } => {
             warn!(error = ?error, explained, "upstream connection closed")
         }
-        RelayEnd::UpstreamProtocol(e) => warn!(error = %e, "upstream protocol violation; session closed"),
+        RelayEnd::UpstreamProtocol(e) => {
+            warn!(error = %e, "upstream protocol violation; session closed")
+        }
     }
 }

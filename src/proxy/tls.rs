@@ -47,7 +47,10 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
 
 /// Builds the upstream TLS configuration for a database, or `None` for
 /// sslmode=disable.
-pub fn client_config(mode: SslMode, ca_file: Option<&Path>) -> Result<Option<Arc<ClientConfig>>, String> {
+pub fn client_config(
+    mode: SslMode,
+    ca_file: Option<&Path>,
+) -> Result<Option<Arc<ClientConfig>>, String> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
@@ -55,7 +58,9 @@ pub fn client_config(mode: SslMode, ca_file: Option<&Path>) -> Result<Option<Arc
         let mut roots = RootCertStore::empty();
         let path = ca_file.ok_or("ca_file is required")?;
         for c in read_certs(path)? {
-            roots.add(c).map_err(|e| format!("{}: {e}", path.display()))?;
+            roots
+                .add(c)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         Ok(Arc::new(roots))
     };
@@ -74,7 +79,9 @@ pub fn client_config(mode: SslMode, ca_file: Option<&Path>) -> Result<Option<Arc
                 .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)))
                 .with_no_client_auth()
         }
-        SslMode::VerifyFull => builder.with_root_certificates(roots()?).with_no_client_auth(),
+        SslMode::VerifyFull => builder
+            .with_root_certificates(roots()?)
+            .with_no_client_auth(),
     };
     Ok(Some(Arc::new(config)))
 }
@@ -101,7 +108,12 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -110,7 +122,12 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -76,7 +76,12 @@ pub async fn connect(
     chunk: usize,
 ) -> Result<Upstream, UpstreamError> {
     let target = format!("{}:{}", db.host, db.port);
-    match monoio::time::timeout(db.connect_timeout, connect_inner(db, tls, params, chunk, &target)).await {
+    match monoio::time::timeout(
+        db.connect_timeout,
+        connect_inner(db, tls, params, chunk, &target),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(_) => Err(UpstreamError::Timeout(target)),
     }
@@ -132,15 +137,19 @@ async fn connect_inner(
             let (tcp, buf) = answer.into_parts();
             match buf.first() {
                 Some(b'S') if buf.len() == 1 => {
-                    let name = ServerName::try_from(db.host.clone()).map_err(|e| UpstreamError::Tls {
-                        target: target.to_string(),
-                        reason: format!("bad server name: {e}"),
-                    })?;
+                    let name =
+                        ServerName::try_from(db.host.clone()).map_err(|e| UpstreamError::Tls {
+                            target: target.to_string(),
+                            reason: format!("bad server name: {e}"),
+                        })?;
                     let connector = monoio_rustls::TlsConnector::from(config.clone());
-                    let s = connector.connect(name, tcp).await.map_err(|e| UpstreamError::Tls {
-                        target: target.to_string(),
-                        reason: e.to_string(),
-                    })?;
+                    let s = connector
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| UpstreamError::Tls {
+                            target: target.to_string(),
+                            reason: e.to_string(),
+                        })?;
                     Stream::ClientTls(s)
                 }
                 Some(b'N') if mode == SslMode::Prefer => Stream::Plain(tcp),
@@ -190,11 +199,14 @@ async fn login(
         })
     };
     loop {
-        let h = conn.next_frame(MAX_LOGIN_MESSAGE).await.map_err(|e| match e {
-            ReadError::Eof => io_err(std::io::ErrorKind::UnexpectedEof.into()),
-            ReadError::Io(e) => io_err(e),
-            ReadError::Wire(e) => UpstreamError::Protocol(e.to_string()),
-        })?;
+        let h = conn
+            .next_frame(MAX_LOGIN_MESSAGE)
+            .await
+            .map_err(|e| match e {
+                ReadError::Eof => io_err(std::io::ErrorKind::UnexpectedEof.into()),
+                ReadError::Io(e) => io_err(e),
+                ReadError::Wire(e) => UpstreamError::Protocol(e.to_string()),
+            })?;
         let frame = conn.take(h.total);
         let body = &frame[5..];
         let protocol = |e: crate::wire::WireError| UpstreamError::Protocol(e.to_string());

@@ -125,7 +125,10 @@ pub fn start(blueprint: Blueprint) -> Result<Vec<std::thread::JoinHandle<()>>, S
 fn run_worker(n: usize, bp: Blueprint, listeners: Vec<std::net::TcpListener>) {
     let uring = monoio::utils::detect_uring();
     if !uring {
-        warn!(worker = n, "io_uring is unavailable; using the legacy epoll driver");
+        warn!(
+            worker = n,
+            "io_uring is unavailable; using the legacy epoll driver"
+        );
     }
     // Cooperative task running: completions are handled when the worker next
     // enters the kernel instead of interrupting it, which measurably cuts

@@ -72,7 +72,10 @@ impl<'a> BackendKeyData<'a> {
         let pid = c.i32()? as u32;
         let secret = c.rest();
         if secret.len() < 4 || secret.len() > 256 {
-            return Err(WireError::malformed("BackendKeyData", "bad secret key length"));
+            return Err(WireError::malformed(
+                "BackendKeyData",
+                "bad secret key length",
+            ));
         }
         Ok(BackendKeyData { pid, secret })
     }
@@ -102,7 +105,10 @@ impl<'a> ParameterStatus<'a> {
 pub fn ready_for_query_status(body: &[u8]) -> Result<u8, WireError> {
     match body {
         [s @ (b'I' | b'T' | b'E')] => Ok(*s),
-        _ => Err(WireError::malformed("ReadyForQuery", "bad transaction status")),
+        _ => Err(WireError::malformed(
+            "ReadyForQuery",
+            "bad transaction status",
+        )),
     }
 }
 

@@ -102,7 +102,13 @@ impl PgError {
 
 impl std::fmt::Display for PgError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.severity.as_str(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.severity.as_str(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -195,7 +201,9 @@ mod tests {
         assert!(fields.is_fatal());
         assert_eq!(fields.get(b'H'), Some(&b"check the password"[..]));
         assert_eq!(fields.get(b'D'), None);
-        assert!(fields.message().starts_with("password authentication failed"));
+        assert!(fields
+            .message()
+            .starts_with("password authentication failed"));
     }
 
     #[test]

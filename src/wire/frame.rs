@@ -194,7 +194,8 @@ impl<'a> Cursor<'a> {
     /// Reads a NUL-terminated string that must be UTF-8.
     pub fn str(&mut self) -> Result<&'a str, WireError> {
         let message = self.message;
-        std::str::from_utf8(self.cstr()?).map_err(|_| WireError::malformed(message, "invalid UTF-8"))
+        std::str::from_utf8(self.cstr()?)
+            .map_err(|_| WireError::malformed(message, "invalid UTF-8"))
     }
 
     /// Fails unless the whole body was read.

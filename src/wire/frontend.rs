@@ -33,6 +33,7 @@ pub struct Parse<'a> {
 
 impl<'a> Parse<'a> {
     /// Decodes a 'P' message body.
+    #[allow(clippy::self_named_constructors)] // every view decodes with `parse`
     pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
         let mut c = Cursor::new(body, "Parse");
         let name = c.cstr()?;
@@ -73,7 +74,11 @@ impl<'a> SaslInitialResponse<'a> {
         let mut c = Cursor::new(body, "SASLInitialResponse");
         let mechanism = c.str()?;
         let len = c.i32()?;
-        let data = if len < 0 { &[][..] } else { c.bytes(len as usize)? };
+        let data = if len < 0 {
+            &[][..]
+        } else {
+            c.bytes(len as usize)?
+        };
         c.finish()?;
         Ok(SaslInitialResponse { mechanism, data })
     }

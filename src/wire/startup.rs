@@ -90,7 +90,10 @@ pub fn parse_startup(packet: &[u8]) -> Result<StartupPacket<'_>, WireError> {
             let pid = c.i32()? as u32;
             let secret = c.rest();
             if secret.is_empty() || secret.len() > 256 {
-                return Err(WireError::malformed("CancelRequest", "bad secret key length"));
+                return Err(WireError::malformed(
+                    "CancelRequest",
+                    "bad secret key length",
+                ));
             }
             Ok(StartupPacket::Cancel { pid, secret })
         }
@@ -138,8 +141,14 @@ mod tests {
 
     #[test]
     fn decodes_each_kind() {
-        assert_eq!(parse_startup(&packet(SSL_REQUEST, b"")), Ok(StartupPacket::SslRequest));
-        assert_eq!(parse_startup(&packet(GSSENC_REQUEST, b"")), Ok(StartupPacket::GssEncRequest));
+        assert_eq!(
+            parse_startup(&packet(SSL_REQUEST, b"")),
+            Ok(StartupPacket::SslRequest)
+        );
+        assert_eq!(
+            parse_startup(&packet(GSSENC_REQUEST, b"")),
+            Ok(StartupPacket::GssEncRequest)
+        );
         assert_eq!(
             parse_startup(&packet(CANCEL_REQUEST, &[0, 0, 0, 7, 1, 2, 3, 4])),
             Ok(StartupPacket::Cancel {

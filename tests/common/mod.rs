@@ -70,7 +70,15 @@ impl Cluster {
     /// Runs SQL directly (as the service user) and returns trimmed output.
     pub fn sql(&self, db: &str, sql: &str) -> String {
         let out = Command::new("psql")
-            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", &self.direct_dsn(db), "-c", sql])
+            .args([
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                &self.direct_dsn(db),
+                "-c",
+                sql,
+            ])
             .output()
             .unwrap();
         assert!(
@@ -187,7 +195,11 @@ impl Gateway {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("pgward did not listen on {}: {}", self.port, self.log_text());
+        panic!(
+            "pgward did not listen on {}: {}",
+            self.port,
+            self.log_text()
+        );
     }
 
     /// What the gateway logged so far.

@@ -91,7 +91,9 @@ impl Raw {
     /// Reads messages until one with `tag`, returning it.
     pub fn recv_until(&mut self, tag: u8) -> Msg {
         loop {
-            let m = self.recv().unwrap_or_else(|| panic!("closed before {:?}", tag as char));
+            let m = self
+                .recv()
+                .unwrap_or_else(|| panic!("closed before {:?}", tag as char));
             if m.tag == tag {
                 return m;
             }
