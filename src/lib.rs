@@ -6,4 +6,5 @@
 pub mod auth;
 pub mod config;
 pub mod proxy;
+pub mod sql;
 pub mod wire;

@@ -1,0 +1,183 @@
+//! What a statement does, as the policy sees it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// A kind of operation a role may be granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Operation {
+    /// SELECT, VALUES, TABLE, EXPLAIN without ANALYZE.
+    Select,
+    /// INSERT.
+    Insert,
+    /// UPDATE, and INSERT ... ON CONFLICT DO UPDATE.
+    Update,
+    /// DELETE.
+    Delete,
+    /// MERGE.
+    Merge,
+    /// COPY ... TO STDOUT.
+    CopyOut,
+    /// COPY ... FROM STDIN.
+    CopyIn,
+    /// CREATE, ALTER, DROP, COMMENT, GRANT, REVOKE, SELECT INTO, ...
+    Ddl,
+    /// TRUNCATE.
+    Truncate,
+    /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE, SET TRANSACTION.
+    Transaction,
+    /// SET, RESET, set_config of a setting not on the built-in harmless list.
+    Set,
+    /// SHOW of a setting.
+    Show,
+    /// LISTEN, UNLISTEN.
+    Listen,
+    /// NOTIFY, pg_notify.
+    Notify,
+    /// LOCK.
+    Lock,
+    /// VACUUM, ANALYZE.
+    Maintenance,
+    /// PREPARE, EXECUTE, DEALLOCATE (SQL level).
+    Prepare,
+    /// DECLARE, FETCH, CLOSE, MOVE.
+    Cursor,
+    /// DISCARD.
+    Discard,
+}
+
+impl Operation {
+    /// Every operation, for parsing and listing.
+    pub const ALL: [Operation; 19] = [
+        Operation::Select,
+        Operation::Insert,
+        Operation::Update,
+        Operation::Delete,
+        Operation::Merge,
+        Operation::CopyOut,
+        Operation::CopyIn,
+        Operation::Ddl,
+        Operation::Truncate,
+        Operation::Transaction,
+        Operation::Set,
+        Operation::Show,
+        Operation::Listen,
+        Operation::Notify,
+        Operation::Lock,
+        Operation::Maintenance,
+        Operation::Prepare,
+        Operation::Cursor,
+        Operation::Discard,
+    ];
+
+    /// The name used in the policy file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Select => "select",
+            Operation::Insert => "insert",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+            Operation::Merge => "merge",
+            Operation::CopyOut => "copy_out",
+            Operation::CopyIn => "copy_in",
+            Operation::Ddl => "ddl",
+            Operation::Truncate => "truncate",
+            Operation::Transaction => "transaction",
+            Operation::Set => "set",
+            Operation::Show => "show",
+            Operation::Listen => "listen",
+            Operation::Notify => "notify",
+            Operation::Lock => "lock",
+            Operation::Maintenance => "maintenance",
+            Operation::Prepare => "prepare",
+            Operation::Cursor => "cursor",
+            Operation::Discard => "discard",
+        }
+    }
+
+    /// Parses a policy-file name.
+    pub fn from_name(name: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|o| o.name() == name)
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A possibly schema-qualified name as written (unquoted parts lowercased, as
+/// PostgreSQL folds them). Resolution through the search path is the
+/// policy's job.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name {
+    /// Database, when written (three-part names).
+    pub catalog: Option<String>,
+    /// Schema, when written.
+    pub schema: Option<String>,
+    /// Object name.
+    pub name: String,
+}
+
+impl Name {
+    /// An unqualified name.
+    pub fn bare(name: &str) -> Name {
+        Name {
+            catalog: None,
+            schema: None,
+            name: name.to_string(),
+        }
+    }
+
+    /// A schema-qualified name.
+    pub fn qualified(schema: &str, name: &str) -> Name {
+        Name {
+            catalog: None,
+            schema: Some(schema.to_string()),
+            name: name.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(c) = &self.catalog {
+            write!(f, "{c}.")?;
+        }
+        if let Some(s) = &self.schema {
+            write!(f, "{s}.")?;
+        }
+        f.write_str(&self.name)
+    }
+}
+
+/// The analysis of one SQL text (all the statements in it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Classification {
+    /// How many statements the text holds.
+    pub statements: usize,
+    /// Every operation performed.
+    pub operations: BTreeSet<Operation>,
+    /// Relations read (tables, views, sequences), as written.
+    pub reads: BTreeSet<Name>,
+    /// Relations written or whose definition changes.
+    pub writes: BTreeSet<Name>,
+    /// Functions called anywhere, as written.
+    pub functions: BTreeSet<Name>,
+    /// Settings changed (SET, RESET, set_config with a literal name).
+    pub settings: BTreeSet<String>,
+    /// Settings read (SHOW, current_setting with a literal name).
+    pub settings_read: BTreeSet<String>,
+    /// Every identifier that appears (lowercased), for column rules.
+    pub identifiers: BTreeSet<String>,
+    /// True when a `*` or `t.*` appears.
+    pub wildcard: bool,
+    /// Reasons this text can never be allowed (COPY PROGRAM, SET ROLE, ...).
+    pub forbidden: Vec<String>,
+    /// True when the result depends on literal values (set_config('role', ..)),
+    /// so a cache must key it by its literals too.
+    pub literal_sensitive: bool,
+    /// Prepared statement or cursor names this text defines or uses.
+    pub prepared_names: BTreeSet<String>,
+}
