@@ -18,5 +18,11 @@ sslmode = "disable"
 [[users]]
 name = "$DB_USER"
 password = "$DB_PASSWORD"
+roles = ["bench"]
+
+[roles.bench]
+operations = ["select", "insert", "update", "delete", "transaction", "copy_in", "ddl", "truncate", "maintenance"]
+read = ["public.pgbench_*"]
+write = ["public.pgbench_*"]
 TOML
 PGWARD_LOG=${PGWARD_LOG:-warn} exec "$PGWARD_BIN" serve --config "$WORK_DIR/pgward.toml"

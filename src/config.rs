@@ -10,6 +10,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::auth::scram::Verifier;
+use crate::policy::{Policy, RoleConfig};
 
 /// A configuration problem, with where it is.
 #[derive(Debug, Error)]
@@ -32,6 +33,8 @@ pub struct Config {
     pub databases: BTreeMap<String, DatabaseConfig>,
     /// Client identities, by user name.
     pub users: BTreeMap<String, UserConfig>,
+    /// The statement policy's roles.
+    pub policy: Policy,
 }
 
 /// `[server]`.
@@ -133,6 +136,8 @@ struct RawConfig {
     databases: BTreeMap<String, RawDatabase>,
     #[serde(default)]
     users: Vec<RawUser>,
+    #[serde(default)]
+    roles: BTreeMap<String, RoleConfig>,
 }
 
 #[derive(Deserialize)]
@@ -341,6 +346,7 @@ impl Config {
             ));
         }
 
+        let policy = Policy::compile(&raw.roles).map_err(|(key, message)| err(&key, message))?;
         let mut users = BTreeMap::new();
         for (i, u) in raw.users.into_iter().enumerate() {
             let key = |k: &str| format!("users[{i}].{k}");
@@ -360,6 +366,14 @@ impl Config {
             } else {
                 Verifier::generate(&u.password)
             };
+            for (j, r) in u.roles.iter().enumerate() {
+                if !policy.roles.contains_key(r) {
+                    return Err(err(
+                        &key(&format!("roles[{j}]")),
+                        format!("role {r:?} is not defined; add a [roles.{r}] section"),
+                    ));
+                }
+            }
             if users.contains_key(&u.name) {
                 return Err(err(
                     &key("name"),
@@ -379,6 +393,7 @@ impl Config {
             server,
             databases,
             users,
+            policy,
         })
     }
 }
@@ -402,6 +417,10 @@ sslmode = "disable"
 name = "agent"
 password = "secret"
 roles = ["reader"]
+
+[roles.reader]
+operations = ["select"]
+read = ["public.*"]
 "#;
 
     fn load(text: &str) -> Result<Config, ConfigError> {
@@ -440,6 +459,15 @@ roles = ["reader"]
                 GOOD.replace("sslmode = \"disable\"", "sslmode = \"verify-full\""),
                 "databases.shop.ca_file",
             ),
+            (
+                GOOD.replace("roles = [\"reader\"]", "roles = [\"writer\"]"),
+                "users[0].roles[0]",
+            ),
+            (
+                GOOD.replace("[\"select\"]", "[\"selct\"]"),
+                "roles.reader.operations",
+            ),
+            (GOOD.replace("read = [", "reed = ["), "roles.reader.reed"),
         ];
         for (text, key) in cases {
             let e = load(&text).unwrap_err();

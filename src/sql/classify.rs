@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    CopySource, CopyTarget, Expr, FromTable, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    Insert, ObjectName, ObjectNamePart, OnConflictAction, OnInsert, Query, Reset, ResetStatement,
-    Select, SelectItem, Set, Statement, TableFactor, TableObject, Value, Visit, Visitor,
+    CopySource, CopyTarget, Expr, FromTable, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Ident, Insert, ObjectName, ObjectNamePart, ObjectType, OnConflictAction, OnInsert, Query,
+    Reset, ResetStatement, Select, SelectItem, Set, Statement, TableFactor, TableObject, Value,
+    Visit, Visitor,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -56,14 +57,13 @@ fn ident(i: &Ident) -> String {
 
 /// An object name as written, or `None` for forms PostgreSQL has no use for.
 fn object_name(n: &ObjectName) -> Option<Name> {
-    let parts: Vec<String> = n
-        .0
-        .iter()
-        .map(|p| match p {
-            ObjectNamePart::Identifier(i) => Some(ident(i)),
-            _ => None,
-        })
-        .collect::<Option<_>>()?;
+    let parts: Vec<String> =
+        n.0.iter()
+            .map(|p| match p {
+                ObjectNamePart::Identifier(i) => Some(ident(i)),
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
     match parts.as_slice() {
         [name] => Some(Name::bare(name)),
         [schema, name] => Some(Name::qualified(schema, name)),
@@ -83,7 +83,9 @@ fn name_of(n: &ObjectName) -> Result<Name, ClassifyError> {
 fn string_literal(e: &Expr) -> Option<String> {
     match e {
         Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) | Value::DollarQuotedString(sqlparser::ast::DollarQuotedString { value: s, .. }) => {
+            Value::SingleQuotedString(s)
+            | Value::EscapedStringLiteral(s)
+            | Value::DollarQuotedString(sqlparser::ast::DollarQuotedString { value: s, .. }) => {
                 Some(s.clone())
             }
             _ => None,
@@ -135,6 +137,8 @@ struct Walker<'c> {
     scopes: Vec<Scope>,
     /// Depth of DDL statements being walked: their relations are written.
     ddl: usize,
+    /// For each statement being walked, whether it raised `ddl`.
+    ddl_stack: Vec<bool>,
 }
 
 impl<'c> Walker<'c> {
@@ -146,6 +150,7 @@ impl<'c> Walker<'c> {
             skip: Vec::new(),
             scopes: Vec::new(),
             ddl: 0,
+            ddl_stack: Vec::new(),
         }
     }
 
@@ -165,9 +170,15 @@ impl<'c> Walker<'c> {
         }
     }
 
-    fn table_factor_target(&mut self, t: &TableFactor, also_read: bool) -> ControlFlow<ClassifyError> {
+    fn table_factor_target(
+        &mut self,
+        t: &TableFactor,
+        also_read: bool,
+    ) -> ControlFlow<ClassifyError> {
         match t {
-            TableFactor::Table { name, args: None, .. } => {
+            TableFactor::Table {
+                name, args: None, ..
+            } => {
                 self.target(name, also_read);
                 ControlFlow::Continue(())
             }
@@ -192,10 +203,12 @@ impl<'c> Walker<'c> {
     }
 
     fn wildcards(&mut self, items: &[SelectItem]) {
-        if items
-            .iter()
-            .any(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)))
-        {
+        if items.iter().any(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        }) {
             self.c.wildcard = true;
         }
     }
@@ -240,7 +253,9 @@ impl<'c> Walker<'c> {
                 self.forbid("SET SESSION AUTHORIZATION changes the session's identity")
             }
             Set::SetTimeZone { .. } => self.setting("timezone".into()),
-            Set::SetNames { .. } | Set::SetNamesDefault {} => self.setting("client_encoding".into()),
+            Set::SetNames { .. } | Set::SetNamesDefault {} => {
+                self.setting("client_encoding".into())
+            }
             Set::SetTransaction { .. } => self.op(Operation::Transaction),
             Set::SetSessionParam(_) => {
                 return ControlFlow::Break(ClassifyError::Unsupported("this SET form".into()))
@@ -284,18 +299,28 @@ impl<'c> Walker<'c> {
                 self.op(Operation::Merge);
                 return self.table_factor_target(&m.table, true);
             }
-            S::Copy { source, to, target, .. } => {
+            S::Copy {
+                source, to, target, ..
+            } => {
                 match target {
                     CopyTarget::Stdin | CopyTarget::Stdout => {}
                     CopyTarget::File { .. } | CopyTarget::Program { .. } => {
                         self.forbid("COPY to or from a server file or program")
                     }
                 }
-                self.op(if *to { Operation::CopyOut } else { Operation::CopyIn });
+                self.op(if *to {
+                    Operation::CopyOut
+                } else {
+                    Operation::CopyIn
+                });
                 if let CopySource::Table { table_name, .. } = source {
                     let name = match object_name(table_name) {
                         Some(n) => n,
-                        None => return ControlFlow::Break(ClassifyError::Unsupported(format!("the name {table_name}"))),
+                        None => {
+                            return ControlFlow::Break(ClassifyError::Unsupported(format!(
+                                "the name {table_name}"
+                            )))
+                        }
                     };
                     self.skip.push(table_name);
                     if *to {
@@ -320,12 +345,21 @@ impl<'c> Walker<'c> {
             S::Set(set) => return self.set(set),
             S::Reset(ResetStatement { reset }) => match reset {
                 Reset::ALL => self.setting("all".into()),
-                Reset::SessionAuthorization => self.forbid("RESET SESSION AUTHORIZATION changes the session's identity"),
+                Reset::SessionAuthorization => {
+                    self.forbid("RESET SESSION AUTHORIZATION changes the session's identity")
+                }
                 Reset::ConfigurationParameter(n) => self.setting(setting_name(n)),
             },
             S::ShowVariable { variable } => {
                 self.op(Operation::Show);
-                let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+                let words: Vec<String> = variable.iter().map(|i| i.value.to_lowercase()).collect();
+                let spaced = words.join(" ");
+                // The parser splits `a.b` into words; only a few SHOW forms
+                // really are several words.
+                let name = match spaced.as_str() {
+                    "time zone" | "transaction isolation level" | "session authorization" => spaced,
+                    _ => words.join("."),
+                };
                 self.c.settings_read.insert(name);
             }
             S::Explain { .. } => {}
@@ -333,7 +367,9 @@ impl<'c> Walker<'c> {
                 self.op(Operation::Prepare);
                 self.c.prepared_names.insert(ident(name));
             }
-            S::Execute { .. } => self.forbid("EXECUTE of an SQL-level prepared statement is not analysed"),
+            S::Execute { .. } => {
+                self.forbid("EXECUTE of an SQL-level prepared statement is not analysed")
+            }
             S::Deallocate { name, .. } => {
                 self.op(Operation::Prepare);
                 self.c.prepared_names.insert(ident(name));
@@ -356,7 +392,9 @@ impl<'c> Walker<'c> {
             | S::CreateServer(_)
             | S::CreateUserMapping(_)
             | S::CreateForeignDataWrapper(_)
-            | S::Load { .. } => self.forbid(format!("{} needs the database owner", statement_kind(s))),
+            | S::Load { .. } => {
+                self.forbid(format!("{} needs the database owner", statement_kind(s)))
+            }
             S::CreateTable(_)
             | S::CreateView(_)
             | S::CreateIndex(_)
@@ -384,12 +422,11 @@ impl<'c> Walker<'c> {
             | S::RenameTable(_) => {
                 self.op(Operation::Ddl);
                 self.ddl += 1;
-                if let S::Drop { names, .. } = s {
-                    for n in names {
-                        if let Some(name) = object_name(n) {
-                            self.c.writes.insert(name);
-                        }
-                    }
+                if let S::Drop {
+                    names, object_type, ..
+                } = s
+                {
+                    return self.drop(names, object_type);
                 }
             }
             other => return ControlFlow::Break(ClassifyError::Unsupported(statement_kind(other))),
@@ -397,9 +434,35 @@ impl<'c> Walker<'c> {
         ControlFlow::Continue(())
     }
 
+    fn drop(&mut self, names: &[ObjectName], kind: &ObjectType) -> ControlFlow<ClassifyError> {
+        for n in names {
+            let Some(name) = object_name(n) else {
+                return ControlFlow::Break(ClassifyError::Unsupported(format!("the name {n}")));
+            };
+            match kind {
+                // Dropping a schema drops everything in it.
+                ObjectType::Schema => {
+                    self.c.writes.insert(Name::qualified(&name.name, "*"));
+                }
+                ObjectType::Database | ObjectType::Role | ObjectType::User => {
+                    self.forbid(format!("DROP {kind}"));
+                }
+                _ => {
+                    self.c.writes.insert(name);
+                }
+            }
+            // The names were recorded here; the walker must not add them again.
+            self.skip.push(n);
+        }
+        ControlFlow::Continue(())
+    }
+
     fn function_call(&mut self, f: &sqlparser::ast::Function) -> ControlFlow<ClassifyError> {
         let Some(name) = object_name(&f.name) else {
-            return ControlFlow::Break(ClassifyError::Unsupported(format!("the function name {}", f.name)));
+            return ControlFlow::Break(ClassifyError::Unsupported(format!(
+                "the function name {}",
+                f.name
+            )));
         };
         let unqualified_or_catalog = name.schema.as_deref().is_none_or(|s| s == "pg_catalog");
         if unqualified_or_catalog {
@@ -418,19 +481,27 @@ impl<'c> Walker<'c> {
                         Some(setting) => {
                             self.c.settings_read.insert(setting.to_lowercase());
                         }
-                        None => self.forbid("current_setting with a setting name that is not a literal"),
+                        None => {
+                            self.forbid("current_setting with a setting name that is not a literal")
+                        }
                     }
                 }
                 "nextval" | "setval" | "currval" => {
                     self.c.literal_sensitive = true;
-                    match first.and_then(string_literal).and_then(|s| parse_relation_literal(&s)) {
+                    match first
+                        .and_then(string_literal)
+                        .and_then(|s| parse_relation_literal(&s))
+                    {
                         Some(seq) => {
                             if name.name != "currval" {
                                 self.c.writes.insert(seq.clone());
                             }
                             self.c.reads.insert(seq);
                         }
-                        None => self.forbid(format!("{} with a sequence that is not a literal", name.name)),
+                        None => self.forbid(format!(
+                            "{} with a sequence that is not a literal",
+                            name.name
+                        )),
                     }
                 }
                 "pg_notify" => self.op(Operation::Notify),
@@ -446,11 +517,22 @@ impl<'c> Walker<'c> {
 fn parse_relation_literal(s: &str) -> Option<Name> {
     let stmt = format!("SELECT * FROM {s}");
     let parsed = Parser::parse_sql(&PostgreSqlDialect {}, &stmt).ok()?;
-    let [Statement::Query(q)] = parsed.as_slice() else { return None };
-    let sqlparser::ast::SetExpr::Select(sel) = q.body.as_ref() else { return None };
-    let [t] = sel.from.as_slice() else { return None };
+    let [Statement::Query(q)] = parsed.as_slice() else {
+        return None;
+    };
+    let sqlparser::ast::SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
+    let [t] = sel.from.as_slice() else {
+        return None;
+    };
     match &t.relation {
-        TableFactor::Table { name, args: None, alias: None, .. } if t.joins.is_empty() => object_name(name),
+        TableFactor::Table {
+            name,
+            args: None,
+            alias: None,
+            ..
+        } if t.joins.is_empty() => object_name(name),
         _ => None,
     }
 }
@@ -466,16 +548,14 @@ impl Visitor for Walker<'_> {
     type Break = ClassifyError;
 
     fn pre_visit_statement(&mut self, s: &Statement) -> ControlFlow<ClassifyError> {
-        self.statement(s)
+        let depth = self.ddl;
+        let flow = self.statement(s);
+        self.ddl_stack.push(self.ddl > depth);
+        flow
     }
 
-    fn post_visit_statement(&mut self, s: &Statement) -> ControlFlow<ClassifyError> {
-        let ddl = matches!(
-            self.c.operations.contains(&Operation::Ddl),
-            true
-        ) && self.ddl > 0;
-        if ddl && !matches!(s, Statement::Query(_)) {
-            // Leaving a DDL statement (nested statements are never DDL).
+    fn post_visit_statement(&mut self, _: &Statement) -> ControlFlow<ClassifyError> {
+        if self.ddl_stack.pop() == Some(true) {
             self.ddl -= 1;
         }
         ControlFlow::Continue(())
@@ -536,15 +616,27 @@ impl Visitor for Walker<'_> {
                 if let Expr::Identifier(i) = t {
                     self.c.writes.insert(Name::bare(&ident(i)));
                 } else if let Expr::CompoundIdentifier(parts) = t {
-                    let n = ObjectName(parts.iter().cloned().map(ObjectNamePart::Identifier).collect());
+                    let n = ObjectName(
+                        parts
+                            .iter()
+                            .cloned()
+                            .map(ObjectNamePart::Identifier)
+                            .collect(),
+                    );
                     match object_name(&n) {
                         Some(n) => {
                             self.c.writes.insert(n);
                         }
-                        None => return ControlFlow::Break(ClassifyError::Unsupported("SELECT INTO this target".into())),
+                        None => {
+                            return ControlFlow::Break(ClassifyError::Unsupported(
+                                "SELECT INTO this target".into(),
+                            ))
+                        }
                     }
                 } else {
-                    return ControlFlow::Break(ClassifyError::Unsupported("SELECT INTO this target".into()));
+                    return ControlFlow::Break(ClassifyError::Unsupported(
+                        "SELECT INTO this target".into(),
+                    ));
                 }
             }
         }
@@ -552,18 +644,29 @@ impl Visitor for Walker<'_> {
     }
 
     fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<ClassifyError> {
-        if let TableFactor::Table { name, args: Some(_), .. } = t {
+        if let TableFactor::Table {
+            name,
+            args: Some(_),
+            ..
+        } = t
+        {
             // A function in FROM (generate_series(...), unnest(...)).
             self.skip.push(name);
             match object_name(name) {
                 Some(n) => {
                     self.c.functions.insert(n);
                 }
-                None => return ControlFlow::Break(ClassifyError::Unsupported(format!("the function name {name}"))),
+                None => {
+                    return ControlFlow::Break(ClassifyError::Unsupported(format!(
+                        "the function name {name}"
+                    )))
+                }
             }
         }
         if let TableFactor::Table { alias: Some(a), .. } = t {
-            self.c.identifiers.insert(format!("alias:{}", ident(&a.name)));
+            self.c
+                .identifiers
+                .insert(format!("alias:{}", ident(&a.name)));
         }
         ControlFlow::Continue(())
     }
@@ -579,10 +682,7 @@ impl Visitor for Walker<'_> {
         };
         if self.write_targets.contains(&ptr) {
             self.c.writes.insert(name);
-        } else if self.read_write_targets.contains(&ptr) {
-            self.c.writes.insert(name.clone());
-            self.c.reads.insert(name);
-        } else if self.ddl > 0 {
+        } else if self.read_write_targets.contains(&ptr) || self.ddl > 0 {
             self.c.writes.insert(name.clone());
             self.c.reads.insert(name);
         } else if !self.is_cte(&name) {
@@ -602,7 +702,9 @@ impl Visitor for Walker<'_> {
                     self.c.identifiers.insert(ident(p));
                 }
             }
-            Expr::Cast { expr, data_type, .. } => {
+            Expr::Cast {
+                expr, data_type, ..
+            } => {
                 let ty = data_type.to_string().to_lowercase();
                 if ty == "regclass" || ty.ends_with(".regclass") {
                     self.c.literal_sensitive = true;
@@ -641,54 +743,107 @@ mod tests {
     }
 
     fn ops(sql: &str) -> Vec<&'static str> {
-        classify(sql).unwrap().operations.iter().map(|o| o.name()).collect()
+        classify(sql)
+            .unwrap()
+            .operations
+            .iter()
+            .map(|o| o.name())
+            .collect()
     }
 
     #[test]
     fn reads_through_joins_subqueries_and_set_operations() {
-        assert_eq!(reads("SELECT abalance FROM pgbench_accounts WHERE aid = 42"), ["pgbench_accounts"]);
+        assert_eq!(
+            reads("SELECT abalance FROM pgbench_accounts WHERE aid = 42"),
+            ["pgbench_accounts"]
+        );
         assert_eq!(
             reads("SELECT * FROM orders o JOIN Customers c ON c.id = o.customer_id WHERE EXISTS (SELECT 1 FROM payments p) UNION SELECT * FROM internal.x"),
             ["customers", "orders", "payments", "internal.x"]
         );
-        assert_eq!(reads("SELECT (SELECT key FROM \"API_Keys\") FROM generate_series(1, 3)"), ["API_Keys"]);
-        assert_eq!(reads("SELECT * FROM shop.public.orders"), ["shop.public.orders"]);
+        assert_eq!(
+            reads("SELECT (SELECT key FROM \"API_Keys\") FROM generate_series(1, 3)"),
+            ["API_Keys"]
+        );
+        assert_eq!(
+            reads("SELECT * FROM shop.public.orders"),
+            ["shop.public.orders"]
+        );
     }
 
     #[test]
     fn ctes_shadow_only_where_visible() {
-        assert_eq!(reads("WITH recent AS (SELECT * FROM orders) SELECT * FROM recent"), ["orders"]);
+        assert_eq!(
+            reads("WITH recent AS (SELECT * FROM orders) SELECT * FROM recent"),
+            ["orders"]
+        );
         // A non-recursive CTE's body sees the real table of the same name.
-        assert_eq!(reads("WITH api_keys AS (SELECT * FROM api_keys) SELECT * FROM api_keys"), ["api_keys"]);
+        assert_eq!(
+            reads("WITH api_keys AS (SELECT * FROM api_keys) SELECT * FROM api_keys"),
+            ["api_keys"]
+        );
         // A CTE defined inside a subquery does not hide the outer table.
         assert_eq!(
             reads("SELECT * FROM api_keys, (WITH api_keys AS (SELECT 1) SELECT * FROM api_keys) s"),
             ["api_keys"]
         );
         // Later CTEs see earlier ones.
-        assert_eq!(reads("WITH a AS (SELECT 1), b AS (SELECT * FROM a) SELECT * FROM b"), Vec::<String>::new());
-        assert_eq!(reads("WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a"), ["b"]);
+        assert_eq!(
+            reads("WITH a AS (SELECT 1), b AS (SELECT * FROM a) SELECT * FROM b"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            reads("WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a"),
+            ["b"]
+        );
     }
 
     #[test]
     fn writes_and_operations() {
-        assert_eq!(writes("INSERT INTO orders (id) SELECT id FROM customers"), ["orders"]);
-        assert_eq!(reads("INSERT INTO orders (id) SELECT id FROM customers"), ["customers"]);
-        assert_eq!(ops("INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET x = 1"), ["insert", "update"]);
-        assert_eq!(writes("UPDATE orders SET status = 'x' FROM customers WHERE true"), ["orders"]);
-        assert_eq!(reads("UPDATE orders SET status = 'x' FROM customers WHERE true"), ["customers", "orders"]);
+        assert_eq!(
+            writes("INSERT INTO orders (id) SELECT id FROM customers"),
+            ["orders"]
+        );
+        assert_eq!(
+            reads("INSERT INTO orders (id) SELECT id FROM customers"),
+            ["customers"]
+        );
+        assert_eq!(
+            ops("INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET x = 1"),
+            ["insert", "update"]
+        );
+        assert_eq!(
+            writes("UPDATE orders SET status = 'x' FROM customers WHERE true"),
+            ["orders"]
+        );
+        assert_eq!(
+            reads("UPDATE orders SET status = 'x' FROM customers WHERE true"),
+            ["customers", "orders"]
+        );
         assert_eq!(writes("DELETE FROM orders USING customers"), ["orders"]);
         assert_eq!(
             writes("WITH d AS (DELETE FROM customers RETURNING *) SELECT * FROM d"),
             ["customers"]
         );
-        assert_eq!(ops("WITH d AS (DELETE FROM customers RETURNING *) SELECT * FROM d"), ["select", "delete"]);
-        assert_eq!(ops("SELECT 1; COMMIT; DROP SCHEMA public CASCADE"), ["select", "ddl", "transaction"]);
+        assert_eq!(
+            ops("WITH d AS (DELETE FROM customers RETURNING *) SELECT * FROM d"),
+            ["select", "delete"]
+        );
+        assert_eq!(
+            ops("SELECT 1; COMMIT; DROP SCHEMA public CASCADE"),
+            ["select", "ddl", "transaction"]
+        );
         assert_eq!(writes("TRUNCATE a, b"), ["a", "b"]);
         assert_eq!(ops("COPY orders TO STDOUT"), ["copy_out"]);
         assert_eq!(writes("COPY orders FROM STDIN"), ["orders"]);
-        assert_eq!(reads("COPY (SELECT * FROM api_keys) TO STDOUT"), ["api_keys"]);
-        assert_eq!(writes("CREATE TABLE x AS SELECT * FROM orders"), ["orders", "x"]);
+        assert_eq!(
+            reads("COPY (SELECT * FROM api_keys) TO STDOUT"),
+            ["api_keys"]
+        );
+        assert_eq!(
+            writes("CREATE TABLE x AS SELECT * FROM orders"),
+            ["orders", "x"]
+        );
         assert_eq!(ops("SELECT * INTO newt FROM orders"), ["select", "ddl"]);
         assert_eq!(writes("SELECT * INTO newt FROM orders"), ["newt"]);
         assert_eq!(ops("SELECT * FROM orders FOR UPDATE"), ["select", "lock"]);
@@ -698,18 +853,53 @@ mod tests {
     #[test]
     fn functions_settings_and_forbidden_forms() {
         let c = classify("SELECT lower(email), pg_catalog.count(*), public.customer_order_count(1) FROM customers").unwrap();
-        assert_eq!(names(&c.functions), ["count", "lower", "pg_catalog.count", "public.customer_order_count"][1..]);
+        assert_eq!(
+            names(&c.functions),
+            [
+                "count",
+                "lower",
+                "pg_catalog.count",
+                "public.customer_order_count"
+            ][1..]
+        );
         let c = classify("SELECT set_config('search_path', 'internal', false)").unwrap();
         assert!(c.literal_sensitive);
         assert!(c.settings.contains("search_path"));
-        assert!(!classify("SELECT set_config('role', 'postgres', false)").unwrap().forbidden.is_empty());
+        assert!(!classify("SELECT set_config('role', 'postgres', false)")
+            .unwrap()
+            .forbidden
+            .is_empty());
         assert!(!classify("SET ROLE postgres").unwrap().forbidden.is_empty());
-        assert!(!classify("SET SESSION AUTHORIZATION postgres").unwrap().forbidden.is_empty());
-        assert!(!classify("COPY orders TO PROGRAM 'sh'").unwrap().forbidden.is_empty());
-        assert!(!classify("COPY orders FROM '/etc/passwd'").unwrap().forbidden.is_empty());
-        assert_eq!(reads("SELECT nextval('public.orders_id_seq')"), ["public.orders_id_seq"]);
+        assert!(!classify("SET SESSION AUTHORIZATION postgres")
+            .unwrap()
+            .forbidden
+            .is_empty());
+        assert!(!classify("COPY orders TO PROGRAM 'sh'")
+            .unwrap()
+            .forbidden
+            .is_empty());
+        assert!(!classify("COPY orders FROM '/etc/passwd'")
+            .unwrap()
+            .forbidden
+            .is_empty());
+        assert_eq!(
+            reads("SELECT nextval('public.orders_id_seq')"),
+            ["public.orders_id_seq"]
+        );
         assert_eq!(reads("SELECT 'api_keys'::regclass"), ["api_keys"]);
         assert!(classify("DO $$ BEGIN END $$").is_err());
+        assert!(
+            classify("SHOW app.secret")
+                .unwrap()
+                .settings_read
+                .contains("app.secret"),
+            "{:?}",
+            classify("SHOW app.secret").unwrap().settings_read
+        );
+        assert!(classify("SHOW TIME ZONE")
+            .unwrap()
+            .settings_read
+            .contains("time zone"));
         assert!(classify("SELECT FROM WHERE").is_err());
     }
 }

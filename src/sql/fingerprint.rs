@@ -68,7 +68,22 @@ fn is_space(b: u8) -> bool {
 fn is_op_char(b: u8) -> bool {
     matches!(
         b,
-        b'~' | b'!' | b'@' | b'#' | b'^' | b'&' | b'|' | b'`' | b'?' | b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'='
+        b'~' | b'!'
+            | b'@'
+            | b'#'
+            | b'^'
+            | b'&'
+            | b'|'
+            | b'`'
+            | b'?'
+            | b'+'
+            | b'-'
+            | b'*'
+            | b'/'
+            | b'%'
+            | b'<'
+            | b'>'
+            | b'='
     )
 }
 
@@ -104,7 +119,12 @@ pub fn fingerprint(sql: &[u8], strings: Strings, fp: &mut Fingerprint) -> Result
             continue;
         }
         if matches!(b, b'b' | b'B' | b'x' | b'X' | b'n' | b'N') && sql.get(i + 1) == Some(&b'\'') {
-            i = skip_quoted(sql, i + 1, b'\'', strings == Strings::Escaped && matches!(b, b'n' | b'N'))?;
+            i = skip_quoted(
+                sql,
+                i + 1,
+                b'\'',
+                strings == Strings::Escaped && matches!(b, b'n' | b'N'),
+            )?;
             literal(fp, &sql[start..i]);
             continue;
         }
@@ -168,7 +188,8 @@ pub fn fingerprint(sql: &[u8], strings: Strings, fp: &mut Fingerprint) -> Result
                     i += 1;
                 }
                 fp_sep(fp);
-                fp.key.extend(sql[start..i].iter().map(u8::to_ascii_lowercase));
+                fp.key
+                    .extend(sql[start..i].iter().map(u8::to_ascii_lowercase));
             }
             _ if is_op_char(b) => {
                 // An operator runs until a non-operator byte or a comment start
@@ -176,7 +197,9 @@ pub fn fingerprint(sql: &[u8], strings: Strings, fp: &mut Fingerprint) -> Result
                 i += 1;
                 while i < n && is_op_char(sql[i]) {
                     let next = sql.get(i + 1).copied();
-                    if (sql[i] == b'-' && next == Some(b'-')) || (sql[i] == b'/' && next == Some(b'*')) {
+                    if (sql[i] == b'-' && next == Some(b'-'))
+                        || (sql[i] == b'/' && next == Some(b'*'))
+                    {
                         break;
                     }
                     i += 1;
@@ -298,7 +321,12 @@ fn dollar_tag_end(sql: &[u8], i: usize) -> Option<usize> {
 /// them as trailing junk; older servers read them as the next token).
 fn number_end(sql: &[u8], mut i: usize) -> usize {
     let n = sql.len();
-    if sql[i] == b'0' && matches!(sql.get(i + 1), Some(b'x' | b'X' | b'o' | b'O' | b'b' | b'B')) {
+    if sql[i] == b'0'
+        && matches!(
+            sql.get(i + 1),
+            Some(b'x' | b'X' | b'o' | b'O' | b'b' | b'B')
+        )
+    {
         i += 2;
         while i < n && (sql[i].is_ascii_hexdigit() || sql[i] == b'_') {
             i += 1;
@@ -341,14 +369,23 @@ mod tests {
     fn normalizes_case_space_comments_and_literals() {
         let a = fp("SELECT abalance FROM pgbench_accounts WHERE aid = 42;");
         assert_eq!(a, "select abalance from pgbench_accounts where aid = ? ;");
-        assert_eq!(a, fp("select  abalance\n from /* c /* nested */ */ PGBENCH_ACCOUNTS -- x\n where aid=7;"));
+        assert_eq!(
+            a,
+            fp("select  abalance\n from /* c /* nested */ */ PGBENCH_ACCOUNTS -- x\n where aid=7;")
+        );
         assert_eq!(fp("SELECT $1, $22"), "select $? , $?");
-        assert_eq!(fp("SELECT 'a''b', E'x\\'y', $$a$b$$, $t$ ' $t$, 1.5e3, .5, 0x1F"), "select ? , ? , ? , ? , ? , ? , ?");
+        assert_eq!(
+            fp("SELECT 'a''b', E'x\\'y', $$a$b$$, $t$ ' $t$, 1.5e3, .5, 0x1F"),
+            "select ? , ? , ? , ? , ? , ? , ?"
+        );
     }
 
     #[test]
     fn keeps_what_changes_meaning() {
-        assert_ne!(fp("SELECT * FROM \"Customers\""), fp("SELECT * FROM customers"));
+        assert_ne!(
+            fp("SELECT * FROM \"Customers\""),
+            fp("SELECT * FROM customers")
+        );
         assert_eq!(fp("SELECT * FROM \"a\"\"b\""), "select * from \"a\"\"b\"");
         // A quote inside a string or a comment marker inside a string is data.
         assert_eq!(fp("SELECT '--', '/*'"), "select ? , ?");
@@ -375,15 +412,29 @@ mod tests {
     #[test]
     fn literal_values_are_kept_aside() {
         let mut f = Fingerprint::default();
-        fingerprint(b"SELECT set_config('role', 'x', false)", Strings::Standard, &mut f).unwrap();
+        fingerprint(
+            b"SELECT set_config('role', 'x', false)",
+            Strings::Standard,
+            &mut f,
+        )
+        .unwrap();
         assert_eq!(f.literals, b"'role'\0'x'\0");
     }
 
     #[test]
     fn unterminated_input_is_an_error() {
         let mut f = Fingerprint::default();
-        for bad in ["SELECT 'abc", "SELECT \"abc", "SELECT $x$ abc", "SELECT /* /* */", "SELECT E'\\"] {
-            assert!(fingerprint(bad.as_bytes(), Strings::Standard, &mut f).is_err(), "{bad}");
+        for bad in [
+            "SELECT 'abc",
+            "SELECT \"abc",
+            "SELECT $x$ abc",
+            "SELECT /* /* */",
+            "SELECT E'\\",
+        ] {
+            assert!(
+                fingerprint(bad.as_bytes(), Strings::Standard, &mut f).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -106,7 +106,20 @@ pub struct GatewayOptions {
     pub extra_server: String,
     pub upstream_port: Option<u16>,
     pub workers: usize,
+    /// The agent's role.
+    pub role: &'static str,
+    /// `[roles.*]` tables for the config.
+    pub roles: String,
 }
+
+/// A role that may do everything the protocol tests exercise.
+pub const FULL_ACCESS_ROLE: &str = r#"[roles.full]
+operations = ["select", "insert", "update", "delete", "merge", "copy_out", "copy_in", "ddl", "truncate", "transaction", "set", "show", "listen", "notify", "lock", "maintenance", "prepare", "cursor", "discard"]
+read = ["*.*"]
+write = ["*.*"]
+functions = ["pg_sleep", "pg_terminate_backend", "pg_backend_pid"]
+catalog = true
+"#;
 
 impl Default for GatewayOptions {
     fn default() -> Self {
@@ -116,6 +129,8 @@ impl Default for GatewayOptions {
             extra_server: String::new(),
             upstream_port: None,
             workers: 2,
+            role: "full",
+            roles: FULL_ACCESS_ROLE.to_string(),
         }
     }
 }
@@ -163,8 +178,10 @@ impl Gateway {
             );
         }
         config += &format!(
-            "[[users]]\nname = \"agent\"\npassword = \"{AGENT_PASSWORD}\"\nroles = [\"reader\"]\n"
+            "[[users]]\nname = \"agent\"\npassword = \"{AGENT_PASSWORD}\"\nroles = [\"{}\"]\n\n",
+            opts.role
         );
+        config += &opts.roles;
         let path = dir.path().join("pgward.toml");
         std::fs::write(&path, config).unwrap();
         let log = dir.path().join("pgward.log");

@@ -1,0 +1,371 @@
+//! The decision for one classified SQL text under a user's roles: allow (with
+//! an optional row cap) or deny with a message that names what was refused,
+//! the rule, and what is allowed. Roles are unioned; anything not granted is
+//! denied.
+
+use crate::sql::{Classification, Name, Operation};
+
+use super::builtins::{
+    is_catalog_schema, is_dangerous, is_harmless_setting, is_safe, is_secret_setting,
+    SENSITIVE_CATALOG, SENSITIVE_CATALOG_COLUMNS,
+};
+use super::role::Role;
+
+/// What the session knows that changes how names resolve.
+#[derive(Debug, Clone)]
+pub struct SessionView<'a> {
+    /// The database the client connected to (three-part names must match it).
+    pub database: &'a str,
+    /// The upstream database name.
+    pub upstream_database: &'a str,
+    /// The session's search_path, schema names in order.
+    pub search_path: &'a [String],
+}
+
+/// A refusal, ready to become an ErrorResponse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// Starts with `pgward:` and names what was refused.
+    pub message: String,
+    /// The rule that refused it.
+    pub detail: String,
+    /// What is allowed instead.
+    pub hint: String,
+}
+
+/// The verdict for one SQL text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Run it; cap results at `max_rows` when set.
+    Allow { max_rows: Option<u64> },
+    /// Refuse it.
+    Deny(Denial),
+}
+
+impl Decision {
+    /// True for Allow.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+}
+
+struct Grants<'r> {
+    roles: &'r [&'r Role],
+    who: String,
+}
+
+impl Grants<'_> {
+    fn any(&self, f: impl Fn(&Role) -> bool) -> bool {
+        self.roles.iter().any(|r| f(r))
+    }
+
+    fn list(&self, f: impl Fn(&Role) -> String) -> String {
+        let parts: Vec<String> = self
+            .roles
+            .iter()
+            .map(|r| format!("{}: {}", r.name, f(r)))
+            .collect();
+        if parts.is_empty() {
+            "nothing (the user has no roles)".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+
+    fn deny(&self, what: String, detail: String, hint: String) -> Decision {
+        Decision::Deny(Denial {
+            message: format!("pgward: {} may not {what}", self.who),
+            detail,
+            hint,
+        })
+    }
+}
+
+/// Resolves a relation or function name to `schema.name` the way PostgreSQL
+/// would look it up: pg_catalog first for `pg_` names, then the search path.
+pub fn resolve(name: &Name, view: &SessionView) -> Result<String, String> {
+    if let Some(c) = &name.catalog {
+        if c != view.database && c != view.upstream_database {
+            return Err(format!("{name} names another database"));
+        }
+    }
+    if let Some(s) = &name.schema {
+        return Ok(format!("{s}.{}", name.name));
+    }
+    if name.name.starts_with("pg_") {
+        return Ok(format!("pg_catalog.{}", name.name));
+    }
+    let schema = view
+        .search_path
+        .iter()
+        .find(|s| s.as_str() != "$user" && s.as_str() != "pg_catalog")
+        .map(String::as_str)
+        .unwrap_or("public");
+    Ok(format!("{schema}.{}", name.name))
+}
+
+/// Decides whether `roles` may run the classified text.
+pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decision {
+    let who = match roles {
+        [] => "a user without roles".to_string(),
+        [r] => format!("role {}", r.name),
+        rs => format!(
+            "roles {}",
+            rs.iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let g = Grants { roles, who };
+
+    if let Some(reason) = c.forbidden.first() {
+        return Decision::Deny(Denial {
+            message: format!("pgward: {reason} is never allowed"),
+            detail: "rule: built-in; pgward refuses this for every role".into(),
+            hint: "run it directly against the database as its owner if it is really needed".into(),
+        });
+    }
+
+    for op in &c.operations {
+        let needed = match op {
+            Operation::Set => !c.settings.iter().all(|s| is_harmless_setting(s)),
+            // Reading settings is metadata; secret ones are refused below.
+            Operation::Show => false,
+            _ => true,
+        };
+        if needed && !g.any(|r| r.operations.contains(op)) {
+            let what = match op {
+                Operation::Set => format!(
+                    "change {}",
+                    c.settings
+                        .iter()
+                        .filter(|s| !is_harmless_setting(s))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                op => format!("run {}", describe_op(*op)),
+            };
+            return g.deny(
+                what,
+                format!("rule: operations; {op} is not granted"),
+                format!("allowed operations: {}", g.list(ops_list)),
+            );
+        }
+    }
+    if c.settings.contains("search_path") && c.statements > 1 {
+        let unqualified = c
+            .reads
+            .iter()
+            .chain(&c.writes)
+            .chain(&c.functions)
+            .any(|n| n.schema.is_none());
+        if unqualified {
+            return g.deny(
+                "change search_path and use unqualified names in one message".into(),
+                "rule: built-in; names must resolve against a known search_path".into(),
+                "send SET search_path as its own statement, or qualify the names".into(),
+            );
+        }
+    }
+
+    for name in &c.reads {
+        let rel = match resolve(name, view) {
+            Ok(r) => r,
+            Err(e) => {
+                return g.deny(
+                    format!("read {name}"),
+                    format!("rule: built-in; {e}"),
+                    "use names of this database".into(),
+                )
+            }
+        };
+        if let Some(d) = check_read(&g, &rel) {
+            return d;
+        }
+    }
+    for name in &c.writes {
+        let rel = match resolve(name, view) {
+            Ok(r) => r,
+            Err(e) => {
+                return g.deny(
+                    format!("write {name}"),
+                    format!("rule: built-in; {e}"),
+                    "use names of this database".into(),
+                )
+            }
+        };
+        if !g.any(|r| r.write.matches(&rel)) {
+            return g.deny(
+                format!("write {rel}"),
+                format!("rule: write; {rel} is not granted"),
+                format!("writable: {}", g.list(|r| r.write.describe())),
+            );
+        }
+    }
+    for f in &c.functions {
+        if let Some(d) = check_function(&g, f, view) {
+            return d;
+        }
+    }
+    for s in &c.settings_read {
+        if is_secret_setting(s) {
+            return g.deny(
+                format!("read the setting {s}"),
+                "rule: built-in; custom settings and server file locations can hold secrets".into(),
+                "read ordinary settings only".into(),
+            );
+        }
+    }
+    if let Some(d) = check_columns(&g, c, view) {
+        return d;
+    }
+    let max_rows = roles.iter().filter_map(|r| r.max_rows).min();
+    Decision::Allow { max_rows }
+}
+
+fn check_read(g: &Grants, rel: &str) -> Option<Decision> {
+    let (schema, table) = rel.split_once('.').unwrap_or(("", rel));
+    if is_catalog_schema(schema) {
+        if g.any(|r| r.read.names_exactly(rel)) {
+            return None;
+        }
+        if SENSITIVE_CATALOG.contains(&table) {
+            return Some(g.deny(
+                format!("read {rel}"),
+                "rule: catalog; this catalog relation holds data or secrets, not schema metadata".into(),
+                format!("grant it by name in read (\"{rel}\") if the role really needs it"),
+            ));
+        }
+        if g.any(|r| r.catalog) {
+            return None;
+        }
+        return Some(g.deny(
+            format!("read {rel}"),
+            "rule: catalog = false".into(),
+            "set catalog = true on the role to allow schema metadata".into(),
+        ));
+    }
+    if g.any(|r| r.read.matches(rel)) {
+        return None;
+    }
+    Some(g.deny(
+        format!("read {rel}"),
+        format!("rule: read; {rel} is not granted"),
+        format!("readable: {}", g.list(|r| r.read.describe())),
+    ))
+}
+
+fn check_function(g: &Grants, f: &Name, view: &SessionView) -> Option<Decision> {
+    let builtin = f.schema.as_deref().is_none_or(|s| s == "pg_catalog");
+    let granted = |key: &str| g.any(|r| r.functions.contains(key));
+    if builtin {
+        let short = f.name.as_str();
+        if granted(short) || granted(&format!("pg_catalog.{short}")) {
+            return None;
+        }
+        if is_dangerous(short) {
+            return Some(g.deny(
+                format!("call {short}()"),
+                "rule: functions; it reaches beyond the session's data (files, other sessions, servers, or SQL passed as text)".into(),
+                format!("name it in the role's functions to allow it; granted: {}", g.list(fn_list)),
+            ));
+        }
+        if is_safe(short) {
+            return None;
+        }
+        if f.schema.is_some() {
+            return Some(g.deny(
+                format!("call pg_catalog.{short}()"),
+                "rule: functions; not on the built-in safe list".into(),
+                format!("granted: {}", g.list(fn_list)),
+            ));
+        }
+    }
+    let resolved = resolve(f, view).unwrap_or_else(|_| f.to_string());
+    if granted(&resolved) {
+        return None;
+    }
+    Some(g.deny(
+        format!("call {resolved}()"),
+        "rule: functions; not granted and not on the built-in safe list".into(),
+        format!("granted: {}", g.list(fn_list)),
+    ))
+}
+
+fn check_columns(g: &Grants, c: &Classification, view: &SessionView) -> Option<Decision> {
+    let read: Vec<String> = c
+        .reads
+        .iter()
+        .filter_map(|n| resolve(n, view).ok())
+        .collect();
+    let aliases: Vec<&str> = c
+        .identifiers
+        .iter()
+        .filter_map(|i| i.strip_prefix("alias:"))
+        .filter(|a| c.identifiers.contains(*a))
+        .collect();
+    let mut denied: Vec<(String, String, &'static str)> = Vec::new();
+    for r in g.roles {
+        for (t, col) in &r.deny_columns {
+            denied.push((t.clone(), col.clone(), "deny_columns"));
+        }
+    }
+    for (t, col) in SENSITIVE_CATALOG_COLUMNS {
+        let schema = if *t == "routines" {
+            "information_schema"
+        } else {
+            "pg_catalog"
+        };
+        denied.push((format!("{schema}.{t}"), col.to_string(), "catalog"));
+    }
+    for (table, col, rule) in denied {
+        if !read.contains(&table) {
+            continue;
+        }
+        let short = table.rsplit('.').next().unwrap_or(&table);
+        let reason = if c.identifiers.contains(&col) {
+            "it is referenced"
+        } else if c.wildcard {
+            "a * would include it"
+        } else if c.identifiers.contains(short) || !aliases.is_empty() {
+            "a whole-row reference would include it"
+        } else {
+            continue;
+        };
+        return Some(g.deny(
+            format!("read {table}.{col}"),
+            format!("rule: {rule}; {reason}"),
+            format!("name the other columns of {table} explicitly"),
+        ));
+    }
+    None
+}
+
+fn describe_op(op: Operation) -> String {
+    match op {
+        Operation::CopyOut => "COPY ... TO STDOUT".into(),
+        Operation::CopyIn => "COPY ... FROM STDIN".into(),
+        Operation::Ddl => "DDL (CREATE, ALTER, DROP, GRANT, ...)".into(),
+        other => other.name().to_uppercase(),
+    }
+}
+
+fn ops_list(r: &Role) -> String {
+    if r.operations.is_empty() {
+        return "none".into();
+    }
+    r.operations
+        .iter()
+        .map(|o| o.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn fn_list(r: &Role) -> String {
+    if r.functions.is_empty() {
+        return "built-ins only".into();
+    }
+    r.functions.iter().cloned().collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,140 @@
+//! Roles as the policy file states them (`[roles.NAME]`), compiled into
+//! grants that can be checked quickly, and the union of a user's roles.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use super::glob::Patterns;
+use crate::sql::Operation;
+
+/// `[roles.NAME]` as written in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// Operations granted: select, insert, update, ... (see `Operation`).
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// Relations the role may read: `schema.name` globs, `!` excludes.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Relations the role may write.
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// Functions beyond the built-in safe list: `schema.name` or a built-in name.
+    #[serde(default)]
+    pub functions: Vec<String>,
+    /// Columns never readable, not even in WHERE: `schema.table.column`.
+    #[serde(default)]
+    pub deny_columns: Vec<String>,
+    /// May read schema metadata in pg_catalog and information_schema.
+    #[serde(default)]
+    pub catalog: bool,
+    /// Largest number of rows one result may return.
+    pub max_rows: Option<u64>,
+}
+
+/// One compiled role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// The role's name.
+    pub name: String,
+    /// Operations granted.
+    pub operations: BTreeSet<Operation>,
+    /// Readable relations.
+    pub read: Patterns,
+    /// Writable relations.
+    pub write: Patterns,
+    /// Extra functions granted.
+    pub functions: BTreeSet<String>,
+    /// Columns denied, as (schema.table, column).
+    pub deny_columns: Vec<(String, String)>,
+    /// Catalog metadata access.
+    pub catalog: bool,
+    /// Result row cap.
+    pub max_rows: Option<u64>,
+}
+
+impl Role {
+    /// Compiles a role; errors name the key (`operations`, `read`, ...).
+    pub fn compile(name: &str, r: &RoleConfig) -> Result<Role, (String, String)> {
+        let mut operations = BTreeSet::new();
+        for o in &r.operations {
+            let op = Operation::from_name(o).ok_or_else(|| {
+                let all: Vec<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
+                (
+                    "operations".to_string(),
+                    format!(
+                        "unknown operation {o:?}; expected one of {}",
+                        all.join(", ")
+                    ),
+                )
+            })?;
+            operations.insert(op);
+        }
+        let read = Patterns::new(&r.read).map_err(|e| ("read".to_string(), e))?;
+        let write = Patterns::new(&r.write).map_err(|e| ("write".to_string(), e))?;
+        let mut deny_columns = Vec::new();
+        for c in &r.deny_columns {
+            match c.rsplit_once('.') {
+                Some((table, col)) if table.contains('.') && !col.is_empty() => {
+                    deny_columns.push((table.to_lowercase(), col.to_lowercase()))
+                }
+                _ => {
+                    return Err((
+                        "deny_columns".to_string(),
+                        format!("{c:?} is not a column like \"schema.table.column\""),
+                    ))
+                }
+            }
+        }
+        Ok(Role {
+            name: name.to_string(),
+            operations,
+            read,
+            write,
+            functions: r.functions.iter().map(|f| f.to_lowercase()).collect(),
+            deny_columns,
+            catalog: r.catalog,
+            max_rows: r.max_rows,
+        })
+    }
+}
+
+/// All roles of a configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Roles by name.
+    pub roles: BTreeMap<String, Role>,
+}
+
+impl Policy {
+    /// Compiles every role; an error names `roles.NAME.KEY`.
+    pub fn compile(raw: &BTreeMap<String, RoleConfig>) -> Result<Policy, (String, String)> {
+        let mut roles = BTreeMap::new();
+        for (name, r) in raw {
+            let role = Role::compile(name, r).map_err(|(k, m)| (format!("roles.{name}.{k}"), m))?;
+            roles.insert(name.clone(), role);
+        }
+        Ok(Policy { roles })
+    }
+
+    /// Compiles the `[roles.*]` tables of a TOML text (other tables ignored).
+    pub fn from_toml(text: &str) -> Result<Policy, String> {
+        #[derive(Deserialize)]
+        struct Roles {
+            #[serde(default)]
+            roles: BTreeMap<String, RoleConfig>,
+        }
+        let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let roles: Roles = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        Policy::compile(&roles.roles).map_err(|(k, m)| format!("{k}: {m}"))
+    }
+
+    /// The roles named, skipping unknown names (config validation rejects them).
+    pub fn roles_of<'p>(&'p self, names: &[String]) -> Vec<&'p Role> {
+        names.iter().filter_map(|n| self.roles.get(n)).collect()
+    }
+}

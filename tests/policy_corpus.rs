@@ -1,0 +1,289 @@
+//! The statement policy over a corpus of agent SQL and escape attempts, under
+//! the roles of examples/policy.toml. Pure: classification and decision only.
+
+use pgward::policy::decide::decide;
+use pgward::policy::{Policy, SessionView};
+use pgward::sql::classify;
+
+fn policy() -> Policy {
+    Policy::from_toml(include_str!("../examples/policy.toml")).unwrap()
+}
+
+/// "allow", "deny", or "error" (unparsable: denied by the gateway too).
+fn verdict(policy: &Policy, role: &str, sql: &str) -> &'static str {
+    let search_path = vec!["$user".to_string(), "public".to_string()];
+    let view = SessionView {
+        database: "shop",
+        upstream_database: "shop",
+        search_path: &search_path,
+    };
+    match classify(sql) {
+        Err(_) => "error",
+        Ok(c) => {
+            let roles = policy.roles_of(&[role.to_string()]);
+            if decide(&roles, &c, &view).is_allowed() {
+                "allow"
+            } else {
+                "deny"
+            }
+        }
+    }
+}
+
+fn check(role: &str, cases: &[(&str, &str)]) {
+    let p = policy();
+    let mut failures = Vec::new();
+    for (sql, expected) in cases {
+        let got = verdict(&p, role, sql);
+        let ok = match *expected {
+            "deny" => got != "allow",
+            other => got == other,
+        };
+        if !ok {
+            failures.push(format!("{role}: expected {expected}, got {got}: {sql}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+const PSQL_DT: &str = "SELECT n.nspname as \"Schema\", c.relname as \"Name\", CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' END as \"Type\", pg_catalog.pg_get_userbyid(c.relowner) as \"Owner\" FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam WHERE c.relkind IN ('r','p','') AND n.nspname <> 'pg_catalog' AND n.nspname !~ '^pg_toast' AND n.nspname <> 'information_schema' AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 1,2;";
+const PSQL_D_TABLE: &str = "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname OPERATOR(pg_catalog.~) '^(customers)$' COLLATE pg_catalog.default AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 2, 3;";
+const PSQL_D_COLUMNS: &str = "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid, true) FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef), a.attnotnull, (SELECT c.collname FROM pg_catalog.pg_collation c, pg_catalog.pg_type t WHERE c.oid = a.attcollation AND t.oid = a.atttypid AND a.attcollation <> t.typcollation) AS attcollation, a.attidentity, a.attgenerated FROM pg_catalog.pg_attribute a WHERE a.attrelid = '16390' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum;";
+
+#[test]
+fn reader_reads_what_it_is_granted() {
+    check(
+        "reader",
+        &[
+            ("SELECT id, email FROM customers", "allow"),
+            ("select id from public.orders where total > 100 order by id limit 5", "allow"),
+            ("SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.customer_id", "allow"),
+            ("SELECT status, count(*), sum(total) FROM orders GROUP BY status HAVING count(*) > 1", "allow"),
+            ("SELECT id, rank() OVER (PARTITION BY customer_id ORDER BY total DESC) FROM orders", "allow"),
+            ("WITH big AS (SELECT * FROM orders WHERE total > 10) SELECT count(*) FROM big", "allow"),
+            ("SELECT * FROM customer_directory", "allow"),
+            ("SELECT public.customer_order_count(1)", "allow"),
+            ("SELECT customer_order_count(1)", "allow"),
+            ("SELECT lower(email), upper(name), length(name) FROM customers", "allow"),
+            ("SELECT date_trunc('month', created_at), count(*) FROM orders GROUP BY 1", "allow"),
+            ("SELECT 1", "allow"),
+            ("SELECT now(), current_database(), version()", "allow"),
+            ("SELECT * FROM generate_series(1, 10)", "allow"),
+            ("SELECT jsonb_build_object('id', id) FROM products", "allow"),
+            ("SELECT id FROM orders UNION ALL SELECT id FROM order_items", "allow"),
+            ("SELECT id FROM customers WHERE EXISTS (SELECT 1 FROM orders WHERE orders.customer_id = customers.id)", "allow"),
+            ("SELECT id, name, department FROM employees", "allow"),
+            (PSQL_DT, "allow"),
+            (PSQL_D_TABLE, "allow"),
+            (PSQL_D_COLUMNS, "allow"),
+            ("SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public'", "allow"),
+            ("SELECT relname FROM pg_class WHERE relkind = 'r'", "allow"),
+            ("SET statement_timeout = '5s'", "allow"),
+            ("SET application_name TO 'agent'", "allow"),
+            ("SHOW search_path", "allow"),
+            ("SELECT current_setting('TimeZone')", "allow"),
+            ("SELECT set_config('statement_timeout', '5s', false)", "allow"),
+            ("", "allow"),
+        ],
+    );
+}
+
+#[test]
+fn reader_is_refused_the_rest() {
+    check(
+        "reader",
+        &[
+            ("SELECT * FROM api_keys", "deny"),
+            ("SELECT * FROM public.api_keys", "deny"),
+            ("SELECT * FROM \"api_keys\"", "deny"),
+            ("SELECT * FROM PUBLIC.API_KEYS", "deny"),
+            ("SELECT * FROM shop.public.api_keys", "deny"),
+            ("SELECT * FROM otherdb.public.orders", "deny"),
+            ("SELECT (SELECT key_value FROM api_keys LIMIT 1)", "deny"),
+            ("SELECT * FROM orders WHERE id IN (SELECT id FROM api_keys)", "deny"),
+            ("WITH k AS (SELECT * FROM api_keys) SELECT * FROM k", "deny"),
+            ("WITH api_keys AS (SELECT * FROM api_keys) SELECT * FROM api_keys", "deny"),
+            ("SELECT * FROM orders, (WITH api_keys AS (SELECT 1) SELECT * FROM api_keys) s, api_keys", "deny"),
+            ("SELECT id FROM orders UNION SELECT id FROM api_keys", "deny"),
+            ("SELECT * FROM internal.customers", "deny"),
+            ("SELECT * FROM internal.audit_log", "deny"),
+            ("SELECT salary FROM employees", "deny"),
+            ("SELECT * FROM employees", "deny"),
+            ("SELECT name FROM employees WHERE salary > 100000", "deny"),
+            ("SELECT name FROM employees ORDER BY salary DESC", "deny"),
+            ("SELECT e FROM employees e", "deny"),
+            ("SELECT row_to_json(e) FROM employees e", "deny"),
+            ("SELECT avg(salary) FROM employees", "deny"),
+            ("DELETE FROM orders", "deny"),
+            ("UPDATE customers SET email = 'x'", "deny"),
+            ("INSERT INTO orders (id) VALUES (1)", "deny"),
+            ("SELECT 1; COMMIT; DROP SCHEMA public CASCADE", "deny"),
+            ("SELECT 1; DELETE FROM orders", "deny"),
+            ("DROP TABLE orders", "deny"),
+            ("TRUNCATE orders", "deny"),
+            ("CREATE TABLE x (id int)", "deny"),
+            ("ALTER TABLE orders ADD COLUMN x int", "deny"),
+            ("GRANT ALL ON orders TO public", "deny"),
+            ("WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d", "deny"),
+            ("SELECT * INTO copy_of_orders FROM orders", "deny"),
+            ("CREATE TABLE x AS SELECT * FROM orders", "deny"),
+            ("COPY orders TO STDOUT", "deny"),
+            ("COPY orders TO '/tmp/x'", "deny"),
+            ("COPY (SELECT 1) TO PROGRAM 'id'", "deny"),
+            ("COPY orders FROM STDIN", "deny"),
+            ("SET ROLE postgres", "deny"),
+            ("SET SESSION AUTHORIZATION postgres", "deny"),
+            ("RESET ROLE", "deny"),
+            ("SELECT set_config('role', 'postgres', false)", "deny"),
+            ("SELECT set_config('session_authorization', 'postgres', false)", "deny"),
+            ("SELECT set_config(current_user, 'x', false)", "deny"),
+            ("SET work_mem = '1GB'; SET log_statement = 'none'", "deny"),
+            ("SET log_statement = 'none'", "deny"),
+            ("ALTER SYSTEM SET log_statement = 'none'", "deny"),
+            ("LOAD 'auto_explain'", "deny"),
+            ("DO $$ BEGIN PERFORM 1; END $$", "deny"),
+            ("CALL some_procedure()", "deny"),
+            ("EXECUTE stmt1", "deny"),
+            ("SELECT pg_read_file('/etc/passwd')", "deny"),
+            ("SELECT pg_catalog.pg_read_file('/etc/passwd')", "deny"),
+            ("SELECT pg_ls_dir('.')", "deny"),
+            ("SELECT lo_import('/etc/passwd')", "deny"),
+            ("SELECT lo_export(1, '/tmp/x')", "deny"),
+            ("SELECT dblink('host=x', 'SELECT 1')", "deny"),
+            ("SELECT dblink_exec('host=x', 'DROP TABLE t')", "deny"),
+            ("SELECT pg_terminate_backend(1)", "deny"),
+            ("SELECT pg_cancel_backend(1)", "deny"),
+            ("SELECT pg_reload_conf()", "deny"),
+            ("SELECT query_to_xml('SELECT * FROM api_keys', true, true, '')", "deny"),
+            ("SELECT table_to_xml('api_keys', true, true, '')", "deny"),
+            ("SELECT ts_stat('SELECT key_value::tsvector FROM api_keys')", "deny"),
+            ("SELECT public.get_api_key('stripe')", "deny"),
+            ("SELECT get_api_key('stripe')", "deny"),
+            ("SELECT public.run_sql('DROP TABLE orders')", "deny"),
+            ("SELECT * FROM find_customers('Berlin')", "deny"),
+            ("SELECT * FROM pg_authid", "deny"),
+            ("SELECT * FROM pg_catalog.pg_shadow", "deny"),
+            ("SELECT * FROM pg_stats WHERE tablename = 'employees'", "deny"),
+            ("SELECT * FROM pg_statistic", "deny"),
+            ("SELECT query FROM pg_stat_activity", "deny"),
+            ("SELECT * FROM pg_stat_statements", "deny"),
+            ("SELECT * FROM pg_settings", "deny"),
+            ("SELECT * FROM pg_largeobject", "deny"),
+            ("SELECT * FROM pg_db_role_setting", "deny"),
+            ("SELECT prosrc FROM pg_proc WHERE proname = 'get_api_key'", "deny"),
+            ("SELECT * FROM pg_proc", "deny"),
+            ("SELECT pg_get_functiondef('public.get_api_key'::regproc)", "deny"),
+            ("SELECT routine_definition FROM information_schema.routines", "deny"),
+            ("SHOW app.secret", "deny"),
+            ("SELECT current_setting('app.secret')", "deny"),
+            ("SHOW ALL", "deny"),
+            ("SHOW data_directory", "deny"),
+            ("SELECT 'api_keys'::regclass", "deny"),
+            ("SELECT nextval('api_keys_id_seq')", "deny"),
+            ("SELECT * FROM orders FOR UPDATE", "deny"),
+            ("LOCK TABLE orders", "deny"),
+            ("VACUUM orders", "deny"),
+            ("LISTEN x", "deny"),
+            ("NOTIFY x", "deny"),
+            ("SELECT pg_notify('x', 'y')", "deny"),
+            ("PREPARE p AS SELECT * FROM api_keys", "deny"),
+            ("DECLARE c CURSOR FOR SELECT * FROM api_keys", "deny"),
+            ("EXPLAIN SELECT * FROM api_keys", "deny"),
+            ("EXPLAIN ANALYZE DELETE FROM orders", "deny"),
+            ("SET search_path = internal; SELECT * FROM customers", "deny"),
+            ("SELECT FROM WHERE garbage", "deny"),
+            ("SELECT * FROM orders; SELECT * FROM api_keys", "deny"),
+            ("BEGIN", "deny"),
+        ],
+    );
+}
+
+#[test]
+fn writer_writes_its_tables_only() {
+    check(
+        "writer",
+        &[
+            ("INSERT INTO orders (customer_id, total) VALUES (1, 10)", "allow"),
+            ("INSERT INTO order_items (order_id, product_id, quantity) SELECT 1, id, 1 FROM products", "allow"),
+            ("UPDATE orders SET status = 'shipped' WHERE id = 3", "allow"),
+            ("DELETE FROM order_items WHERE order_id = 3", "allow"),
+            ("UPDATE orders o SET total = o.total + 1 FROM customers c WHERE c.id = o.customer_id", "allow"),
+            ("INSERT INTO orders (id, total) VALUES (1, 2) ON CONFLICT (id) DO NOTHING", "allow"),
+            ("BEGIN", "allow"),
+            ("BEGIN; UPDATE orders SET total = 0 WHERE id = 1; COMMIT", "allow"),
+            ("SAVEPOINT a", "allow"),
+            ("ROLLBACK TO SAVEPOINT a", "allow"),
+            ("COMMIT", "allow"),
+            ("ROLLBACK", "allow"),
+            ("WITH n AS (INSERT INTO orders (total) VALUES (1) RETURNING id) SELECT id FROM n", "allow"),
+            ("SELECT * FROM api_keys", "allow"),
+            ("UPDATE customers SET email = 'x'", "deny"),
+            ("DELETE FROM payments", "deny"),
+            ("INSERT INTO customers (name) VALUES ('x')", "deny"),
+            ("WITH d AS (DELETE FROM customers RETURNING *) SELECT * FROM d", "deny"),
+            ("INSERT INTO orders SELECT * FROM internal.customers", "deny"),
+            ("UPDATE orders SET total = 1; DELETE FROM customers", "deny"),
+            ("INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET total = 0", "allow"),
+            ("INSERT INTO customers (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET name = 'x'", "deny"),
+            ("TRUNCATE orders", "deny"),
+            ("DROP TABLE orders", "deny"),
+            ("COPY orders FROM STDIN", "deny"),
+            ("MERGE INTO orders o USING customers c ON o.customer_id = c.id WHEN MATCHED THEN DELETE", "deny"),
+        ],
+    );
+}
+
+#[test]
+fn migrator_changes_the_schema() {
+    check(
+        "migrator",
+        &[
+            ("CREATE TABLE public.widgets (id int primary key)", "allow"),
+            ("ALTER TABLE orders ADD COLUMN note text", "allow"),
+            ("CREATE INDEX ON orders (customer_id)", "allow"),
+            ("DROP TABLE public.widgets", "allow"),
+            ("SET lock_timeout = '1s'", "allow"),
+            ("CREATE TABLE internal.x (id int)", "deny"),
+            ("DROP SCHEMA internal CASCADE", "deny"),
+            ("CREATE ROLE x SUPERUSER", "deny"),
+            ("CREATE EXTENSION dblink", "deny"),
+            ("INSERT INTO orders (id) VALUES (1)", "deny"),
+        ],
+    );
+}
+
+#[test]
+fn denials_name_the_refusal_and_the_rule() {
+    let p = policy();
+    let path = vec!["public".to_string()];
+    let view = SessionView {
+        database: "shop",
+        upstream_database: "shop",
+        search_path: &path,
+    };
+    let c = classify("UPDATE customers SET email = 'x'").unwrap();
+    let roles = p.roles_of(&["writer".to_string()]);
+    let pgward::policy::Decision::Deny(d) = decide(&roles, &c, &view) else {
+        panic!("allowed")
+    };
+    assert_eq!(
+        d.message,
+        "pgward: role writer may not write public.customers"
+    );
+    assert!(d.detail.starts_with("rule: write"), "{}", d.detail);
+    assert!(d.hint.contains("public.orders"), "{}", d.hint);
+
+    let c = classify("SELECT id FROM orders").unwrap();
+    let roles = p.roles_of(&["reader".to_string()]);
+    assert_eq!(
+        decide(&roles, &c, &view),
+        pgward::policy::Decision::Allow {
+            max_rows: Some(10000)
+        }
+    );
+}
