@@ -18,7 +18,9 @@ pub struct SessionView<'a> {
     pub database: &'a str,
     /// The upstream database name.
     pub upstream_database: &'a str,
-    /// The session's search_path, schema names in order.
+    /// Every schema an unqualified name may resolve to in this session: the
+    /// search_path at login and every schema a later SET search_path named.
+    /// An unqualified name must be allowed in each of them.
     pub search_path: &'a [String],
 }
 
@@ -81,27 +83,31 @@ impl Grants<'_> {
     }
 }
 
-/// Resolves a relation or function name to `schema.name` the way PostgreSQL
-/// would look it up: pg_catalog first for `pg_` names, then the search path.
-pub fn resolve(name: &Name, view: &SessionView) -> Result<String, String> {
+/// Resolves a relation or function name to the `schema.name` forms PostgreSQL
+/// may pick for it: the written schema, pg_catalog for `pg_` names, otherwise
+/// every schema the session's search_path may hold.
+pub fn resolve(name: &Name, view: &SessionView) -> Result<Vec<String>, String> {
     if let Some(c) = &name.catalog {
         if c != view.database && c != view.upstream_database {
             return Err(format!("{name} names another database"));
         }
     }
     if let Some(s) = &name.schema {
-        return Ok(format!("{s}.{}", name.name));
+        return Ok(vec![format!("{s}.{}", name.name)]);
     }
     if name.name.starts_with("pg_") {
-        return Ok(format!("pg_catalog.{}", name.name));
+        return Ok(vec![format!("pg_catalog.{}", name.name)]);
     }
-    let schema = view
+    let mut out: Vec<String> = view
         .search_path
         .iter()
-        .find(|s| s.as_str() != "$user" && s.as_str() != "pg_catalog")
-        .map(String::as_str)
-        .unwrap_or("public");
-    Ok(format!("{schema}.{}", name.name))
+        .filter(|s| !matches!(s.as_str(), "$user" | "pg_catalog"))
+        .map(|s| format!("{s}.{}", name.name))
+        .collect();
+    if out.is_empty() {
+        out.push(format!("public.{}", name.name));
+    }
+    Ok(out)
 }
 
 /// Decides whether `roles` may run the classified text.
@@ -171,37 +177,29 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
     }
 
     for name in &c.reads {
-        let rel = match resolve(name, view) {
+        let rels = match resolve(name, view) {
             Ok(r) => r,
-            Err(e) => {
-                return g.deny(
-                    format!("read {name}"),
-                    format!("rule: built-in; {e}"),
-                    "use names of this database".into(),
-                )
-            }
+            Err(e) => return g.deny(format!("read {name}"), format!("rule: built-in; {e}"), "use names of this database".into()),
         };
-        if let Some(d) = check_read(&g, &rel) {
-            return d;
+        for rel in rels {
+            if let Some(d) = check_read(&g, &rel) {
+                return d;
+            }
         }
     }
     for name in &c.writes {
-        let rel = match resolve(name, view) {
+        let rels = match resolve(name, view) {
             Ok(r) => r,
-            Err(e) => {
-                return g.deny(
-                    format!("write {name}"),
-                    format!("rule: built-in; {e}"),
-                    "use names of this database".into(),
-                )
-            }
+            Err(e) => return g.deny(format!("write {name}"), format!("rule: built-in; {e}"), "use names of this database".into()),
         };
-        if !g.any(|r| r.write.matches(&rel)) {
-            return g.deny(
-                format!("write {rel}"),
-                format!("rule: write; {rel} is not granted"),
-                format!("writable: {}", g.list(|r| r.write.describe())),
-            );
+        for rel in rels {
+            if !g.any(|r| r.write.matches(&rel)) {
+                return g.deny(
+                    format!("write {rel}"),
+                    format!("rule: write; {rel} is not granted"),
+                    format!("writable: {}", g.list(|r| r.write.describe())),
+                );
+            }
         }
     }
     for f in &c.functions {
@@ -283,12 +281,10 @@ fn check_function(g: &Grants, f: &Name, view: &SessionView) -> Option<Decision> 
             ));
         }
     }
-    let resolved = resolve(f, view).unwrap_or_else(|_| f.to_string());
-    if granted(&resolved) {
-        return None;
-    }
+    let resolved = resolve(f, view).unwrap_or_else(|_| vec![f.to_string()]);
+    let refused = resolved.iter().find(|r| !granted(r))?;
     Some(g.deny(
-        format!("call {resolved}()"),
+        format!("call {refused}()"),
         "rule: functions; not granted and not on the built-in safe list".into(),
         format!("granted: {}", g.list(fn_list)),
     ))
@@ -299,6 +295,7 @@ fn check_columns(g: &Grants, c: &Classification, view: &SessionView) -> Option<D
         .reads
         .iter()
         .filter_map(|n| resolve(n, view).ok())
+        .flatten()
         .collect();
     let aliases: Vec<&str> = c
         .identifiers

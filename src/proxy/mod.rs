@@ -4,6 +4,7 @@
 pub mod buffer;
 pub mod cancel;
 pub mod client_login;
+pub mod pipeline;
 pub mod relay;
 pub mod session;
 pub mod shutdown;

@@ -178,6 +178,8 @@ pub struct Classification {
     /// True when the result depends on literal values (set_config('role', ..)),
     /// so a cache must key it by its literals too.
     pub literal_sensitive: bool,
+    /// Schemas named by a search_path change in this text.
+    pub search_path: Vec<String>,
     /// Prepared statement or cursor names this text defines or uses.
     pub prepared_names: BTreeSet<String>,
 }

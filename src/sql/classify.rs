@@ -237,7 +237,13 @@ impl<'c> Walker<'c> {
 
     fn set(&mut self, s: &Set) -> ControlFlow<ClassifyError> {
         match s {
-            Set::SingleAssignment { variable, .. } => self.setting(setting_name(variable)),
+            Set::SingleAssignment { variable, values, .. } => {
+                let name = setting_name(variable);
+                if name == "search_path" {
+                    self.search_path_values(values);
+                }
+                self.setting(name)
+            }
             Set::ParenthesizedAssignments { variables, .. } => {
                 for v in variables {
                     self.setting(setting_name(v));
@@ -262,6 +268,38 @@ impl<'c> Walker<'c> {
             }
         }
         ControlFlow::Continue(())
+    }
+
+    /// Records the schemas of `SET search_path TO a, "B", 'c, d'`.
+    fn search_path_values(&mut self, values: &[Expr]) {
+        // The value decides how later names resolve, so it is part of the
+        // classification even when written as a string literal.
+        self.c.literal_sensitive = true;
+        for v in values {
+            match v {
+                Expr::Identifier(i) => self.c.search_path.push(ident(i)),
+                other => match string_literal(other) {
+                    Some(text) => self.search_path_text(&text),
+                    None => self.forbid("SET search_path to something other than schema names"),
+                },
+            }
+        }
+    }
+
+    /// Records the schemas of a search_path string such as `a, "B"`.
+    fn search_path_text(&mut self, text: &str) {
+        self.c.literal_sensitive = true;
+        for part in text.split(',') {
+            let p = part.trim();
+            if p.is_empty() {
+                continue;
+            }
+            let schema = match p.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                Some(quoted) => quoted.replace("\"\"", "\""),
+                None => p.to_lowercase(),
+            };
+            self.c.search_path.push(schema);
+        }
     }
 
     fn setting(&mut self, name: String) {
@@ -471,7 +509,23 @@ impl<'c> Walker<'c> {
                 "set_config" => {
                     self.c.literal_sensitive = true;
                     match first.and_then(string_literal) {
-                        Some(setting) => self.setting(setting.to_lowercase()),
+                        Some(setting) => {
+                            let setting = setting.to_lowercase();
+                            if setting == "search_path" {
+                                let value = match &f.args {
+                                    FunctionArguments::List(l) => match l.args.get(1) {
+                                        Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) => string_literal(e),
+                                        _ => None,
+                                    },
+                                    _ => None,
+                                };
+                                match value {
+                                    Some(v) => self.search_path_text(&v),
+                                    None => self.forbid("set_config of search_path to a value that is not a literal"),
+                                }
+                            }
+                            self.setting(setting)
+                        }
                         None => self.forbid("set_config with a setting name that is not a literal"),
                     }
                 }

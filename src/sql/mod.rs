@@ -4,6 +4,7 @@
 //! from sqlparser's PostgreSQL AST.
 
 pub mod classification;
+pub mod cache;
 pub mod classify;
 pub mod fingerprint;
 
