@@ -177,6 +177,11 @@ pub const SAFE_FUNCTIONS: &[&str] = &[
     "timezone",
     "date_add",
     "date_subtract",
+    "current_timestamp",
+    "current_date",
+    "current_time",
+    "localtime",
+    "localtimestamp",
     // json
     "json_build_object",
     "jsonb_build_object",

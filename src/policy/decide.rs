@@ -179,7 +179,13 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
     for name in &c.reads {
         let rels = match resolve(name, view) {
             Ok(r) => r,
-            Err(e) => return g.deny(format!("read {name}"), format!("rule: built-in; {e}"), "use names of this database".into()),
+            Err(e) => {
+                return g.deny(
+                    format!("read {name}"),
+                    format!("rule: built-in; {e}"),
+                    "use names of this database".into(),
+                )
+            }
         };
         for rel in rels {
             if let Some(d) = check_read(&g, &rel) {
@@ -190,7 +196,13 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
     for name in &c.writes {
         let rels = match resolve(name, view) {
             Ok(r) => r,
-            Err(e) => return g.deny(format!("write {name}"), format!("rule: built-in; {e}"), "use names of this database".into()),
+            Err(e) => {
+                return g.deny(
+                    format!("write {name}"),
+                    format!("rule: built-in; {e}"),
+                    "use names of this database".into(),
+                )
+            }
         };
         for rel in rels {
             if !g.any(|r| r.write.matches(&rel)) {

@@ -4,10 +4,13 @@
 pub mod buffer;
 pub mod cancel;
 pub mod client_login;
+pub mod denial;
+pub mod guard;
 pub mod pipeline;
 pub mod relay;
 pub mod session;
 pub mod shutdown;
+pub mod startup_options;
 pub mod stream;
 pub mod tls;
 pub mod upstream;

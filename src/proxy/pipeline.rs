@@ -164,7 +164,13 @@ mod tests {
     #[test]
     fn an_error_skips_to_sync() {
         let mut p = Pipeline::default();
-        for o in [Owed::One, Owed::One, Owed::DescribePortal, Owed::Execute, Owed::Sync] {
+        for o in [
+            Owed::One,
+            Owed::One,
+            Owed::DescribePortal,
+            Owed::Execute,
+            Owed::Sync,
+        ] {
             p.push(o, true);
         }
         assert_eq!(routes(&mut p, b"EZ"), "EZ");

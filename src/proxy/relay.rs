@@ -1,19 +1,32 @@
 //! The data path of a live session: two pumps, client to upstream and upstream
-//! to client, over split halves of both connections. Complete frames are found
-//! by their headers only and relayed as slices of the read buffer; each pump
-//! waits for its write before reading more, so a slow reader on either side
-//! holds back its peer instead of making pgward buffer without limit.
+//! to client, over split halves of both connections. Frames are found by their
+//! headers and relayed as slices of the read buffer. The client pump hands
+//! every statement to the session's guard and forwards it, replaces it with a
+//! refusal, or drops it (after a refusal, until Sync); the server pump matches
+//! replies to the pipeline of owed replies and hides those that answer
+//! pgward's own messages. Each pump waits for its write before reading more,
+//! so a slow reader holds back its peer instead of making pgward buffer.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
+use std::ops::Range;
 use std::rc::Rc;
 
+use bytes::{Bytes, BytesMut};
 use futures_util::lock::Mutex;
 use monoio::io::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::buffer::{write_all, FrameReader};
+use super::denial::{raise_extended, raise_query};
+use super::guard::Guard;
+use super::pipeline::{Owed, Pipeline, Route};
 use super::stream::Stream;
+use crate::policy::{Decision, Denial};
+use crate::sql::cache::ClassificationCache;
+use crate::wire::backend::ParameterStatus;
+use crate::wire::error_response::{ErrorFields, PgError};
 use crate::wire::frame::{read_header, HEADER_LEN};
+use crate::wire::frontend::{BindNames, Execute, Parse, Query, Target};
 use crate::wire::WireError;
 
 /// The client's writing half, shared by whoever must answer the client.
@@ -46,7 +59,6 @@ pub enum RelayEnd {
 }
 
 /// What the two pumps share.
-#[derive(Default)]
 pub struct SessionState {
     /// Transaction status from the last ReadyForQuery (`I`, `T`, `E`).
     pub tx_status: Cell<u8>,
@@ -55,65 +67,331 @@ pub struct SessionState {
     /// True once either pump has ended and the session is closing.
     pub closing: Cell<bool>,
     /// A FATAL error for the client, sent once the server has finished.
-    pub pending_fatal: Cell<Option<crate::wire::error_response::PgError>>,
+    pub pending_fatal: Cell<Option<PgError>>,
+    /// Replies the server owes, in order.
+    pub pipeline: RefCell<Pipeline>,
+    /// The statement guard.
+    pub guard: RefCell<Guard>,
+    /// Statements refused in this session.
+    pub denied: Cell<u64>,
 }
 
-/// Relays client frames to the upstream until one side ends.
-pub async fn client_to_upstream(
-    client: &mut FrameReader<OwnedReadHalf<Stream>>,
-    upstream: &mut OwnedWriteHalf<Stream>,
+impl SessionState {
+    /// Fresh state around a guard.
+    pub fn new(guard: Guard, tx_status: u8) -> Self {
+        SessionState {
+            tx_status: Cell::new(tx_status),
+            upstream_fatal: Cell::new(false),
+            closing: Cell::new(false),
+            pending_fatal: Cell::new(None),
+            pipeline: RefCell::new(Pipeline::default()),
+            guard: RefCell::new(guard),
+            denied: Cell::new(0),
+        }
+    }
+}
+
+/// Parts of a read buffer to send on, and bytes to send in between.
+#[derive(Debug, Default)]
+struct Pieces {
+    items: Vec<Piece>,
+}
+
+#[derive(Debug)]
+enum Piece {
+    Keep(Range<usize>),
+    Insert(Bytes),
+}
+
+impl Pieces {
+    fn keep(&mut self, r: Range<usize>) {
+        if let Some(Piece::Keep(last)) = self.items.last_mut() {
+            if last.end == r.start {
+                last.end = r.end;
+                return;
+            }
+        }
+        self.items.push(Piece::Keep(r));
+    }
+
+    fn insert(&mut self, b: Bytes) {
+        self.items.push(Piece::Insert(b));
+    }
+
+    /// Sends the pieces of `chunk` (the first `len` bytes of the read buffer).
+    async fn send(self, chunk: Bytes, out: &mut OwnedWriteHalf<Stream>) -> io::Result<()> {
+        match self.items.as_slice() {
+            [] => Ok(()),
+            [Piece::Keep(r)] if r.start == 0 && r.end == chunk.len() => write_all(out, chunk).await,
+            _ => {
+                for p in self.items {
+                    let b = match p {
+                        Piece::Keep(r) => chunk.slice(r),
+                        Piece::Insert(b) => b,
+                    };
+                    write_all(out, b).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What the client pump does with one frame.
+enum Action {
+    Forward,
+    Drop,
+    Replace(BytesMut),
+}
+
+/// The client pump's state.
+pub struct ClientPump<'a> {
+    state: &'a SessionState,
+    cache: &'a RefCell<ClassificationCache>,
     max_message: usize,
-) -> RelayEnd {
-    loop {
-        let mut end = 0;
-        let mut terminate = false;
-        let mut need = HEADER_LEN;
-        let mut bad = None;
-        while end < client.buf.len() {
-            let rest = &client.buf[end..];
-            match read_header(rest, max_message) {
-                Ok(Some(h)) if rest.len() >= h.total => {
-                    end += h.total;
-                    if h.tag == b'X' {
-                        terminate = true;
+    /// After a refusal in the extended protocol: drop messages until Sync, as
+    /// the server does after an error.
+    skip_until_sync: bool,
+}
+
+impl<'a> ClientPump<'a> {
+    /// A pump over the session's state and the worker's cache.
+    pub fn new(
+        state: &'a SessionState,
+        cache: &'a RefCell<ClassificationCache>,
+        max_message: usize,
+    ) -> Self {
+        ClientPump {
+            state,
+            cache,
+            max_message,
+            skip_until_sync: false,
+        }
+    }
+
+    fn owe(&self, owed: Owed, visible: bool) {
+        self.state.pipeline.borrow_mut().push(owed, visible);
+    }
+
+    fn refuse_extended(&mut self, d: &Denial) -> Action {
+        self.state.denied.set(self.state.denied.get() + 1);
+        tracing::info!(message = %d.message, "statement refused");
+        self.owe(Owed::One, false);
+        self.owe(Owed::One, false);
+        self.owe(Owed::Execute, true);
+        self.skip_until_sync = true;
+        let mut out = BytesMut::new();
+        raise_extended(d, &mut out);
+        Action::Replace(out)
+    }
+
+    fn refuse_query(&mut self, d: &Denial) -> Action {
+        self.state.denied.set(self.state.denied.get() + 1);
+        tracing::info!(message = %d.message, "statement refused");
+        self.owe(Owed::Query, true);
+        let mut out = BytesMut::new();
+        raise_query(d, &mut out);
+        Action::Replace(out)
+    }
+
+    fn judge(&mut self, tag: u8, body: &[u8]) -> Result<Action, WireError> {
+        let extended = matches!(tag, b'P' | b'B' | b'E' | b'D' | b'C' | b'H' | b'Q' | b'F');
+        if self.skip_until_sync && extended {
+            return Ok(Action::Drop);
+        }
+        let mut guard = self.state.guard.borrow_mut();
+        Ok(match tag {
+            b'Q' => {
+                let q = Query::parse(body)?;
+                let decision = guard.check_sql(&mut self.cache.borrow_mut(), q.sql);
+                drop(guard);
+                match decision {
+                    Decision::Allow { .. } => {
+                        self.owe(Owed::Query, true);
+                        Action::Forward
+                    }
+                    Decision::Deny(d) => self.refuse_query(&d),
+                }
+            }
+            b'P' => {
+                let p = Parse::parse(body)?;
+                let decision = guard.on_parse(&mut self.cache.borrow_mut(), p.name, p.sql);
+                drop(guard);
+                match decision {
+                    Decision::Allow { .. } => {
+                        self.owe(Owed::One, true);
+                        Action::Forward
+                    }
+                    Decision::Deny(d) => self.refuse_extended(&d),
+                }
+            }
+            b'B' => {
+                let b = BindNames::parse(body)?;
+                let refusal = guard.on_bind(b.portal, b.statement);
+                drop(guard);
+                match refusal {
+                    None => {
+                        self.owe(Owed::One, true);
+                        Action::Forward
+                    }
+                    Some(d) => self.refuse_extended(&d),
+                }
+            }
+            b'E' => {
+                let e = Execute::parse(body)?;
+                let refusal = guard.on_execute(e.portal);
+                drop(guard);
+                match refusal {
+                    None => {
+                        self.owe(Owed::Execute, true);
+                        Action::Forward
+                    }
+                    Some(d) => self.refuse_extended(&d),
+                }
+            }
+            b'D' => {
+                let t = Target::parse(body, "Describe")?;
+                let refusal = guard.on_describe(t.kind, t.name);
+                drop(guard);
+                match refusal {
+                    None => {
+                        let owed = if t.kind == b'S' {
+                            Owed::DescribeStatement
+                        } else {
+                            Owed::DescribePortal
+                        };
+                        self.owe(owed, true);
+                        Action::Forward
+                    }
+                    Some(d) => self.refuse_extended(&d),
+                }
+            }
+            b'C' => {
+                let t = Target::parse(body, "Close")?;
+                guard.on_close(t.kind, t.name);
+                drop(guard);
+                self.owe(Owed::One, true);
+                Action::Forward
+            }
+            b'S' => {
+                drop(guard);
+                self.skip_until_sync = false;
+                self.owe(Owed::Sync, true);
+                Action::Forward
+            }
+            b'F' => {
+                drop(guard);
+                // A fast-path function call names a function by OID with no SQL
+                // to analyse: refused like any unanalysable statement.
+                let d = Denial {
+                    message: "pgward: fast-path function calls are never allowed".into(),
+                    detail: "rule: built-in; a FunctionCall message carries no SQL to analyse"
+                        .into(),
+                    hint: "call the function from a SELECT".into(),
+                };
+                self.refuse_query(&d)
+            }
+            _ => Action::Forward,
+        })
+    }
+
+    /// Relays client frames to the upstream until one side ends.
+    pub async fn run(
+        &mut self,
+        client: &mut FrameReader<OwnedReadHalf<Stream>>,
+        upstream: &mut OwnedWriteHalf<Stream>,
+    ) -> RelayEnd {
+        loop {
+            let mut end = 0;
+            let mut terminate = false;
+            let mut need = HEADER_LEN;
+            let mut bad = None;
+            let mut pieces = Pieces::default();
+            while end < client.buf.len() {
+                let rest = &client.buf[end..];
+                match read_header(rest, self.max_message) {
+                    Ok(Some(h)) if rest.len() >= h.total => {
+                        let range = end..end + h.total;
+                        end += h.total;
+                        if h.tag == b'X' {
+                            pieces.keep(range);
+                            terminate = true;
+                            break;
+                        }
+                        match self.judge(h.tag, &rest[HEADER_LEN..h.total]) {
+                            Ok(Action::Forward) => pieces.keep(range),
+                            Ok(Action::Drop) => {}
+                            Ok(Action::Replace(b)) => pieces.insert(b.freeze()),
+                            Err(e) => {
+                                end -= h.total;
+                                bad = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    Ok(Some(h)) => {
+                        need = h.total - rest.len();
+                        break;
+                    }
+                    Ok(None) => {
+                        need = HEADER_LEN - rest.len();
+                        break;
+                    }
+                    Err(e) => {
+                        bad = Some(e);
                         break;
                     }
                 }
-                Ok(Some(h)) => {
-                    need = h.total - rest.len();
-                    break;
-                }
-                Ok(None) => {
-                    need = HEADER_LEN - rest.len();
-                    break;
-                }
-                Err(e) => {
-                    bad = Some(e);
-                    break;
+            }
+            if end > 0 {
+                let chunk = client.take(end).freeze();
+                if let Err(e) = pieces.send(chunk, upstream).await {
+                    return RelayEnd::UpstreamGone {
+                        error: Some(e),
+                        explained: false,
+                    };
                 }
             }
-        }
-        if end > 0 {
-            let chunk = client.take(end).freeze();
-            if let Err(e) = write_all(upstream, chunk).await {
-                return RelayEnd::UpstreamGone {
-                    error: Some(e),
-                    explained: false,
-                };
+            if terminate {
+                return RelayEnd::ClientTerminated;
             }
-        }
-        if terminate {
-            return RelayEnd::ClientTerminated;
-        }
-        if let Some(e) = bad {
-            return RelayEnd::ClientProtocol(e);
-        }
-        match client.fill(need).await {
-            Ok(0) => return RelayEnd::ClientGone(None),
-            Ok(_) => {}
-            Err(e) => return RelayEnd::ClientGone(Some(e)),
+            if let Some(e) = bad {
+                return RelayEnd::ClientProtocol(e);
+            }
+            match client.fill(need).await {
+                Ok(0) => return RelayEnd::ClientGone(None),
+                Ok(_) => {}
+                Err(e) => return RelayEnd::ClientGone(Some(e)),
+            }
         }
     }
+}
+
+/// Notes what a server message tells the session (status, fatal errors,
+/// string rules) and says whether the client gets it.
+fn observe(state: &SessionState, tag: u8, body: &[u8]) -> Route {
+    match tag {
+        b'Z' => {
+            if let Some(&s) = body.first() {
+                state.tx_status.set(s);
+            }
+        }
+        b'E' if ErrorFields::parse(body).is_ok_and(|f| f.is_fatal()) => {
+            state.upstream_fatal.set(true);
+        }
+        b'S' => {
+            if let Ok(p) = ParameterStatus::parse(body) {
+                if p.name == "standard_conforming_strings" {
+                    state
+                        .guard
+                        .borrow_mut()
+                        .set_standard_conforming_strings(p.value == "on");
+                }
+            }
+        }
+        _ => {}
+    }
+    state.pipeline.borrow_mut().route(tag)
 }
 
 /// Relays server frames to the client until one side ends.
@@ -122,32 +400,31 @@ pub async fn upstream_to_client(
     client: &ClientSink,
     state: &SessionState,
 ) -> RelayEnd {
+    let mut synthetic = Vec::new();
     loop {
         let mut end = 0;
         let mut need = HEADER_LEN;
-        let mut stream_through = 0;
+        let mut stream_through = None;
         let mut bad = None;
+        let mut pieces = Pieces::default();
         while end < upstream.buf.len() {
+            state.pipeline.borrow_mut().take_synthetic(&mut synthetic);
+            for b in synthetic.drain(..) {
+                pieces.insert(b);
+            }
             let rest = &upstream.buf[end..];
             match read_header(rest, MAX_BACKEND_MESSAGE) {
                 Ok(Some(h)) if rest.len() >= h.total => {
-                    match h.tag {
-                        b'Z' => state.tx_status.set(rest[HEADER_LEN]),
-                        b'E' => {
-                            let body = &rest[HEADER_LEN..h.total];
-                            if crate::wire::error_response::ErrorFields::parse(body)
-                                .is_ok_and(|f| f.is_fatal())
-                            {
-                                state.upstream_fatal.set(true);
-                            }
-                        }
-                        _ => {}
-                    }
+                    let range = end..end + h.total;
                     end += h.total;
+                    if observe(state, h.tag, &rest[HEADER_LEN..h.total]) == Route::Forward {
+                        pieces.keep(range);
+                    }
                 }
                 Ok(Some(h)) => {
                     if h.total >= STREAM_THROUGH && matches!(h.tag, b'D' | b'd') {
-                        stream_through = h.total;
+                        let route = state.pipeline.borrow_mut().route(h.tag);
+                        stream_through = Some((h.total, route));
                     }
                     need = h.total - rest.len();
                     break;
@@ -162,21 +439,28 @@ pub async fn upstream_to_client(
                 }
             }
         }
-        if stream_through > 0 {
-            // Send everything buffered, including the large frame's start, then
-            // relay the rest of that frame as it arrives.
-            let remaining = stream_through - (upstream.buf.len() - end);
-            end = upstream.buf.len();
-            if let Err(e) = forward(client, upstream.take(end)).await {
+        if let Some((total, route)) = stream_through {
+            // Send everything before the large frame, then relay (or drop) the
+            // frame itself as it arrives.
+            let have = upstream.buf.len() - end;
+            if route == Route::Forward {
+                pieces.keep(end..upstream.buf.len());
+            }
+            let len = upstream.buf.len();
+            if let Err(e) = forward(client, upstream.take(len).freeze(), pieces).await {
                 return RelayEnd::ClientGone(Some(e));
             }
-            if let Err(end) = pass_through(upstream, client, remaining).await {
+            if let Err(end) = pass_through(upstream, client, total - have, route).await {
                 return end;
             }
             continue;
         }
-        if end > 0 {
-            if let Err(e) = forward(client, upstream.take(end)).await {
+        state.pipeline.borrow_mut().take_synthetic(&mut synthetic);
+        for b in synthetic.drain(..) {
+            pieces.insert(b);
+        }
+        if end > 0 || !pieces.items.is_empty() {
+            if let Err(e) = forward(client, upstream.take(end).freeze(), pieces).await {
                 return RelayEnd::ClientGone(Some(e));
             }
         }
@@ -201,16 +485,17 @@ pub async fn upstream_to_client(
     }
 }
 
-async fn forward(client: &ClientSink, bytes: bytes::BytesMut) -> io::Result<()> {
+async fn forward(client: &ClientSink, chunk: Bytes, pieces: Pieces) -> io::Result<()> {
     let mut w = client.lock().await;
-    write_all(&mut *w, bytes.freeze()).await
+    pieces.send(chunk, &mut w).await
 }
 
-/// Relays exactly `remaining` more bytes of one frame, in buffer-sized pieces.
+/// Relays (or drops) exactly `remaining` more bytes of one frame.
 async fn pass_through(
     upstream: &mut FrameReader<OwnedReadHalf<Stream>>,
     client: &ClientSink,
     mut remaining: usize,
+    route: Route,
 ) -> Result<(), RelayEnd> {
     while remaining > 0 {
         match upstream.fill(1).await {
@@ -230,8 +515,13 @@ async fn pass_through(
         }
         let n = upstream.buf.len().min(remaining);
         remaining -= n;
-        if let Err(e) = forward(client, upstream.take(n)).await {
-            return Err(RelayEnd::ClientGone(Some(e)));
+        let piece = upstream.take(n).freeze();
+        if route == Route::Forward {
+            let mut pieces = Pieces::default();
+            pieces.keep(0..n);
+            if let Err(e) = forward(client, piece, pieces).await {
+                return Err(RelayEnd::ClientGone(Some(e)));
+            }
         }
     }
     Ok(())

@@ -14,10 +14,15 @@ use tracing::{info, warn, Instrument};
 use super::buffer::{write_all, FrameReader};
 use super::cancel::{self, CancelKey};
 use super::client_login::{login, Hello, Login, LoginError};
-use super::relay::{client_to_upstream, upstream_to_client, ClientSink, RelayEnd, SessionState};
+use super::guard::Guard;
+use super::relay::{upstream_to_client, ClientPump, ClientSink, RelayEnd, SessionState};
+use super::startup_options::startup_settings;
 use super::stream::Stream;
 use super::upstream::{self, UpstreamError};
 use super::worker::WorkerContext;
+use crate::policy::builtins::is_harmless_setting;
+use crate::policy::role::Role;
+use crate::sql::Operation;
 use crate::wire::build;
 use crate::wire::error_response::PgError;
 
@@ -83,6 +88,29 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     span.record("user", user.name.as_str());
     span.record("database", database.as_str());
     let db = &ctx.config.databases[&database];
+    let roles: Rc<[Role]> = ctx
+        .config
+        .policy
+        .roles_of(&user.roles)
+        .into_iter()
+        .cloned()
+        .collect();
+    let settings = startup_settings(&params);
+    if let Some(refusal) = refuse_startup_settings(&roles, &settings) {
+        info!(reason = %refusal, "login refused by policy");
+        let _ = write_all(
+            conn.io_mut(),
+            PgError::fatal("42501", refusal).to_frame().freeze(),
+        )
+        .await;
+        return;
+    }
+    let search_path = settings
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "search_path")
+        .map(|(_, v)| v.as_str());
+    let guard = Guard::new(roles, &database, &db.dbname, search_path);
     let up = match upstream::connect(
         db,
         ctx.upstream_tls.get(&database),
@@ -132,8 +160,13 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let mut client_rd = FrameReader::new(client_rd, client_buf, chunk);
     let mut up_rd = FrameReader::new(up_rd, up_buf, chunk);
     let sink = Rc::new(Mutex::new(client_wr));
-    let state = SessionState::default();
-    state.tx_status.set(up.status);
+    let state = SessionState::new(guard, up.status);
+    if let Some(scs) = up.standard_conforming_strings {
+        state
+            .guard
+            .borrow_mut()
+            .set_standard_conforming_strings(scs);
+    }
     let wake = Wake {
         client: client_fd,
         upstream: up.fd,
@@ -143,12 +176,8 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     // dropped (TLS streams do not survive that). Whichever ends first wakes the
     // other by shutting down the read side of the other pump's socket.
     let front = async {
-        let end = client_to_upstream(
-            &mut client_rd,
-            &mut up_wr,
-            ctx.config.server.max_message_size,
-        )
-        .await;
+        let mut pump = ClientPump::new(&state, &ctx.cache, ctx.config.server.max_message_size);
+        let end = pump.run(&mut client_rd, &mut up_wr).await;
         let first = !state.closing.replace(true);
         if first {
             client_side_end(&end, &state, &mut up_wr).await;
@@ -174,6 +203,28 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let _ = sink.lock().await.shutdown().await;
     let _ = up_wr.shutdown().await;
     drop(key);
+}
+
+/// Startup settings the user's roles do not allow, as a FATAL message.
+fn refuse_startup_settings(roles: &[Role], settings: &[(String, String)]) -> Option<String> {
+    for (name, _) in settings {
+        if matches!(
+            name.as_str(),
+            "role" | "session_authorization" | "standard_conforming_strings"
+        ) {
+            return Some(format!(
+                "pgward: the startup option {name} is never allowed"
+            ));
+        }
+        if !is_harmless_setting(name)
+            && !roles.iter().any(|r| r.operations.contains(&Operation::Set))
+        {
+            return Some(format!(
+                "pgward: the startup option {name} needs the set operation, which the user's roles do not grant"
+            ));
+        }
+    }
+    None
 }
 
 /// Shuts down the read side of a socket so a pending read on it returns.

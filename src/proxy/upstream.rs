@@ -66,6 +66,8 @@ pub struct Upstream {
     pub greeting: BytesMut,
     /// The transaction status of the first ReadyForQuery.
     pub status: u8,
+    /// standard_conforming_strings as the server reported it.
+    pub standard_conforming_strings: Option<bool>,
 }
 
 /// Opens and logs in an upstream session with the client's startup parameters.
@@ -190,6 +192,7 @@ async fn login(
     let mut greeting = BytesMut::new();
     let mut key: Option<(u32, Vec<u8>)> = None;
     let mut scram: Option<ScramClient> = None;
+    let mut scs = None;
     let password = || {
         db.password.as_deref().ok_or_else(|| {
             UpstreamError::Protocol(format!(
@@ -253,7 +256,16 @@ async fn login(
                     )))
                 }
             },
-            b'S' | b'N' => greeting.extend_from_slice(&frame),
+            b'S' | b'N' => {
+                if h.tag == b'S' {
+                    if let Ok(p) = crate::wire::backend::ParameterStatus::parse(body) {
+                        if p.name == "standard_conforming_strings" {
+                            scs = Some(p.value == "on");
+                        }
+                    }
+                }
+                greeting.extend_from_slice(&frame)
+            }
             b'K' => {
                 let k = BackendKeyData::parse(body).map_err(protocol)?;
                 key = Some((k.pid, k.secret.to_vec()));
@@ -278,6 +290,7 @@ async fn login(
                     secret,
                     greeting,
                     status,
+                    standard_conforming_strings: scs,
                 });
             }
             other => {

@@ -24,6 +24,8 @@ pub struct WorkerContext {
     pub login: LoginContext,
     /// Upstream TLS configuration per database (absent for sslmode=disable).
     pub upstream_tls: HashMap<String, Arc<rustls::ClientConfig>>,
+    /// This worker's classifications by statement fingerprint.
+    pub cache: std::cell::RefCell<crate::sql::cache::ClassificationCache>,
 }
 
 /// What all workers are built from; validated before any thread starts.
@@ -78,6 +80,7 @@ impl Blueprint {
                 chunk: self.config.server.buffer_size,
             },
             upstream_tls: self.upstream_tls.clone(),
+            cache: std::cell::RefCell::new(crate::sql::cache::ClassificationCache::new(10_000)),
         }
     }
 }

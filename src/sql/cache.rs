@@ -70,9 +70,13 @@ impl ClassificationCache {
             self.by_key.clear();
             self.by_key_and_literals.clear();
         }
-        let sensitive = classified.as_ref().as_ref().map_or(false, |c| c.literal_sensitive);
+        let sensitive = classified
+            .as_ref()
+            .as_ref()
+            .is_ok_and(|c| c.literal_sensitive);
         if sensitive {
-            self.by_key_and_literals.insert(with_literals, classified.clone());
+            self.by_key_and_literals
+                .insert(with_literals, classified.clone());
         } else {
             self.by_key.insert(with_literals.0, classified.clone());
         }
@@ -87,14 +91,29 @@ mod tests {
     #[test]
     fn hits_skip_the_parser_and_literals_matter_when_they_must() {
         let mut cache = ClassificationCache::new(100);
-        let a = cache.classify(b"SELECT abalance FROM pgbench_accounts WHERE aid = 1", Strings::Standard).unwrap();
-        let b = cache.classify(b"select abalance from pgbench_accounts where aid = 77", Strings::Standard).unwrap();
+        let a = cache
+            .classify(
+                b"SELECT abalance FROM pgbench_accounts WHERE aid = 1",
+                Strings::Standard,
+            )
+            .unwrap();
+        let b = cache
+            .classify(
+                b"select abalance from pgbench_accounts where aid = 77",
+                Strings::Standard,
+            )
+            .unwrap();
         assert!(Rc::ptr_eq(&a, &b));
         assert_eq!((cache.hits, cache.misses), (1, 1));
 
-        let role = cache.classify(b"SELECT set_config('role', 'x', false)", Strings::Standard).unwrap();
+        let role = cache
+            .classify(b"SELECT set_config('role', 'x', false)", Strings::Standard)
+            .unwrap();
         let timeout = cache
-            .classify(b"SELECT set_config('statement_timeout', '1s', false)", Strings::Standard)
+            .classify(
+                b"SELECT set_config('statement_timeout', '1s', false)",
+                Strings::Standard,
+            )
             .unwrap();
         assert!(!role.as_ref().as_ref().unwrap().forbidden.is_empty());
         assert!(timeout.as_ref().as_ref().unwrap().forbidden.is_empty());
@@ -104,7 +123,9 @@ mod tests {
     fn stays_bounded() {
         let mut cache = ClassificationCache::new(10);
         for i in 0..100 {
-            cache.classify(format!("SELECT c{i} FROM t").as_bytes(), Strings::Standard).unwrap();
+            cache
+                .classify(format!("SELECT c{i} FROM t").as_bytes(), Strings::Standard)
+                .unwrap();
         }
         assert!(cache.by_key.len() <= 10);
     }

@@ -31,8 +31,14 @@ pub enum ClassifyError {
 
 /// Classifies all the statements in `sql`.
 pub fn classify(sql: &str) -> Result<Classification, ClassifyError> {
-    let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-        .map_err(|e| ClassifyError::Parse(e.to_string()))?;
+    let statements = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+        Ok(s) => s,
+        Err(e) => {
+            return copy_fallback(sql)
+                .or_else(|| maintenance_fallback(sql))
+                .ok_or_else(|| ClassifyError::Parse(e.to_string()))
+        }
+    };
     let mut c = Classification {
         statements: statements.len(),
         ..Classification::default()
@@ -44,6 +50,182 @@ pub fn classify(sql: &str) -> Result<Classification, ClassifyError> {
         }
     }
     Ok(c)
+}
+
+/// `COPY name [(columns)] FROM STDIN | TO STDOUT [options]`, for the option
+/// spellings sqlparser does not accept (`WITH (FREEZE ON)`, as pgbench -i
+/// sends). Only this exact shape is accepted: the table and the direction
+/// decide everything, and options cannot name other objects or run queries.
+fn copy_fallback(sql: &str) -> Option<Classification> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .ok()?
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let word = |t: &Token| match t {
+        Token::Word(w) => Some(w.clone()),
+        _ => None,
+    };
+    let mut it = tokens.iter().peekable();
+    if !word(it.next()?)?.value.eq_ignore_ascii_case("copy") {
+        return None;
+    }
+    let mut parts = vec![word(it.next()?)?];
+    while it.peek() == Some(&&Token::Period) {
+        it.next();
+        parts.push(word(it.next()?)?);
+    }
+    if it.peek() == Some(&&Token::LParen) {
+        it.next();
+        loop {
+            word(it.next()?)?;
+            match it.next()? {
+                Token::Comma => continue,
+                Token::RParen => break,
+                _ => return None,
+            }
+        }
+    }
+    let direction = word(it.next()?)?.value.to_lowercase();
+    let endpoint = word(it.next()?)?.value.to_lowercase();
+    let to = match (direction.as_str(), endpoint.as_str()) {
+        ("from", "stdin") => false,
+        ("to", "stdout") => true,
+        _ => return None,
+    };
+    // Options: words, numbers, strings, commas, parentheses and '=' only,
+    // then at most a final semicolon.
+    let mut ended = false;
+    for t in it {
+        match t {
+            _ if ended => return None,
+            Token::Word(_)
+            | Token::Number(..)
+            | Token::SingleQuotedString(_)
+            | Token::Comma
+            | Token::LParen
+            | Token::RParen
+            | Token::Eq => {}
+            Token::SemiColon => ended = true,
+            _ => return None,
+        }
+    }
+    let names: Vec<String> = parts
+        .iter()
+        .map(|w| {
+            if w.quote_style.is_some() {
+                w.value.clone()
+            } else {
+                w.value.to_lowercase()
+            }
+        })
+        .collect();
+    let name = match names.as_slice() {
+        [n] => Name::bare(n),
+        [s, n] => Name::qualified(s, n),
+        _ => return None,
+    };
+    let mut c = Classification {
+        statements: 1,
+        ..Classification::default()
+    };
+    if to {
+        c.operations.insert(Operation::CopyOut);
+        c.reads.insert(name);
+        c.wildcard = true;
+    } else {
+        c.operations.insert(Operation::CopyIn);
+        c.writes.insert(name);
+    }
+    Some(c)
+}
+
+/// `VACUUM` / `ANALYZE` with option words and a list of tables, for forms
+/// sqlparser does not accept (`VACUUM ANALYZE t`, as pgbench -i sends).
+fn maintenance_fallback(sql: &str) -> Option<Classification> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    const OPTIONS: &[&str] = &[
+        "full",
+        "freeze",
+        "verbose",
+        "analyze",
+        "analyse",
+        "skip_locked",
+        "disable_page_skipping",
+    ];
+    let tokens: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .ok()?
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let mut it = tokens.iter().peekable();
+    let Token::Word(first) = it.next()? else {
+        return None;
+    };
+    if !matches!(
+        first.value.to_lowercase().as_str(),
+        "vacuum" | "analyze" | "analyse"
+    ) {
+        return None;
+    }
+    if it.peek() == Some(&&Token::LParen) {
+        // Parenthesised options: words and booleans only.
+        for t in it.by_ref() {
+            match t {
+                Token::RParen => break,
+                Token::Word(_) | Token::Comma | Token::Number(..) => {}
+                _ => return None,
+            }
+        }
+    }
+    let mut c = Classification {
+        statements: 1,
+        ..Classification::default()
+    };
+    c.operations.insert(Operation::Maintenance);
+    let mut parts: Vec<String> = Vec::new();
+    let flush = |parts: &mut Vec<String>, c: &mut Classification| -> Option<()> {
+        let name = match parts.as_slice() {
+            [] => return Some(()),
+            [n] => Name::bare(n),
+            [s, n] => Name::qualified(s, n),
+            _ => return None,
+        };
+        c.writes.insert(name);
+        parts.clear();
+        Some(())
+    };
+    let mut expect_name = false;
+    while let Some(t) = it.next() {
+        match t {
+            Token::Word(w)
+                if parts.is_empty()
+                    && !expect_name
+                    && w.quote_style.is_none()
+                    && OPTIONS.contains(&w.value.to_lowercase().as_str()) => {}
+            Token::Word(w) => {
+                parts.push(if w.quote_style.is_some() {
+                    w.value.clone()
+                } else {
+                    w.value.to_lowercase()
+                });
+                expect_name = false;
+            }
+            Token::Period => expect_name = true,
+            Token::Comma => flush(&mut parts, &mut c)?,
+            Token::SemiColon => {
+                if it.next().is_some() {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    flush(&mut parts, &mut c)?;
+    Some(c)
 }
 
 /// An identifier as PostgreSQL sees it: unquoted ones fold to lower case.
@@ -117,6 +299,9 @@ fn setting_name(n: &ObjectName) -> String {
 
 /// Settings that change who the session is: never allowed through pgward.
 const IDENTITY_SETTINGS: &[&str] = &["role", "session_authorization", "session authorization"];
+
+/// Settings that change how pgward must read later statements.
+const LEXER_SETTINGS: &[&str] = &["standard_conforming_strings"];
 
 /// The CTEs one WITH clause defines, and how many are visible right now.
 struct Scope {
@@ -237,7 +422,9 @@ impl<'c> Walker<'c> {
 
     fn set(&mut self, s: &Set) -> ControlFlow<ClassifyError> {
         match s {
-            Set::SingleAssignment { variable, values, .. } => {
+            Set::SingleAssignment {
+                variable, values, ..
+            } => {
                 let name = setting_name(variable);
                 if name == "search_path" {
                     self.search_path_values(values);
@@ -305,6 +492,9 @@ impl<'c> Walker<'c> {
     fn setting(&mut self, name: String) {
         if IDENTITY_SETTINGS.contains(&name.as_str()) {
             self.forbid(format!("setting {name} changes the session's identity"));
+        }
+        if LEXER_SETTINGS.contains(&name.as_str()) {
+            self.forbid(format!("changing {name} mid-session"));
         }
         self.op(Operation::Set);
         self.c.settings.insert(name);
@@ -514,7 +704,9 @@ impl<'c> Walker<'c> {
                             if setting == "search_path" {
                                 let value = match &f.args {
                                     FunctionArguments::List(l) => match l.args.get(1) {
-                                        Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) => string_literal(e),
+                                        Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) => {
+                                            string_literal(e)
+                                        }
                                         _ => None,
                                     },
                                     _ => None,
@@ -942,6 +1134,13 @@ mod tests {
         );
         assert_eq!(reads("SELECT 'api_keys'::regclass"), ["api_keys"]);
         assert!(classify("DO $$ BEGIN END $$").is_err());
+        let copy = classify("copy pgbench_accounts from stdin with (freeze on)").unwrap();
+        assert_eq!(names(&copy.writes), ["pgbench_accounts"]);
+        assert!(classify("copy pgbench_accounts from program 'id' with (freeze on)").is_err());
+        assert!(classify("copy x from stdin with (freeze on); drop table y").is_err());
+        let v = classify("vacuum analyze pgbench_branches").unwrap();
+        assert_eq!(names(&v.writes), ["pgbench_branches"]);
+        assert!(classify("vacuum analyze x; drop table y").is_err());
         assert!(
             classify("SHOW app.secret")
                 .unwrap()

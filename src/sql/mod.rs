@@ -3,8 +3,8 @@
 //! relations read and written, functions called, settings changed), computed
 //! from sqlparser's PostgreSQL AST.
 
-pub mod classification;
 pub mod cache;
+pub mod classification;
 pub mod classify;
 pub mod fingerprint;
 

@@ -59,6 +59,69 @@ impl<'a> Parse<'a> {
     }
 }
 
+/// The names at the front of a Bind (the rest, parameters and formats, is
+/// left to the server).
+#[derive(Debug, PartialEq, Eq)]
+pub struct BindNames<'a> {
+    /// Destination portal; empty for the unnamed portal.
+    pub portal: &'a [u8],
+    /// Source prepared statement; empty for the unnamed statement.
+    pub statement: &'a [u8],
+}
+
+impl<'a> BindNames<'a> {
+    /// Decodes the names of a 'B' message body.
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut c = Cursor::new(body, "Bind");
+        let portal = c.cstr()?;
+        let statement = c.cstr()?;
+        Ok(BindNames { portal, statement })
+    }
+}
+
+/// An Execute: the portal and the row limit (0 = all).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Execute<'a> {
+    /// Portal name; empty for the unnamed portal.
+    pub portal: &'a [u8],
+    /// Maximum rows to return, 0 for no limit.
+    pub max_rows: i32,
+}
+
+impl<'a> Execute<'a> {
+    /// Decodes an 'E' message body.
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut c = Cursor::new(body, "Execute");
+        let portal = c.cstr()?;
+        let max_rows = c.i32()?;
+        c.finish()?;
+        Ok(Execute { portal, max_rows })
+    }
+}
+
+/// The target of a Describe or Close: `S` (statement) or `P` (portal) and a name.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// `b'S'` or `b'P'`.
+    pub kind: u8,
+    /// The statement or portal name.
+    pub name: &'a [u8],
+}
+
+impl<'a> Target<'a> {
+    /// Decodes a 'D' or 'C' message body.
+    pub fn parse(body: &'a [u8], message: &'static str) -> Result<Self, WireError> {
+        let mut c = Cursor::new(body, message);
+        let kind = c.u8()?;
+        if kind != b'S' && kind != b'P' {
+            return Err(WireError::malformed(message, "target must be 'S' or 'P'"));
+        }
+        let name = c.cstr()?;
+        c.finish()?;
+        Ok(Target { kind, name })
+    }
+}
+
 /// SASLInitialResponse: the chosen mechanism and the client-first message.
 #[derive(Debug, PartialEq, Eq)]
 pub struct SaslInitialResponse<'a> {
@@ -97,6 +160,18 @@ mod tests {
         assert_eq!(p.param_types().collect::<Vec<_>>(), vec![23]);
         assert!(Parse::parse(b"s1\0SELECT $1\0\0\x02\0\0\0\x17").is_err());
         assert!(Parse::parse(b"s1\0SELECT\0\xff\xff").is_err());
+    }
+
+    #[test]
+    fn decodes_bind_execute_and_targets() {
+        let b = BindNames::parse(b"p1\0s1\0\0\0").unwrap();
+        assert_eq!((b.portal, b.statement), (&b"p1"[..], &b"s1"[..]));
+        assert!(BindNames::parse(b"p1\0s1").is_err());
+        let e = Execute::parse(b"\0\0\0\0\x05").unwrap();
+        assert_eq!((e.portal, e.max_rows), (&b""[..], 5));
+        let t = Target::parse(b"Sname\0", "Describe").unwrap();
+        assert_eq!((t.kind, t.name), (b'S', &b"name"[..]));
+        assert!(Target::parse(b"Xname\0", "Describe").is_err());
     }
 
     #[test]

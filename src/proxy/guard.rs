@@ -1,0 +1,199 @@
+//! The statement guard of one session: judges every SQL text and every
+//! extended-protocol message against the user's roles before anything reaches
+//! the server, and remembers which prepared statements and portals were
+//! allowed, so a Bind or Execute of a refused or unknown one is refused too.
+
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use crate::policy::decide::decide;
+use crate::policy::role::Role;
+use crate::policy::{Decision, Denial, SessionView};
+use crate::sql::cache::{ClassificationCache, LookupError};
+use crate::sql::fingerprint::Strings;
+
+/// The session's judge.
+pub struct Guard {
+    roles: Rc<[Role]>,
+    database: String,
+    upstream_database: String,
+    /// Every schema an unqualified name may resolve to (only ever grows).
+    search_path: Vec<String>,
+    statements: HashSet<Vec<u8>>,
+    portals: HashSet<Vec<u8>>,
+    /// How the session lexes '...' strings.
+    pub strings: Strings,
+}
+
+impl Guard {
+    /// A guard for a user's roles; `startup_search_path` comes from the
+    /// client's startup options, when it set one.
+    pub fn new(
+        roles: Rc<[Role]>,
+        database: &str,
+        upstream_database: &str,
+        startup_search_path: Option<&str>,
+    ) -> Guard {
+        let mut search_path = vec!["public".to_string()];
+        if let Some(p) = startup_search_path {
+            for s in p.split(',') {
+                let s = s.trim();
+                let s = match s.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+                    Some(q) => q.to_string(),
+                    None => s.to_lowercase(),
+                };
+                if !s.is_empty() && !search_path.contains(&s) {
+                    search_path.push(s);
+                }
+            }
+        }
+        Guard {
+            roles,
+            database: database.to_string(),
+            upstream_database: upstream_database.to_string(),
+            search_path,
+            statements: HashSet::new(),
+            portals: HashSet::new(),
+            strings: Strings::Standard,
+        }
+    }
+
+    fn view(&self) -> SessionView<'_> {
+        SessionView {
+            database: &self.database,
+            upstream_database: &self.upstream_database,
+            search_path: &self.search_path,
+        }
+    }
+
+    /// Judges one SQL text (a simple Query or a Parse).
+    pub fn check_sql(&mut self, cache: &mut ClassificationCache, sql: &[u8]) -> Decision {
+        let classified = match cache.classify(sql, self.strings) {
+            Ok(c) => c,
+            Err(LookupError::NotUtf8) => {
+                return refuse(
+                    "pgward: the statement is not valid UTF-8",
+                    "rule: built-in; pgward analyses UTF-8 text only",
+                    "connect with client_encoding UTF8",
+                )
+            }
+            Err(LookupError::Lex(e)) => {
+                return refuse(
+                    format!("pgward: the statement cannot be analysed: {e}"),
+                    "rule: built-in; statements pgward cannot analyse are refused",
+                    "check the quoting of strings, identifiers and comments",
+                )
+            }
+        };
+        let c = match classified.as_ref() {
+            Ok(c) => c,
+            Err(e) => {
+                return refuse(
+                    format!("pgward: {e}"),
+                    "rule: built-in; statements pgward cannot analyse are refused",
+                    "rewrite it with plain SQL that names its tables and functions",
+                )
+            }
+        };
+        let roles: Vec<&Role> = self.roles.iter().collect();
+        let decision = decide(&roles, c, &self.view());
+        if decision.is_allowed() {
+            for s in &c.search_path {
+                if !self.search_path.contains(s) {
+                    self.search_path.push(s.clone());
+                }
+            }
+        }
+        decision
+    }
+
+    /// Judges a Parse; an allowed statement may then be bound.
+    pub fn on_parse(
+        &mut self,
+        cache: &mut ClassificationCache,
+        name: &[u8],
+        sql: &[u8],
+    ) -> Decision {
+        let d = self.check_sql(cache, sql);
+        if d.is_allowed() {
+            self.statements.insert(name.to_vec());
+        } else {
+            self.statements.remove(name);
+        }
+        d
+    }
+
+    /// Judges a Bind: its statement must have been allowed.
+    pub fn on_bind(&mut self, portal: &[u8], statement: &[u8]) -> Option<Denial> {
+        if self.statements.contains(statement) {
+            self.portals.insert(portal.to_vec());
+            None
+        } else {
+            self.portals.remove(portal);
+            Some(unknown("prepared statement", statement))
+        }
+    }
+
+    /// Judges an Execute: its portal must have been bound from an allowed statement.
+    pub fn on_execute(&self, portal: &[u8]) -> Option<Denial> {
+        (!self.portals.contains(portal)).then(|| unknown("portal", portal))
+    }
+
+    /// Judges a Describe of a statement (`S`) or portal (`P`).
+    pub fn on_describe(&self, kind: u8, name: &[u8]) -> Option<Denial> {
+        let known = match kind {
+            b'S' => self.statements.contains(name),
+            _ => self.portals.contains(name),
+        };
+        (!known).then(|| {
+            unknown(
+                if kind == b'S' {
+                    "prepared statement"
+                } else {
+                    "portal"
+                },
+                name,
+            )
+        })
+    }
+
+    /// Forgets a closed statement or portal.
+    pub fn on_close(&mut self, kind: u8, name: &[u8]) {
+        match kind {
+            b'S' => self.statements.remove(name),
+            _ => self.portals.remove(name),
+        };
+    }
+
+    /// Sets how strings are lexed, from the server's ParameterStatus.
+    pub fn set_standard_conforming_strings(&mut self, on: bool) {
+        self.strings = if on {
+            Strings::Standard
+        } else {
+            Strings::Escaped
+        };
+    }
+}
+
+fn refuse(message: impl Into<String>, detail: &str, hint: &str) -> Decision {
+    Decision::Deny(Denial {
+        message: message.into(),
+        detail: detail.into(),
+        hint: hint.into(),
+    })
+}
+
+fn unknown(what: &str, name: &[u8]) -> Denial {
+    let name = String::from_utf8_lossy(name);
+    let shown = if name.is_empty() {
+        "(unnamed)".into()
+    } else {
+        format!("\"{name}\"")
+    };
+    Denial {
+        message: format!("pgward: {what} {shown} was refused or does not exist"),
+        detail: "rule: built-in; only statements pgward allowed at Parse may be bound and executed"
+            .into(),
+        hint: "send Parse again with an allowed statement".into(),
+    }
+}
