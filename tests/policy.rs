@@ -1,0 +1,171 @@
+//! The statement policy through pgward against the real server: refused
+//! statements change nothing and leave the session usable, allowed ones give
+//! the same result as direct, in the simple and the extended protocol.
+
+mod common;
+
+use common::raw::{frame, Raw};
+use common::*;
+
+fn gateway(role: &'static str) -> Gateway {
+    Gateway::start(GatewayOptions {
+        role,
+        roles: include_str!("../examples/policy.toml").to_string(),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn reader_gets_results_and_refusals_through_psql() {
+    let gw = gateway("reader");
+    let sql = "SELECT id, full_name FROM customers ORDER BY id";
+    let out = psql(&gw.dsn("shop"), &["-c", sql], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), cluster().sql("shop", sql));
+
+    let script = "SELECT * FROM api_keys;\nSELECT 'still usable';\n";
+    let out = psql(&gw.dsn("shop"), &["-v", "ON_ERROR_STOP=0", "-v", "VERBOSITY=verbose"], script);
+    let err = stderr(&out);
+    assert!(err.contains("42501"), "{err}");
+    assert!(err.contains("pgward: role reader may not read public.api_keys"), "{err}");
+    assert!(err.contains("DETAIL:  rule: read"), "{err}");
+    assert!(err.contains("HINT:  readable: reader: public.*, !public.api_keys"), "{err}");
+    assert_eq!(stdout(&out), "still usable");
+}
+
+#[test]
+fn a_refused_statement_in_a_message_stops_the_whole_message() {
+    let gw = gateway("reader");
+    let before = cluster().sql("shop", "SELECT count(*) FROM pg_namespace WHERE nspname = 'public'");
+    let out = psql(&gw.dsn("shop"), &["-c", "SELECT 1; COMMIT; DROP SCHEMA public CASCADE"], "");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("pgward: role reader may not run DDL"), "{}", stderr(&out));
+    assert_eq!(cluster().sql("shop", "SELECT count(*) FROM pg_namespace WHERE nspname = 'public'"), before);
+    // (Other tests add and remove their own marked orders meanwhile.)
+    let count = "SELECT count(*) FROM orders WHERE status NOT LIKE 'policy-tx-%'";
+    let orders = cluster().sql("shop", count);
+    let out = psql(&gw.dsn("shop"), &["-c", "SELECT 1; DELETE FROM orders"], "");
+    assert!(!out.status.success());
+    assert_eq!(cluster().sql("shop", count), orders);
+}
+
+#[test]
+fn a_refusal_aborts_the_transaction_around_it() {
+    let gw = gateway("writer");
+    let marker = format!("policy-tx-{}", std::process::id());
+    let script = format!(
+        "BEGIN;\nINSERT INTO orders (customer_id, status, total_cents, created_at) VALUES (1, '{marker}', 1, now());\nUPDATE customers SET email = 'x';\nCOMMIT;\nSELECT 'after';\n"
+    );
+    let out = psql(&gw.dsn("shop"), &["-v", "ON_ERROR_STOP=0"], &script);
+    let err = stderr(&out);
+    assert!(err.contains("pgward: role writer may not write public.customers"), "{err}");
+    assert_eq!(stdout(&out).lines().last(), Some("after"));
+    assert_eq!(
+        cluster().sql("shop", &format!("SELECT count(*) FROM orders WHERE status = '{marker}'")),
+        "0",
+        "the insert before the refusal must not commit"
+    );
+    // Without the refusal the same transaction commits.
+    let ok = format!(
+        "BEGIN;\nINSERT INTO orders (customer_id, status, total_cents, created_at) VALUES (1, '{marker}', 1, now());\nCOMMIT;\n"
+    );
+    let out = psql(&gw.dsn("shop"), &[], &ok);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        cluster().sql(
+            "shop",
+            &format!("WITH d AS (DELETE FROM orders WHERE status = '{marker}' RETURNING 1) SELECT count(*) FROM d")
+        ),
+        "1"
+    );
+}
+
+#[tokio::test]
+async fn extended_protocol_refuses_at_parse_and_never_binds_refused_statements() {
+    let gw = gateway("reader");
+    let client = gw.connect("shop").await;
+    let err = client.prepare("SELECT key_value FROM api_keys WHERE id = $1").await.unwrap_err();
+    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE), "{err:?}");
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.message(), "pgward: role reader may not read public.api_keys");
+    assert!(db.detail().unwrap_or_default().starts_with("rule: read"));
+    // The session goes on, and allowed statements match direct results.
+    let stmt = client.prepare("SELECT full_name FROM customers WHERE id = $1").await.unwrap();
+    let name: String = client.query_one(&stmt, &[&1i32]).await.unwrap().get(0);
+    assert_eq!(name, cluster().sql("shop", "SELECT full_name FROM customers WHERE id = 1"));
+    let err = client.execute("DELETE FROM orders WHERE id = $1", &[&1i32]).await.unwrap_err();
+    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE));
+    assert_eq!(client.query_one("SELECT 5::int", &[]).await.unwrap().get::<_, i32>(0), 5);
+}
+
+#[test]
+fn bind_of_a_refused_or_unknown_statement_is_refused() {
+    let gw = gateway("reader");
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    // Parse of a refused statement, then Bind and Execute of it, then Sync.
+    let mut msgs = frame(b'P', b"s1\0SELECT * FROM api_keys\0\0\0");
+    msgs.extend(frame(b'B', b"\0s1\0\0\0\0\0\0\0"));
+    msgs.extend(frame(b'E', b"\0\0\0\0\0"));
+    msgs.extend(frame(b'S', b""));
+    r.send(&msgs);
+    let e = r.recv_until(b'E');
+    assert_eq!(e.code().as_deref(), Some("42501"));
+    let z = r.recv().unwrap();
+    assert_eq!(z.tag, b'Z', "nothing else may come before ReadyForQuery: {z:?}");
+    // Bind of the refused name in a later batch is refused too.
+    let mut msgs = frame(b'B', b"\0s1\0\0\0\0\0\0\0");
+    msgs.extend(frame(b'E', b"\0\0\0\0\0"));
+    msgs.extend(frame(b'S', b""));
+    r.send(&msgs);
+    let e = r.recv_until(b'E');
+    assert_eq!(e.code().as_deref(), Some("42501"));
+    assert!(e.field(b'M').unwrap().contains("\"s1\" was refused or does not exist"));
+    assert_eq!(r.recv().unwrap().tag, b'Z');
+    // An allowed pipeline still works afterwards.
+    let mut msgs = frame(b'P', b"\0SELECT 'ok'\0\0\0");
+    msgs.extend(frame(b'B', b"\0\0\0\0\0\0\0\0"));
+    msgs.extend(frame(b'E', b"\0\0\0\0\0"));
+    msgs.extend(frame(b'S', b""));
+    r.send(&msgs);
+    let tags: Vec<u8> = std::iter::from_fn(|| r.recv()).take_while(|m| m.tag != b'Z').map(|m| m.tag).collect();
+    assert_eq!(tags, b"12DC");
+}
+
+#[test]
+fn fast_path_function_calls_are_refused() {
+    let gw = gateway("reader");
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    // FunctionCall of OID 764 (lo_import) with one text argument.
+    let mut body = 764u32.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 11]);
+    body.extend_from_slice(b"/etc/passwd");
+    body.extend_from_slice(&[0, 0]);
+    r.send(&frame(b'F', &body));
+    let e = r.recv_until(b'E');
+    assert_eq!(e.code().as_deref(), Some("42501"));
+    assert_eq!(r.recv().unwrap().tag, b'Z');
+}
+
+#[test]
+fn startup_options_cannot_change_identity() {
+    let gw = gateway("reader");
+    let out = psql(&format!("{} options='-c role=postgres'", gw.dsn("shop")), &["-c", "SELECT 1"], "");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("startup option role is never allowed"), "{}", stderr(&out));
+    let out = psql(&format!("{} options='-c log_statement=none'", gw.dsn("shop")), &["-c", "SELECT 1"], "");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("needs the set operation"), "{}", stderr(&out));
+    let out = psql(&format!("{} options='-c statement_timeout=5s'", gw.dsn("shop")), &["-c", "SHOW statement_timeout"], "");
+    assert_eq!(stdout(&out), "5s", "{}", stderr(&out));
+}
+
+#[test]
+fn search_path_changes_are_followed() {
+    let gw = gateway("reader");
+    // After SET search_path, unqualified names may resolve to internal too, so
+    // the reader (no grant on internal.*) is refused.
+    let script = "SELECT count(*) > 0 FROM customers;\nSET search_path = internal, public;\nSELECT count(*) FROM customers;\n";
+    let out = psql(&gw.dsn("shop"), &["-v", "ON_ERROR_STOP=0"], script);
+    assert_eq!(stdout(&out).lines().next(), Some("t"));
+    assert!(stderr(&out).contains("may not read internal.customers"), "{}", stderr(&out));
+}
