@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod explain;
 pub mod policy;
 pub mod proxy;
 pub mod sql;

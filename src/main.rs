@@ -39,6 +39,26 @@ enum Command {
     },
     /// Print a SCRAM-SHA-256 verifier for a password read from standard input.
     ScramVerifier,
+    /// Show how a statement is classified and what the policy decides for a role.
+    Explain {
+        /// The TOML config file (its [roles.*] are used).
+        #[arg(long, env = "PGWARD_CONFIG")]
+        config: PathBuf,
+        /// The role (or comma-separated roles) to decide for.
+        #[arg(long)]
+        role: String,
+        /// The database name the session would use.
+        #[arg(long, default_value = "")]
+        database: String,
+        /// The session's search_path (comma-separated).
+        #[arg(long, default_value = "public")]
+        search_path: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The SQL text.
+        sql: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,6 +88,29 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Explain {
+            config,
+            role,
+            database,
+            search_path,
+            json,
+            sql,
+        } => {
+            // Only the roles are needed: no secrets, certificates or upstreams.
+            let policy = std::fs::read_to_string(&config)
+                .map_err(|e| format!("{}: cannot read: {e}", config.display()))
+                .and_then(|t| {
+                    pgward::policy::Policy::from_toml(&t)
+                        .map_err(|e| format!("{}: {e}", config.display()))
+                });
+            match policy {
+                Ok(p) => pgward::explain::run(&p, &role, &database, &search_path, json, &sql),
+                Err(e) => {
+                    eprintln!("pgward: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::ScramVerifier => {
             let mut password = String::new();
             if let Err(e) = std::io::stdin().read_to_string(&mut password) {

@@ -80,3 +80,43 @@ fn scram_verifier_prints_a_parsable_verifier() {
         pgward::auth::scram::Verifier::from_password("hunter2", &v.salt, v.iterations)
     );
 }
+
+#[test]
+fn explain_shows_classification_and_verdict() {
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml");
+    let out = pgward(&[
+        "explain",
+        "--config",
+        policy,
+        "--role",
+        "reader",
+        "SELECT * FROM api_keys",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("reads:      api_keys"), "{text}");
+    assert!(
+        text.contains("message:    pgward: role reader may not read public.api_keys"),
+        "{text}"
+    );
+
+    let out = pgward(&[
+        "explain",
+        "--config",
+        policy,
+        "--role",
+        "writer",
+        "--json",
+        "UPDATE orders SET status = 'x'",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"]["verdict"], "allow");
+    assert_eq!(v["classification"]["writes"][0], "orders");
+    assert_eq!(v["classification"]["operations"][0], "update");
+
+    let out = pgward(&[
+        "explain", "--config", policy, "--role", "nobody", "SELECT 1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -24,23 +24,50 @@ fn reader_gets_results_and_refusals_through_psql() {
     assert_eq!(stdout(&out), cluster().sql("shop", sql));
 
     let script = "SELECT * FROM api_keys;\nSELECT 'still usable';\n";
-    let out = psql(&gw.dsn("shop"), &["-v", "ON_ERROR_STOP=0", "-v", "VERBOSITY=verbose"], script);
+    let out = psql(
+        &gw.dsn("shop"),
+        &["-v", "ON_ERROR_STOP=0", "-v", "VERBOSITY=verbose"],
+        script,
+    );
     let err = stderr(&out);
     assert!(err.contains("42501"), "{err}");
-    assert!(err.contains("pgward: role reader may not read public.api_keys"), "{err}");
+    assert!(
+        err.contains("pgward: role reader may not read public.api_keys"),
+        "{err}"
+    );
     assert!(err.contains("DETAIL:  rule: read"), "{err}");
-    assert!(err.contains("HINT:  readable: reader: public.*, !public.api_keys"), "{err}");
+    assert!(
+        err.contains("HINT:  readable: reader: public.*, !public.api_keys"),
+        "{err}"
+    );
     assert_eq!(stdout(&out), "still usable");
 }
 
 #[test]
 fn a_refused_statement_in_a_message_stops_the_whole_message() {
     let gw = gateway("reader");
-    let before = cluster().sql("shop", "SELECT count(*) FROM pg_namespace WHERE nspname = 'public'");
-    let out = psql(&gw.dsn("shop"), &["-c", "SELECT 1; COMMIT; DROP SCHEMA public CASCADE"], "");
+    let before = cluster().sql(
+        "shop",
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'public'",
+    );
+    let out = psql(
+        &gw.dsn("shop"),
+        &["-c", "SELECT 1; COMMIT; DROP SCHEMA public CASCADE"],
+        "",
+    );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("pgward: role reader may not run DDL"), "{}", stderr(&out));
-    assert_eq!(cluster().sql("shop", "SELECT count(*) FROM pg_namespace WHERE nspname = 'public'"), before);
+    assert!(
+        stderr(&out).contains("pgward: role reader may not run DDL"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        cluster().sql(
+            "shop",
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'public'"
+        ),
+        before
+    );
     // (Other tests add and remove their own marked orders meanwhile.)
     let count = "SELECT count(*) FROM orders WHERE status NOT LIKE 'policy-tx-%'";
     let orders = cluster().sql("shop", count);
@@ -58,10 +85,16 @@ fn a_refusal_aborts_the_transaction_around_it() {
     );
     let out = psql(&gw.dsn("shop"), &["-v", "ON_ERROR_STOP=0"], &script);
     let err = stderr(&out);
-    assert!(err.contains("pgward: role writer may not write public.customers"), "{err}");
+    assert!(
+        err.contains("pgward: role writer may not write public.customers"),
+        "{err}"
+    );
     assert_eq!(stdout(&out).lines().last(), Some("after"));
     assert_eq!(
-        cluster().sql("shop", &format!("SELECT count(*) FROM orders WHERE status = '{marker}'")),
+        cluster().sql(
+            "shop",
+            &format!("SELECT count(*) FROM orders WHERE status = '{marker}'")
+        ),
         "0",
         "the insert before the refusal must not commit"
     );
@@ -84,18 +117,47 @@ fn a_refusal_aborts_the_transaction_around_it() {
 async fn extended_protocol_refuses_at_parse_and_never_binds_refused_statements() {
     let gw = gateway("reader");
     let client = gw.connect("shop").await;
-    let err = client.prepare("SELECT key_value FROM api_keys WHERE id = $1").await.unwrap_err();
-    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE), "{err:?}");
+    let err = client
+        .prepare("SELECT key_value FROM api_keys WHERE id = $1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+        "{err:?}"
+    );
     let db = err.as_db_error().expect("a server error");
-    assert_eq!(db.message(), "pgward: role reader may not read public.api_keys");
+    assert_eq!(
+        db.message(),
+        "pgward: role reader may not read public.api_keys"
+    );
     assert!(db.detail().unwrap_or_default().starts_with("rule: read"));
     // The session goes on, and allowed statements match direct results.
-    let stmt = client.prepare("SELECT full_name FROM customers WHERE id = $1").await.unwrap();
+    let stmt = client
+        .prepare("SELECT full_name FROM customers WHERE id = $1")
+        .await
+        .unwrap();
     let name: String = client.query_one(&stmt, &[&1i32]).await.unwrap().get(0);
-    assert_eq!(name, cluster().sql("shop", "SELECT full_name FROM customers WHERE id = 1"));
-    let err = client.execute("DELETE FROM orders WHERE id = $1", &[&1i32]).await.unwrap_err();
-    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE));
-    assert_eq!(client.query_one("SELECT 5::int", &[]).await.unwrap().get::<_, i32>(0), 5);
+    assert_eq!(
+        name,
+        cluster().sql("shop", "SELECT full_name FROM customers WHERE id = 1")
+    );
+    let err = client
+        .execute("DELETE FROM orders WHERE id = $1", &[&1i32])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+    assert_eq!(
+        client
+            .query_one("SELECT 5::int", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        5
+    );
 }
 
 #[test]
@@ -111,7 +173,10 @@ fn bind_of_a_refused_or_unknown_statement_is_refused() {
     let e = r.recv_until(b'E');
     assert_eq!(e.code().as_deref(), Some("42501"));
     let z = r.recv().unwrap();
-    assert_eq!(z.tag, b'Z', "nothing else may come before ReadyForQuery: {z:?}");
+    assert_eq!(
+        z.tag, b'Z',
+        "nothing else may come before ReadyForQuery: {z:?}"
+    );
     // Bind of the refused name in a later batch is refused too.
     let mut msgs = frame(b'B', b"\0s1\0\0\0\0\0\0\0");
     msgs.extend(frame(b'E', b"\0\0\0\0\0"));
@@ -119,7 +184,10 @@ fn bind_of_a_refused_or_unknown_statement_is_refused() {
     r.send(&msgs);
     let e = r.recv_until(b'E');
     assert_eq!(e.code().as_deref(), Some("42501"));
-    assert!(e.field(b'M').unwrap().contains("\"s1\" was refused or does not exist"));
+    assert!(e
+        .field(b'M')
+        .unwrap()
+        .contains("\"s1\" was refused or does not exist"));
     assert_eq!(r.recv().unwrap().tag, b'Z');
     // An allowed pipeline still works afterwards.
     let mut msgs = frame(b'P', b"\0SELECT 'ok'\0\0\0");
@@ -127,7 +195,10 @@ fn bind_of_a_refused_or_unknown_statement_is_refused() {
     msgs.extend(frame(b'E', b"\0\0\0\0\0"));
     msgs.extend(frame(b'S', b""));
     r.send(&msgs);
-    let tags: Vec<u8> = std::iter::from_fn(|| r.recv()).take_while(|m| m.tag != b'Z').map(|m| m.tag).collect();
+    let tags: Vec<u8> = std::iter::from_fn(|| r.recv())
+        .take_while(|m| m.tag != b'Z')
+        .map(|m| m.tag)
+        .collect();
     assert_eq!(tags, b"12DC");
 }
 
@@ -149,13 +220,33 @@ fn fast_path_function_calls_are_refused() {
 #[test]
 fn startup_options_cannot_change_identity() {
     let gw = gateway("reader");
-    let out = psql(&format!("{} options='-c role=postgres'", gw.dsn("shop")), &["-c", "SELECT 1"], "");
+    let out = psql(
+        &format!("{} options='-c role=postgres'", gw.dsn("shop")),
+        &["-c", "SELECT 1"],
+        "",
+    );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("startup option role is never allowed"), "{}", stderr(&out));
-    let out = psql(&format!("{} options='-c log_statement=none'", gw.dsn("shop")), &["-c", "SELECT 1"], "");
+    assert!(
+        stderr(&out).contains("startup option role is never allowed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = psql(
+        &format!("{} options='-c log_statement=none'", gw.dsn("shop")),
+        &["-c", "SELECT 1"],
+        "",
+    );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("needs the set operation"), "{}", stderr(&out));
-    let out = psql(&format!("{} options='-c statement_timeout=5s'", gw.dsn("shop")), &["-c", "SHOW statement_timeout"], "");
+    assert!(
+        stderr(&out).contains("needs the set operation"),
+        "{}",
+        stderr(&out)
+    );
+    let out = psql(
+        &format!("{} options='-c statement_timeout=5s'", gw.dsn("shop")),
+        &["-c", "SHOW statement_timeout"],
+        "",
+    );
     assert_eq!(stdout(&out), "5s", "{}", stderr(&out));
 }
 
@@ -167,5 +258,9 @@ fn search_path_changes_are_followed() {
     let script = "SELECT count(*) > 0 FROM customers;\nSET search_path = internal, public;\nSELECT count(*) FROM customers;\n";
     let out = psql(&gw.dsn("shop"), &["-v", "ON_ERROR_STOP=0"], script);
     assert_eq!(stdout(&out).lines().next(), Some("t"));
-    assert!(stderr(&out).contains("may not read internal.customers"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("may not read internal.customers"),
+        "{}",
+        stderr(&out)
+    );
 }
