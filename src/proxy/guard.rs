@@ -3,13 +3,13 @@
 //! the server, and remembers which prepared statements and portals were
 //! allowed, so a Bind or Execute of a refused or unknown one is refused too.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use crate::policy::decide::decide;
 use crate::policy::role::Role;
 use crate::policy::{Decision, Denial, SessionView};
-use crate::sql::cache::{ClassificationCache, LookupError};
+use crate::sql::cache::{Classified, ClassificationCache, LookupError};
 use crate::sql::fingerprint::Strings;
 
 /// The session's judge.
@@ -23,7 +23,13 @@ pub struct Guard {
     portals: HashSet<Vec<u8>>,
     /// How the session lexes '...' strings.
     pub strings: Strings,
+    /// Decisions already made in this session, by classification (the entry
+    /// keeps its classification alive, so the address cannot be reused).
+    decisions: HashMap<usize, (Classified, Decision)>,
 }
+
+/// Decisions remembered per session before starting over.
+const SESSION_DECISIONS: usize = 1024;
 
 impl Guard {
     /// A guard for a user's roles; `startup_search_path` comes from the
@@ -55,6 +61,7 @@ impl Guard {
             statements: HashSet::new(),
             portals: HashSet::new(),
             strings: Strings::Standard,
+            decisions: HashMap::new(),
         }
     }
 
@@ -85,6 +92,10 @@ impl Guard {
                 )
             }
         };
+        let key = Rc::as_ptr(&classified) as usize;
+        if let Some((_, d)) = self.decisions.get(&key) {
+            return d.clone();
+        }
         let c = match classified.as_ref() {
             Ok(c) => c,
             Err(e) => {
@@ -97,12 +108,21 @@ impl Guard {
         };
         let roles: Vec<&Role> = self.roles.iter().collect();
         let decision = decide(&roles, c, &self.view());
+        let mut path_changed = false;
         if decision.is_allowed() {
             for s in &c.search_path {
                 if !self.search_path.contains(s) {
                     self.search_path.push(s.clone());
+                    path_changed = true;
                 }
             }
+        }
+        if path_changed || self.decisions.len() >= SESSION_DECISIONS {
+            // Names may resolve differently now: decide everything afresh.
+            self.decisions.clear();
+        }
+        if !path_changed {
+            self.decisions.insert(key, (classified.clone(), decision.clone()));
         }
         decision
     }
