@@ -27,16 +27,28 @@ write = ["public.pgbench_*"]
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("policy");
-    g.bench_function("classify_cold/pgbench_select", |b| b.iter(|| classify(black_box(PGBENCH[0])).unwrap()));
-    g.bench_function("classify_cold/pgbench_update", |b| b.iter(|| classify(black_box(PGBENCH[1])).unwrap()));
+    g.bench_function("classify_cold/pgbench_select", |b| {
+        b.iter(|| classify(black_box(PGBENCH[0])).unwrap())
+    });
+    g.bench_function("classify_cold/pgbench_update", |b| {
+        b.iter(|| classify(black_box(PGBENCH[1])).unwrap())
+    });
 
     let mut cache = ClassificationCache::new(1000);
     for s in PGBENCH {
         cache.classify(s.as_bytes(), Strings::Standard).unwrap();
     }
-    for (name, sql) in [("pgbench_select", PGBENCH[0]), ("pgbench_insert", PGBENCH[2]), ("prepared_select", PGBENCH[3])] {
+    for (name, sql) in [
+        ("pgbench_select", PGBENCH[0]),
+        ("pgbench_insert", PGBENCH[2]),
+        ("prepared_select", PGBENCH[3]),
+    ] {
         g.bench_function(format!("fingerprint_and_hit/{name}"), |b| {
-            b.iter(|| cache.classify(black_box(sql.as_bytes()), Strings::Standard).unwrap())
+            b.iter(|| {
+                cache
+                    .classify(black_box(sql.as_bytes()), Strings::Standard)
+                    .unwrap()
+            })
         });
     }
 
@@ -50,11 +62,17 @@ fn bench(c: &mut Criterion) {
     };
     g.bench_function("hit_and_decide/pgbench_select", |b| {
         b.iter(|| {
-            let c = cache.classify(black_box(PGBENCH[0].as_bytes()), Strings::Standard).unwrap();
+            let c = cache
+                .classify(black_box(PGBENCH[0].as_bytes()), Strings::Standard)
+                .unwrap();
             decide(&roles, c.as_ref().as_ref().unwrap(), &view)
         })
     });
-    let roles: std::rc::Rc<[pgward::policy::role::Role]> = policy.roles_of(&["bench".to_string()]).into_iter().cloned().collect();
+    let roles: std::rc::Rc<[pgward::policy::role::Role]> = policy
+        .roles_of(&["bench".to_string()])
+        .into_iter()
+        .cloned()
+        .collect();
     let mut guard = pgward::proxy::guard::Guard::new(roles, "bench", "bench", None);
     g.bench_function("session_guard_hit/pgbench_select", |b| {
         b.iter(|| guard.check_sql(&mut cache, black_box(PGBENCH[0].as_bytes())))

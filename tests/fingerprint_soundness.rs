@@ -51,7 +51,17 @@ fn literal(rng: &mut Rng, kind: char) -> String {
             _ => "0".to_string(),
         },
         _ => {
-            let body = rng.pick(&["x", "it''s", "--not a comment", "/* no */", "$$", "\\", "", "Berlin", "a;b"]);
+            let body = rng.pick(&[
+                "x",
+                "it''s",
+                "--not a comment",
+                "/* no */",
+                "$$",
+                "\\",
+                "",
+                "Berlin",
+                "a;b",
+            ]);
             match rng.below(3) {
                 0 => format!("'{body}'"),
                 1 => format!("E'{}'", body.replace('\\', "\\\\").replace("''", "\\'")),
@@ -84,7 +94,11 @@ fn decorate(rng: &mut Rng, text: &str, noise: bool) -> String {
         if i > 0 {
             out.push_str(rng.pick(&[" ", "  ", "\n", "\t", " /* c /* nested */ */ ", " -- c\n"]));
         }
-        let w: String = if rng.below(2) == 0 { word.to_uppercase() } else { word.to_lowercase() };
+        let w: String = if rng.below(2) == 0 {
+            word.to_uppercase()
+        } else {
+            word.to_lowercase()
+        };
         out.push_str(&w);
     }
     out
@@ -116,12 +130,49 @@ fn literal_case_and_space_variants_keep_fingerprint_and_classification() {
 #[test]
 fn random_texts_with_one_fingerprint_classify_alike() {
     const FRAGMENTS: &[&str] = &[
-        "SELECT", "select", "FROM", "WHERE", "api_keys", "orders", "x", "1", "2.5", "'a'", "'b''c'",
-        "E'\\''", "$$d$$", "$t$ ' $t$", "\"Q\"", "--", "/*", "*/", "\n", " ", ",", "(", ")", ";", "*",
-        "=", "-", "$1", "$", "e", "E", "U&", "pg_read_file", "DROP", "TABLE", ".", "::", "int", "'x'",
+        "SELECT",
+        "select",
+        "FROM",
+        "WHERE",
+        "api_keys",
+        "orders",
+        "x",
+        "1",
+        "2.5",
+        "'a'",
+        "'b''c'",
+        "E'\\''",
+        "$$d$$",
+        "$t$ ' $t$",
+        "\"Q\"",
+        "--",
+        "/*",
+        "*/",
+        "\n",
+        " ",
+        ",",
+        "(",
+        ")",
+        ";",
+        "*",
+        "=",
+        "-",
+        "$1",
+        "$",
+        "e",
+        "E",
+        "U&",
+        "pg_read_file",
+        "DROP",
+        "TABLE",
+        ".",
+        "::",
+        "int",
+        "'x'",
     ];
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let mut buckets: HashMap<Vec<u8>, (String, Option<pgward::sql::Classification>, Vec<u8>)> = HashMap::new();
+    let mut buckets: HashMap<Vec<u8>, (String, Option<pgward::sql::Classification>, Vec<u8>)> =
+        HashMap::new();
     let mut compared = 0;
     for _ in 0..50_000 {
         let n = 1 + rng.below(12);
@@ -145,7 +196,10 @@ fn random_texts_with_one_fingerprint_classify_alike() {
                     continue;
                 }
                 compared += 1;
-                assert_eq!(fc, &c, "same fingerprint, different classification:\n{first:?}\n{s:?}");
+                assert_eq!(
+                    fc, &c,
+                    "same fingerprint, different classification:\n{first:?}\n{s:?}"
+                );
             }
         }
     }

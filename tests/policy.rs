@@ -264,3 +264,52 @@ fn search_path_changes_are_followed() {
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn results_over_max_rows_end_with_an_error() {
+    let gw = gateway("reader");
+    let client = gw.connect("shop").await;
+    // Exactly the cap passes.
+    let rows = client
+        .query("SELECT g FROM generate_series(1, 10000) g", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 10000);
+    // One more is an error, not a silent truncation, in both protocols.
+    let err = client
+        .query("SELECT g FROM generate_series(1, 10001) g", &[])
+        .await
+        .unwrap_err();
+    let db = err.as_db_error().expect("a server-style error");
+    assert_eq!(db.code().code(), "54000");
+    assert!(
+        db.message()
+            .starts_with("pgward: the result exceeds the role's max_rows of 10000"),
+        "{}",
+        db.message()
+    );
+    let err = client
+        .simple_query("SELECT g FROM generate_series(1, 50000) g")
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().map(|d| d.code().code()), Some("54000"));
+    // The session stays usable.
+    assert_eq!(
+        client
+            .query_one("SELECT 3::int", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        3
+    );
+    let out = psql(
+        &gw.dsn("shop"),
+        &["-c", "SELECT g FROM generate_series(1, 20000) g"],
+        "",
+    );
+    assert!(
+        stderr(&out).contains("max_rows of 10000"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use crate::policy::decide::decide;
 use crate::policy::role::Role;
 use crate::policy::{Decision, Denial, SessionView};
-use crate::sql::cache::{Classified, ClassificationCache, LookupError};
+use crate::sql::cache::{ClassificationCache, Classified, LookupError};
 use crate::sql::fingerprint::Strings;
 
 /// The session's judge.
@@ -122,7 +122,8 @@ impl Guard {
             self.decisions.clear();
         }
         if !path_changed {
-            self.decisions.insert(key, (classified.clone(), decision.clone()));
+            self.decisions
+                .insert(key, (classified.clone(), decision.clone()));
         }
         decision
     }

@@ -8,6 +8,7 @@ pub mod denial;
 pub mod guard;
 pub mod pipeline;
 pub mod relay;
+pub mod row_cap;
 pub mod session;
 pub mod shutdown;
 pub mod startup_options;

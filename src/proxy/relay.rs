@@ -20,6 +20,7 @@ use super::buffer::{write_all, FrameReader};
 use super::denial::{raise_extended, raise_query};
 use super::guard::Guard;
 use super::pipeline::{Owed, Pipeline, Route};
+use super::row_cap::{CapAction, RowCap};
 use super::stream::Stream;
 use crate::policy::{Decision, Denial};
 use crate::sql::cache::ClassificationCache;
@@ -74,11 +75,13 @@ pub struct SessionState {
     pub guard: RefCell<Guard>,
     /// Statements refused in this session.
     pub denied: Cell<u64>,
+    /// The roles' result cap.
+    pub row_cap: RefCell<RowCap>,
 }
 
 impl SessionState {
     /// Fresh state around a guard.
-    pub fn new(guard: Guard, tx_status: u8) -> Self {
+    pub fn new(guard: Guard, tx_status: u8, max_rows: Option<u64>) -> Self {
         SessionState {
             tx_status: Cell::new(tx_status),
             upstream_fatal: Cell::new(false),
@@ -87,6 +90,7 @@ impl SessionState {
             pipeline: RefCell::new(Pipeline::default()),
             guard: RefCell::new(guard),
             denied: Cell::new(0),
+            row_cap: RefCell::new(RowCap::new(max_rows)),
         }
     }
 }
@@ -367,9 +371,27 @@ impl<'a> ClientPump<'a> {
     }
 }
 
+/// What the client gets for one server message.
+enum Delivery {
+    Forward,
+    Hide,
+    Instead(Bytes),
+}
+
 /// Notes what a server message tells the session (status, fatal errors,
-/// string rules) and says whether the client gets it.
-fn observe(state: &SessionState, tag: u8, body: &[u8]) -> Route {
+/// string rules), and decides what the client gets for it.
+fn observe(state: &SessionState, tag: u8, body: &[u8]) -> Delivery {
+    let route = note(state, tag, body);
+    let cap = state.row_cap.borrow_mut().on_message(tag);
+    match (route, cap) {
+        (Route::Hide, _) => Delivery::Hide,
+        (Route::Forward, CapAction::Pass) => Delivery::Forward,
+        (Route::Forward, CapAction::Drop) => Delivery::Hide,
+        (Route::Forward, CapAction::Refuse(e)) => Delivery::Instead(e),
+    }
+}
+
+fn note(state: &SessionState, tag: u8, body: &[u8]) -> Route {
     match tag {
         b'Z' => {
             if let Some(&s) = body.first() {
@@ -417,13 +439,23 @@ pub async fn upstream_to_client(
                 Ok(Some(h)) if rest.len() >= h.total => {
                     let range = end..end + h.total;
                     end += h.total;
-                    if observe(state, h.tag, &rest[HEADER_LEN..h.total]) == Route::Forward {
-                        pieces.keep(range);
+                    match observe(state, h.tag, &rest[HEADER_LEN..h.total]) {
+                        Delivery::Forward => pieces.keep(range),
+                        Delivery::Hide => {}
+                        Delivery::Instead(b) => pieces.insert(b),
                     }
                 }
                 Ok(Some(h)) => {
                     if h.total >= STREAM_THROUGH && matches!(h.tag, b'D' | b'd') {
-                        let route = state.pipeline.borrow_mut().route(h.tag);
+                        // Rows carry nothing `observe` needs beyond the tag.
+                        let route = match observe(state, h.tag, &[]) {
+                            Delivery::Forward => Route::Forward,
+                            Delivery::Hide => Route::Hide,
+                            Delivery::Instead(b) => {
+                                pieces.insert(b);
+                                Route::Hide
+                            }
+                        };
                         stream_through = Some((h.total, route));
                     }
                     need = h.total - rest.len();

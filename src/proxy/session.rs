@@ -160,7 +160,8 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let mut client_rd = FrameReader::new(client_rd, client_buf, chunk);
     let mut up_rd = FrameReader::new(up_rd, up_buf, chunk);
     let sink = Rc::new(Mutex::new(client_wr));
-    let state = SessionState::new(guard, up.status);
+    let max_rows = roles_max_rows(&ctx.config.policy.roles_of(&user.roles));
+    let state = SessionState::new(guard, up.status, max_rows);
     if let Some(scs) = up.standard_conforming_strings {
         state
             .guard
@@ -203,6 +204,11 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let _ = sink.lock().await.shutdown().await;
     let _ = up_wr.shutdown().await;
     drop(key);
+}
+
+/// The smallest result cap among the roles that set one.
+fn roles_max_rows(roles: &[&Role]) -> Option<u64> {
+    roles.iter().filter_map(|r| r.max_rows).min()
 }
 
 /// Startup settings the user's roles do not allow, as a FATAL message.
