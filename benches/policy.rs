@@ -56,6 +56,7 @@ fn bench(c: &mut Criterion) {
     let roles = policy.roles_of(&["bench".to_string()]);
     let path = vec!["public".to_string()];
     let view = SessionView {
+        catalog: None,
         database: "bench",
         upstream_database: "bench",
         search_path: &path,

@@ -48,6 +48,7 @@ pub fn run(
         .map(|s| s.trim().to_lowercase())
         .collect();
     let view = SessionView {
+        catalog: None,
         database,
         upstream_database: &upstream,
         search_path: &path,

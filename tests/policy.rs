@@ -313,3 +313,45 @@ async fn results_over_max_rows_end_with_an_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn views_are_checked_through_to_their_tables() {
+    let gw = gateway("reader");
+    let out = psql(
+        &gw.dsn("shop"),
+        &["-c", "SELECT count(*) FROM customer_directory"],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        cluster().sql("shop", "SELECT count(*) FROM customer_directory")
+    );
+    let out = psql(&gw.dsn("shop"), &["-c", "SELECT * FROM key_inventory"], "");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out)
+            .contains("may not read public.api_keys (through the view public.key_inventory)"),
+        "{}",
+        stderr(&out)
+    );
+    // A view over a denied column exposes nothing either.
+    let view = format!("pay_{}", std::process::id());
+    cluster().sql(
+        "shop",
+        &format!("CREATE VIEW public.{view} AS SELECT full_name, salary FROM public.employees"),
+    );
+    let fresh = gateway("reader");
+    let out = psql(
+        &fresh.dsn("shop"),
+        &["-c", &format!("SELECT full_name FROM {view}")],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("public.employees.salary"),
+        "{}",
+        stderr(&out)
+    );
+    cluster().sql("shop", &format!("DROP VIEW public.{view}"));
+}

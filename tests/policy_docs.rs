@@ -14,6 +14,7 @@ fn documented_examples_hold() {
     let policy = Policy::from_toml(&DOC[start..end]).unwrap();
     let path = vec!["public".to_string()];
     let view = SessionView {
+        catalog: None,
         database: "shop",
         upstream_database: "shop",
         search_path: &path,

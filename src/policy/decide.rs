@@ -9,6 +9,7 @@ use super::builtins::{
     is_catalog_schema, is_dangerous, is_harmless_setting, is_safe, is_secret_setting,
     SENSITIVE_CATALOG, SENSITIVE_CATALOG_COLUMNS,
 };
+use super::catalog::Catalog;
 use super::role::Role;
 
 /// What the session knows that changes how names resolve.
@@ -18,6 +19,9 @@ pub struct SessionView<'a> {
     pub database: &'a str,
     /// The upstream database name.
     pub upstream_database: &'a str,
+    /// The upstream catalog, when known: views are expanded and unqualified
+    /// names are checked only where they exist.
+    pub catalog: Option<&'a Catalog>,
     /// Every schema an unqualified name may resolve to in this session: the
     /// search_path at login and every schema a later SET search_path named.
     /// An unqualified name must be allowed in each of them.
@@ -107,6 +111,14 @@ pub fn resolve(name: &Name, view: &SessionView) -> Result<Vec<String>, String> {
     if out.is_empty() {
         out.push(format!("public.{}", name.name));
     }
+    if let Some(catalog) = view.catalog {
+        // PostgreSQL can only pick a schema where the name exists; when it
+        // exists nowhere, the statement fails (or names a temporary table).
+        let existing: Vec<String> = out.iter().filter(|q| catalog.exists(q)).cloned().collect();
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+    }
     Ok(out)
 }
 
@@ -191,6 +203,9 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
             if let Some(d) = check_read(&g, &rel) {
                 return d;
             }
+            if let Some(d) = check_view(&g, &rel, view, 0) {
+                return d;
+            }
         }
     }
     for name in &c.writes {
@@ -233,6 +248,52 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
     }
     let max_rows = roles.iter().filter_map(|r| r.max_rows).min();
     Decision::Allow { max_rows }
+}
+
+/// A view is readable only if everything its definition reads and calls is.
+fn check_view(g: &Grants, rel: &str, view: &SessionView, depth: usize) -> Option<Decision> {
+    let def = view.catalog?.view(rel)?;
+    if depth > 16 {
+        return Some(g.deny(
+            format!("read {rel}"),
+            "rule: built-in; views nested more than 16 deep are not analysed".into(),
+            "read the underlying tables directly".into(),
+        ));
+    }
+    if let Some(why) = &def.unanalysable {
+        return Some(g.deny(
+            format!("read the view {rel}"),
+            format!("rule: built-in; its definition cannot be analysed: {why}"),
+            "read the underlying tables directly".into(),
+        ));
+    }
+    for inner in &def.reads {
+        if let Some(Decision::Deny(d)) =
+            check_read(g, inner).or_else(|| check_view(g, inner, view, depth + 1))
+        {
+            return Some(Decision::Deny(Denial {
+                message: format!("{} (through the view {rel})", d.message),
+                ..d
+            }));
+        }
+    }
+    for f in &def.functions {
+        if let Some(Decision::Deny(d)) = check_function(g, f, view) {
+            return Some(Decision::Deny(Denial {
+                message: format!("{} (through the view {rel})", d.message),
+                ..d
+            }));
+        }
+    }
+    if let Some(c) = &def.classification {
+        if let Some(Decision::Deny(d)) = check_columns(g, c, view) {
+            return Some(Decision::Deny(Denial {
+                message: format!("{} (through the view {rel})", d.message),
+                ..d
+            }));
+        }
+    }
+    None
 }
 
 fn check_read(g: &Grants, rel: &str) -> Option<Decision> {

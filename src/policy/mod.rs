@@ -4,6 +4,7 @@
 //! nothing of the wire.
 
 pub mod builtins;
+pub mod catalog;
 pub mod decide;
 pub mod glob;
 pub mod role;

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
+use crate::policy::catalog::Catalog;
 use crate::policy::decide::decide;
 use crate::policy::role::Role;
 use crate::policy::{Decision, Denial, SessionView};
@@ -26,6 +27,12 @@ pub struct Guard {
     /// Decisions already made in this session, by classification (the entry
     /// keeps its classification alive, so the address cannot be reused).
     decisions: HashMap<usize, (Classified, Decision)>,
+    /// The upstream catalog snapshot decisions are made with.
+    catalog: Option<Rc<Catalog>>,
+    /// Why no snapshot could be had, when none could.
+    catalog_error: Option<String>,
+    /// Set when an allowed statement changes the schema.
+    ddl_allowed: bool,
 }
 
 /// Decisions remembered per session before starting over.
@@ -62,15 +69,47 @@ impl Guard {
             portals: HashSet::new(),
             strings: Strings::Standard,
             decisions: HashMap::new(),
+            catalog: None,
+            catalog_error: None,
+            ddl_allowed: false,
         }
     }
 
     fn view(&self) -> SessionView<'_> {
         SessionView {
+            catalog: self.catalog.as_deref(),
             database: &self.database,
             upstream_database: &self.upstream_database,
             search_path: &self.search_path,
         }
+    }
+
+    /// Uses a newer catalog snapshot; decisions made with the old one are dropped.
+    pub fn set_catalog(&mut self, catalog: Rc<Catalog>) {
+        self.catalog_error = None;
+        if self.catalog.as_ref().map(|c| c.version) != Some(catalog.version) {
+            self.decisions.clear();
+            self.catalog = Some(catalog);
+        }
+    }
+
+    /// Records that no catalog snapshot could be read: statements that read
+    /// user relations are refused until one can (views could not be checked).
+    pub fn catalog_unavailable(&mut self, why: String) {
+        if self.catalog.is_none() {
+            self.decisions.clear();
+            self.catalog_error = Some(why);
+        }
+    }
+
+    /// True (once) after an allowed statement that changes the schema.
+    pub fn take_ddl_allowed(&mut self) -> bool {
+        std::mem::take(&mut self.ddl_allowed)
+    }
+
+    /// The catalog snapshot in use.
+    pub fn catalog(&self) -> Option<&Rc<Catalog>> {
+        self.catalog.as_ref()
     }
 
     /// Judges one SQL text (a simple Query or a Parse).
@@ -106,8 +145,22 @@ impl Guard {
                 )
             }
         };
+        if let Some(why) = &self.catalog_error {
+            if c.reads.iter().chain(&c.writes).any(|n| {
+                !n.name.starts_with("pg_") && n.schema.as_deref() != Some("information_schema")
+            }) {
+                return refuse(
+                    format!("pgward: the catalog of database {} cannot be read, so views cannot be checked", self.database),
+                    &format!("rule: built-in; {why}"),
+                    "retry in a moment; pgward fetches the catalog again on the next statement",
+                );
+            }
+        }
         let roles: Vec<&Role> = self.roles.iter().collect();
         let decision = decide(&roles, c, &self.view());
+        if decision.is_allowed() && c.operations.contains(&crate::sql::Operation::Ddl) {
+            self.ddl_allowed = true;
+        }
         let mut path_changed = false;
         if decision.is_allowed() {
             for s in &c.search_path {

@@ -3,6 +3,7 @@
 
 pub mod buffer;
 pub mod cancel;
+pub mod catalog;
 pub mod client_login;
 pub mod denial;
 pub mod guard;

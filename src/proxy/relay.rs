@@ -16,12 +16,16 @@ use bytes::{Bytes, BytesMut};
 use futures_util::lock::Mutex;
 use monoio::io::{OwnedReadHalf, OwnedWriteHalf};
 
+use std::sync::Arc;
+
 use super::buffer::{write_all, FrameReader};
+use super::catalog::CatalogCache;
 use super::denial::{raise_extended, raise_query};
 use super::guard::Guard;
 use super::pipeline::{Owed, Pipeline, Route};
 use super::row_cap::{CapAction, RowCap};
 use super::stream::Stream;
+use crate::config::DatabaseConfig;
 use crate::policy::{Decision, Denial};
 use crate::sql::cache::ClassificationCache;
 use crate::wire::backend::ParameterStatus;
@@ -148,10 +152,23 @@ enum Action {
     Replace(BytesMut),
 }
 
+/// Where the client pump gets catalog snapshots.
+pub struct CatalogSource<'a> {
+    /// The worker's snapshots.
+    pub cache: &'a CatalogCache,
+    /// The database name in the client's DSN.
+    pub name: &'a str,
+    /// Its upstream.
+    pub db: &'a DatabaseConfig,
+    /// Its upstream TLS.
+    pub tls: Option<&'a Arc<rustls::ClientConfig>>,
+}
+
 /// The client pump's state.
 pub struct ClientPump<'a> {
     state: &'a SessionState,
     cache: &'a RefCell<ClassificationCache>,
+    catalog: CatalogSource<'a>,
     max_message: usize,
     /// After a refusal in the extended protocol: drop messages until Sync, as
     /// the server does after an error.
@@ -163,11 +180,13 @@ impl<'a> ClientPump<'a> {
     pub fn new(
         state: &'a SessionState,
         cache: &'a RefCell<ClassificationCache>,
+        catalog: CatalogSource<'a>,
         max_message: usize,
     ) -> Self {
         ClientPump {
             state,
             cache,
+            catalog,
             max_message,
             skip_until_sync: false,
         }
@@ -299,6 +318,15 @@ impl<'a> ClientPump<'a> {
         })
     }
 
+    /// Brings the guard's catalog snapshot up to date (usually at once).
+    async fn refresh_catalog(&self) {
+        let c = &self.catalog;
+        match c.cache.get(c.name, c.db, c.tls).await {
+            Ok(snapshot) => self.state.guard.borrow_mut().set_catalog(snapshot),
+            Err(e) => self.state.guard.borrow_mut().catalog_unavailable(e),
+        }
+    }
+
     /// Relays client frames to the upstream until one side ends.
     pub async fn run(
         &mut self,
@@ -306,6 +334,9 @@ impl<'a> ClientPump<'a> {
         upstream: &mut OwnedWriteHalf<Stream>,
     ) -> RelayEnd {
         loop {
+            if !client.buf.is_empty() {
+                self.refresh_catalog().await;
+            }
             let mut end = 0;
             let mut terminate = false;
             let mut need = HEADER_LEN;
@@ -346,6 +377,9 @@ impl<'a> ClientPump<'a> {
                         break;
                     }
                 }
+            }
+            if self.state.guard.borrow_mut().take_ddl_allowed() {
+                self.catalog.cache.invalidate(self.catalog.name);
             }
             if end > 0 {
                 let chunk = client.take(end).freeze();

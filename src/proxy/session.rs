@@ -15,7 +15,9 @@ use super::buffer::{write_all, FrameReader};
 use super::cancel::{self, CancelKey};
 use super::client_login::{login, Hello, Login, LoginError};
 use super::guard::Guard;
-use super::relay::{upstream_to_client, ClientPump, ClientSink, RelayEnd, SessionState};
+use super::relay::{
+    upstream_to_client, CatalogSource, ClientPump, ClientSink, RelayEnd, SessionState,
+};
 use super::startup_options::startup_settings;
 use super::stream::Stream;
 use super::upstream::{self, UpstreamError};
@@ -177,7 +179,18 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     // dropped (TLS streams do not survive that). Whichever ends first wakes the
     // other by shutting down the read side of the other pump's socket.
     let front = async {
-        let mut pump = ClientPump::new(&state, &ctx.cache, ctx.config.server.max_message_size);
+        let catalog = CatalogSource {
+            cache: &ctx.catalogs,
+            name: &database,
+            db,
+            tls: ctx.upstream_tls.get(&database),
+        };
+        let mut pump = ClientPump::new(
+            &state,
+            &ctx.cache,
+            catalog,
+            ctx.config.server.max_message_size,
+        );
         let end = pump.run(&mut client_rd, &mut up_wr).await;
         let first = !state.closing.replace(true);
         if first {

@@ -24,6 +24,8 @@ pub struct WorkerContext {
     pub login: LoginContext,
     /// Upstream TLS configuration per database (absent for sslmode=disable).
     pub upstream_tls: HashMap<String, Arc<rustls::ClientConfig>>,
+    /// This worker's catalog snapshots by database.
+    pub catalogs: super::catalog::CatalogCache,
     /// This worker's classifications by statement fingerprint.
     pub cache: std::cell::RefCell<crate::sql::cache::ClassificationCache>,
 }
@@ -80,6 +82,7 @@ impl Blueprint {
                 chunk: self.config.server.buffer_size,
             },
             upstream_tls: self.upstream_tls.clone(),
+            catalogs: super::catalog::CatalogCache::default(),
             cache: std::cell::RefCell::new(crate::sql::cache::ClassificationCache::new(10_000)),
         }
     }

@@ -101,6 +101,76 @@ impl<'a> ParameterStatus<'a> {
     }
 }
 
+/// A DataRow, borrowed from the read buffer: its values are handed out as
+/// slices, nothing is copied.
+#[derive(Debug, Clone, Copy)]
+pub struct DataRow<'a> {
+    body: &'a [u8],
+    columns: u16,
+}
+
+impl<'a> DataRow<'a> {
+    /// Checks a 'D' body's layout.
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut c = Cursor::new(body, "DataRow");
+        let columns = c.i16()?;
+        if columns < 0 {
+            return Err(WireError::malformed("DataRow", "negative column count"));
+        }
+        let row = DataRow {
+            body,
+            columns: columns as u16,
+        };
+        let mut n = 0;
+        for v in row.values() {
+            v?;
+            n += 1;
+        }
+        if n != columns {
+            return Err(WireError::malformed("DataRow", "truncated"));
+        }
+        // values() stops at the declared count; anything after is junk.
+        let mut c = Cursor::new(body, "DataRow");
+        c.i16()?;
+        for _ in 0..columns {
+            let len = c.i32()?;
+            if len > 0 {
+                c.bytes(len as usize)?;
+            }
+        }
+        c.finish()?;
+        Ok(row)
+    }
+
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        self.columns as usize
+    }
+
+    /// True when the row has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.columns == 0
+    }
+
+    /// Each value, `None` for SQL NULL.
+    pub fn values(&self) -> impl Iterator<Item = Result<Option<&'a [u8]>, WireError>> + 'a {
+        let mut c = Cursor::new(&self.body[2..], "DataRow");
+        let mut left = self.columns;
+        std::iter::from_fn(move || {
+            if left == 0 {
+                return None;
+            }
+            left -= 1;
+            Some(match c.i32() {
+                Ok(-1) => Ok(None),
+                Ok(n) if n >= 0 => c.bytes(n as usize).map(Some),
+                Ok(_) => Err(WireError::malformed("DataRow", "negative value length")),
+                Err(e) => Err(e),
+            })
+        })
+    }
+}
+
 /// Decodes a ReadyForQuery body into its transaction status byte.
 pub fn ready_for_query_status(body: &[u8]) -> Result<u8, WireError> {
     match body {
@@ -127,6 +197,17 @@ mod tests {
         assert!(sasl.offers("SCRAM-SHA-256"));
         assert!(!sasl.offers("SCRAM"));
         assert!(AuthRequest::parse(&[0, 0, 5]).is_err());
+    }
+
+    #[test]
+    fn data_rows_are_views() {
+        let body = b"\0\x03\0\0\0\x02ab\xff\xff\xff\xff\0\0\0\0";
+        let row = DataRow::parse(body).unwrap();
+        let vals: Vec<_> = row.values().map(Result::unwrap).collect();
+        assert_eq!(vals, vec![Some(&b"ab"[..]), None, Some(&b""[..])]);
+        assert!(DataRow::parse(b"\0\x01\0\0\0\x05ab").is_err());
+        assert!(DataRow::parse(b"\0\x01\0\0\0\x01abc").is_err());
+        assert!(DataRow::parse(b"\xff\xff").is_err());
     }
 
     #[test]

@@ -1,0 +1,128 @@
+//! What the policy knows of the upstream catalog: which relations exist, and
+//! what each view reads. Reading a view needs the view granted and everything
+//! beneath it readable, so an exclusion cannot be dodged through a view; and
+//! an unqualified name is only checked against schemas where it exists.
+//! Built from rows the proxy fetches; pure logic here.
+
+use std::collections::HashMap;
+
+use crate::sql::{classify, Name};
+
+/// One view's definition, as the policy needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViewDef {
+    /// Relations the definition reads, `schema.name`.
+    pub reads: Vec<String>,
+    /// Functions the definition calls.
+    pub functions: Vec<Name>,
+    /// Why the definition could not be analysed, if it could not.
+    pub unanalysable: Option<String>,
+    /// The definition's full classification (for column rules).
+    pub classification: Option<crate::sql::Classification>,
+}
+
+/// A snapshot of the upstream catalog for one database.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    relations: HashMap<String, u8>,
+    views: HashMap<String, ViewDef>,
+    /// Changes whenever a new snapshot replaces an old one.
+    pub version: u64,
+}
+
+impl Catalog {
+    /// Builds a snapshot from (schema, name, relkind, view definition) rows.
+    /// View definitions must come from `pg_get_viewdef` run with an empty
+    /// search_path, so every name in them is qualified except pg_catalog's.
+    pub fn from_rows<'a>(
+        rows: impl IntoIterator<Item = (&'a str, &'a str, u8, Option<&'a str>)>,
+        version: u64,
+    ) -> Catalog {
+        let mut relations = HashMap::new();
+        let mut views = HashMap::new();
+        for (schema, name, kind, def) in rows {
+            let key = format!("{schema}.{name}");
+            if let Some(def) = def {
+                views.insert(key.clone(), analyse_view(def));
+            }
+            relations.insert(key, kind);
+        }
+        Catalog {
+            relations,
+            views,
+            version,
+        }
+    }
+
+    /// True when `schema.name` exists.
+    pub fn exists(&self, qualified: &str) -> bool {
+        self.relations.contains_key(qualified)
+    }
+
+    /// The definition of a view or materialized view.
+    pub fn view(&self, qualified: &str) -> Option<&ViewDef> {
+        self.views.get(qualified)
+    }
+
+    /// How many relations the snapshot knows.
+    pub fn len(&self) -> usize {
+        self.relations.len()
+    }
+
+    /// True when the snapshot is empty.
+    pub fn is_empty(&self) -> bool {
+        self.relations.is_empty()
+    }
+}
+
+fn analyse_view(def: &str) -> ViewDef {
+    match classify(def) {
+        Ok(c) => ViewDef {
+            reads: c
+                .reads
+                .iter()
+                .map(|n| match &n.schema {
+                    Some(s) => format!("{s}.{}", n.name),
+                    // With an empty search_path only pg_catalog is visible.
+                    None => format!("pg_catalog.{}", n.name),
+                })
+                .collect(),
+            functions: c.functions.iter().cloned().collect(),
+            unanalysable: (!c.forbidden.is_empty()).then(|| c.forbidden.join("; ")),
+            classification: Some(c),
+        },
+        Err(e) => ViewDef {
+            unanalysable: Some(e.to_string()),
+            ..ViewDef::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_are_analysed_once_with_qualified_names() {
+        let c = Catalog::from_rows(
+            [
+                ("public", "api_keys", b'r', None),
+                (
+                    "public",
+                    "key_inventory",
+                    b'v',
+                    Some(" SELECT k.service, upper(k.key_value) FROM public.api_keys k;"),
+                ),
+                ("public", "weird", b'v', Some("garbage (")),
+            ],
+            1,
+        );
+        assert!(c.exists("public.api_keys"));
+        assert!(!c.exists("public.nope"));
+        let v = c.view("public.key_inventory").unwrap();
+        assert_eq!(v.reads, vec!["public.api_keys".to_string()]);
+        assert_eq!(v.functions, vec![Name::bare("upper")]);
+        assert!(c.view("public.weird").unwrap().unanalysable.is_some());
+        assert!(c.view("public.api_keys").is_none());
+    }
+}
