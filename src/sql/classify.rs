@@ -754,6 +754,19 @@ impl<'c> Walker<'c> {
                 _ => {}
             }
         }
+        // `f(t.*)` passes a whole row of `t`.
+        if let FunctionArguments::List(l) = &f.args {
+            for a in &l.args {
+                let (FunctionArg::Unnamed(arg) | FunctionArg::Named { arg, .. }) = a else {
+                    continue;
+                };
+                if let FunctionArgExpr::QualifiedWildcard(q) = arg {
+                    if let Some(n) = object_name(q) {
+                        self.c.identifiers.insert(n.name);
+                    }
+                }
+            }
+        }
         self.c.functions.insert(name);
         ControlFlow::Continue(())
     }
