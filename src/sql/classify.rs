@@ -9,8 +9,8 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{
     CopySource, CopyTarget, Expr, FromTable, FunctionArg, FunctionArgExpr, FunctionArguments,
     Ident, Insert, ObjectName, ObjectNamePart, ObjectType, OnConflictAction, OnInsert, Query,
-    Reset, ResetStatement, Select, SelectItem, Set, Statement, TableFactor, TableObject, Value,
-    Visit, Visitor,
+    Reset, ResetStatement, SchemaName, Select, SelectItem, Set, Statement, TableFactor,
+    TableObject, Value, Visit, Visitor,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -656,6 +656,9 @@ impl<'c> Walker<'c> {
                 {
                     return self.drop(names, object_type);
                 }
+                if let S::CreateSchema { schema_name, .. } = s {
+                    return self.create_schema(schema_name);
+                }
             }
             other => return ControlFlow::Break(ClassifyError::Unsupported(statement_kind(other))),
         }
@@ -681,6 +684,22 @@ impl<'c> Walker<'c> {
             }
             // The names were recorded here; the walker must not add them again.
             self.skip.push(n);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Creating a schema is writing everything that will be in it.
+    fn create_schema(&mut self, schema: &SchemaName) -> ControlFlow<ClassifyError> {
+        match schema {
+            SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => match object_name(n) {
+                Some(name) => {
+                    self.c.writes.insert(Name::qualified(&name.name, "*"));
+                }
+                None => {
+                    return ControlFlow::Break(ClassifyError::Unsupported(format!("the name {n}")))
+                }
+            },
+            SchemaName::UnnamedAuthorization(_) => self.forbid("CREATE SCHEMA AUTHORIZATION"),
         }
         ControlFlow::Continue(())
     }
