@@ -355,3 +355,34 @@ fn views_are_checked_through_to_their_tables() {
     );
     cluster().sql("shop", &format!("DROP VIEW public.{view}"));
 }
+
+#[test]
+fn psql_meta_commands_work_for_a_catalog_reader() {
+    let gw = gateway("reader");
+    for cmd in [
+        "\\dt",
+        "\\d customers",
+        "\\d+ orders",
+        "\\dv",
+        "\\di",
+        "\\dn",
+        "\\df",
+        "\\du",
+        "\\l",
+        "\\dx",
+        "\\ds",
+        "\\d order_summary",
+    ] {
+        let out = psql(&gw.dsn("shop"), &["-c", cmd], "");
+        assert!(out.status.success(), "{cmd}: {}", stderr(&out));
+        let direct = std::process::Command::new("psql")
+            .args(["-X", "-At", &cluster().direct_dsn("shop"), "-c", cmd])
+            .output()
+            .unwrap();
+        assert_eq!(
+            stdout(&out),
+            stdout(&direct),
+            "{cmd}: output differs from direct"
+        );
+    }
+}

@@ -975,9 +975,11 @@ impl Visitor for Walker<'_> {
             Expr::Identifier(i) => {
                 self.c.identifiers.insert(ident(i));
             }
+            // `t.col` references the column; its qualifier is not a
+            // whole-row reference (a bare `t` is, and is caught above).
             Expr::CompoundIdentifier(parts) => {
-                for p in parts {
-                    self.c.identifiers.insert(ident(p));
+                if let Some(last) = parts.last() {
+                    self.c.identifiers.insert(ident(last));
                 }
             }
             Expr::Cast {
@@ -986,11 +988,17 @@ impl Visitor for Walker<'_> {
                 let ty = data_type.to_string().to_lowercase();
                 if ty == "regclass" || ty.ends_with(".regclass") {
                     self.c.literal_sensitive = true;
-                    match string_literal(expr).and_then(|s| parse_relation_literal(&s)) {
+                    let text = string_literal(expr);
+                    // A numeric OID names no relation pgward could check, and
+                    // the cast only turns it into a name (psql's \d does this).
+                    let is_oid = text
+                        .as_deref()
+                        .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()));
+                    match text.as_deref().and_then(parse_relation_literal) {
                         Some(rel) => {
                             self.c.reads.insert(rel);
                         }
-                        None if string_literal(expr).is_some() => {
+                        None if text.is_some() && !is_oid => {
                             self.forbid("a regclass literal pgward cannot read")
                         }
                         None => {}
