@@ -20,6 +20,8 @@ fn classification_json(c: &Classification) -> serde_json::Value {
         "functions": names(&c.functions),
         "settings": c.settings,
         "settings_read": c.settings_read,
+        "columns": c.columns.iter().map(|(t, cols)| (t.to_string(), cols.iter().cloned().collect::<Vec<_>>())).collect::<std::collections::BTreeMap<_, _>>(),
+        "unscoped_columns": c.unscoped_columns,
         "wildcard": c.wildcard,
         "forbidden": c.forbidden,
         "search_path": c.search_path,
@@ -99,6 +101,18 @@ pub fn run(
                 println!("reads:      {}", list(names(&c.reads)));
                 println!("writes:     {}", list(names(&c.writes)));
                 println!("functions:  {}", list(names(&c.functions)));
+                let cols: Vec<String> = c
+                    .columns
+                    .iter()
+                    .map(|(t, cols)| {
+                        format!(
+                            "{t}({})",
+                            cols.iter().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    })
+                    .chain(c.unscoped_columns.iter().map(|c| format!("?({c})")))
+                    .collect();
+                println!("columns:    {}", list(cols));
                 if !c.settings.is_empty() {
                     println!("settings:   {}", list(c.settings.iter().cloned().collect()));
                 }

@@ -370,12 +370,6 @@ fn check_columns(g: &Grants, c: &Classification, view: &SessionView) -> Option<D
         .filter_map(|n| resolve(n, view).ok())
         .flatten()
         .collect();
-    let aliases: Vec<&str> = c
-        .identifiers
-        .iter()
-        .filter_map(|i| i.strip_prefix("alias:"))
-        .filter(|a| c.identifiers.contains(*a))
-        .collect();
     let mut denied: Vec<(String, String, &'static str)> = Vec::new();
     for r in g.roles {
         for (t, col) in &r.deny_columns {
@@ -394,16 +388,22 @@ fn check_columns(g: &Grants, c: &Classification, view: &SessionView) -> Option<D
         if !read.contains(&table) {
             continue;
         }
-        let short = table.rsplit('.').next().unwrap_or(&table);
-        let reason = if c.identifiers.contains(&col) {
-            "it is referenced"
-        } else if c.wildcard {
-            "a * would include it"
-        } else if c.identifiers.contains(short) || !aliases.is_empty() {
-            "a whole-row reference would include it"
-        } else {
-            continue;
-        };
+        let mut reason = None;
+        for (name, cols) in &c.columns {
+            let here = resolve(name, view).is_ok_and(|rs| rs.contains(&table));
+            if here && cols.contains(&col) {
+                reason = Some("it is referenced");
+            } else if here && cols.contains("*") {
+                reason = Some("a * or a whole-row reference would include it");
+            }
+            if reason.is_some() {
+                break;
+            }
+        }
+        if reason.is_none() && c.unscoped_columns.contains(&col) {
+            reason = Some("it is referenced");
+        }
+        let Some(reason) = reason else { continue };
         return Some(g.deny(
             format!("read {table}.{col}"),
             format!("rule: {rule}; {reason}"),

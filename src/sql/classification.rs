@@ -169,7 +169,13 @@ pub struct Classification {
     pub settings: BTreeSet<String>,
     /// Settings read (SHOW, current_setting with a literal name).
     pub settings_read: BTreeSet<String>,
-    /// Every identifier that appears (lowercased), for column rules.
+    /// Columns read per relation (as written), `*` for all of them (a `*`, a
+    /// whole-row reference, COPY of the table).
+    pub columns: std::collections::BTreeMap<Name, BTreeSet<String>>,
+    /// Column names that could not be tied to a relation (ORDER BY of a set
+    /// operation, say): column rules treat them as read from every relation.
+    pub unscoped_columns: BTreeSet<String>,
+    /// Every identifier that appears (lowercased).
     pub identifiers: BTreeSet<String>,
     /// True when a `*` or `t.*` appears.
     pub wildcard: bool,

@@ -303,6 +303,15 @@ const IDENTITY_SETTINGS: &[&str] = &["role", "session_authorization", "session a
 /// Settings that change how pgward must read later statements.
 const LEXER_SETTINGS: &[&str] = &["standard_conforming_strings"];
 
+/// One FROM item visible to column references: the name it is referred to by
+/// (alias or table name) and the base relation behind it (none for derived
+/// tables, CTEs and functions).
+#[derive(Debug, Clone)]
+struct ScopeRel {
+    name: String,
+    relation: Option<Name>,
+}
+
 /// The CTEs one WITH clause defines, and how many are visible right now.
 struct Scope {
     query: *const Query,
@@ -324,6 +333,11 @@ struct Walker<'c> {
     ddl: usize,
     /// For each statement being walked, whether it raised `ddl`.
     ddl_stack: Vec<bool>,
+    /// FROM items of the SELECTs (and UPDATE/DELETE/MERGE) being walked,
+    /// innermost last, for attributing column references to relations.
+    column_scopes: Vec<Vec<ScopeRel>>,
+    /// For each statement being walked, whether it pushed a column scope.
+    statement_scoped: Vec<bool>,
 }
 
 impl<'c> Walker<'c> {
@@ -336,6 +350,8 @@ impl<'c> Walker<'c> {
             scopes: Vec::new(),
             ddl: 0,
             ddl_stack: Vec::new(),
+            column_scopes: Vec::new(),
+            statement_scoped: Vec::new(),
         }
     }
 
@@ -396,6 +412,91 @@ impl<'c> Walker<'c> {
         }) {
             self.c.wildcard = true;
         }
+    }
+
+    /// The FROM items of a FROM list, with the names they are referred to by.
+    fn scope_of(&self, from: &[sqlparser::ast::TableWithJoins]) -> Vec<ScopeRel> {
+        let mut out = Vec::new();
+        for t in from {
+            self.scope_factor(&t.relation, &mut out);
+            for j in &t.joins {
+                self.scope_factor(&j.relation, &mut out);
+            }
+        }
+        out
+    }
+
+    fn scope_factor(&self, t: &TableFactor, out: &mut Vec<ScopeRel>) {
+        match t {
+            TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
+                let Some(n) = object_name(name) else { return };
+                let relation = (!self.is_cte(&n)).then(|| n.clone());
+                let referred = alias.as_ref().map_or(n.name.clone(), |a| ident(&a.name));
+                out.push(ScopeRel {
+                    name: referred,
+                    relation,
+                });
+            }
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => {
+                self.scope_factor(&table_with_joins.relation, out);
+                for j in &table_with_joins.joins {
+                    self.scope_factor(&j.relation, out);
+                }
+            }
+            TableFactor::Derived { alias: Some(a), .. }
+            | TableFactor::Function { alias: Some(a), .. }
+            | TableFactor::UNNEST { alias: Some(a), .. }
+            | TableFactor::Table { alias: Some(a), .. } => out.push(ScopeRel {
+                name: ident(&a.name),
+                relation: None,
+            }),
+            _ => {}
+        }
+    }
+
+    /// Records that `column` of the relation referred to as `qualifier` (or of
+    /// every relation in scope, when unqualified) is read; `*` means all.
+    fn attribute(&mut self, qualifier: Option<&str>, column: &str) {
+        let mut found = false;
+        for scope in self.column_scopes.iter().rev() {
+            for r in scope {
+                let matches = qualifier.is_none_or(|q| {
+                    q == r.name || r.relation.as_ref().is_some_and(|n| n.name == q)
+                });
+                if matches {
+                    found = true;
+                    if let Some(rel) = &r.relation {
+                        self.c
+                            .columns
+                            .entry(rel.clone())
+                            .or_default()
+                            .insert(column.to_string());
+                    }
+                }
+            }
+            if found && qualifier.is_some() {
+                return;
+            }
+        }
+        if !found {
+            self.c.unscoped_columns.insert(column.to_string());
+        }
+    }
+
+    /// A bare name may be a column or, if it names a FROM item, its whole row.
+    fn attribute_bare(&mut self, name: &str) {
+        let whole_row = self.column_scopes.iter().flatten().any(|r| r.name == name);
+        if whole_row {
+            self.attribute(Some(name), "*");
+        }
+        self.attribute(None, name);
     }
 
     fn insert(&mut self, i: &Insert) -> ControlFlow<ClassifyError> {
@@ -552,6 +653,11 @@ impl<'c> Walker<'c> {
                     };
                     self.skip.push(table_name);
                     if *to {
+                        self.c
+                            .columns
+                            .entry(name.clone())
+                            .or_default()
+                            .insert("*".into());
                         self.c.reads.insert(name);
                         self.c.wildcard = true;
                     } else {
@@ -781,6 +887,7 @@ impl<'c> Walker<'c> {
                 };
                 if let FunctionArgExpr::QualifiedWildcard(q) = arg {
                     if let Some(n) = object_name(q) {
+                        self.attribute(Some(&n.name), "*");
                         self.c.identifiers.insert(n.name);
                     }
                 }
@@ -815,6 +922,16 @@ fn parse_relation_literal(s: &str) -> Option<Name> {
     }
 }
 
+/// The RETURNING list of a data-modifying statement.
+fn returning_of(s: &Statement) -> Option<&Vec<SelectItem>> {
+    match s {
+        Statement::Insert(i) => i.returning.as_ref(),
+        Statement::Update(u) => u.returning.as_ref(),
+        Statement::Delete(d) => d.returning.as_ref(),
+        _ => None,
+    }
+}
+
 /// The first words of a statement, for messages.
 fn statement_kind(s: &Statement) -> String {
     let text = s.to_string();
@@ -829,12 +946,84 @@ impl Visitor for Walker<'_> {
         let depth = self.ddl;
         let flow = self.statement(s);
         self.ddl_stack.push(self.ddl > depth);
+        // UPDATE, DELETE and MERGE see their target and FROM/USING items.
+        let scope = match s {
+            Statement::Update(u) => {
+                let mut items = vec![u.table.clone()];
+                if let Some(
+                    sqlparser::ast::UpdateTableFromKind::BeforeSet(f)
+                    | sqlparser::ast::UpdateTableFromKind::AfterSet(f),
+                ) = &u.from
+                {
+                    items.extend(f.iter().cloned());
+                }
+                Some(self.scope_of(&items))
+            }
+            Statement::Delete(d) => {
+                let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &d.from;
+                let mut items = from.clone();
+                items.extend(d.using.iter().flatten().cloned());
+                Some(self.scope_of(&items))
+            }
+            Statement::Merge(m) => {
+                let mut out = Vec::new();
+                self.scope_factor(&m.table, &mut out);
+                self.scope_factor(&m.source, &mut out);
+                Some(out)
+            }
+            Statement::Insert(i) => {
+                if let TableObject::TableName(n) = &i.table {
+                    if let Some(name) = object_name(n) {
+                        for col in &i.columns {
+                            if let Some(c) = object_name(col) {
+                                self.c
+                                    .columns
+                                    .entry(name.clone())
+                                    .or_default()
+                                    .insert(c.name);
+                            }
+                        }
+                        let referred = i
+                            .table_alias
+                            .as_ref()
+                            .map_or(name.name.clone(), |a| ident(&a.alias));
+                        Some(vec![ScopeRel {
+                            name: referred,
+                            relation: Some(name),
+                        }])
+                    } else {
+                        None
+                    }
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        let scoped = scope.is_some();
+        if let Some(scope) = scope {
+            self.column_scopes.push(scope);
+            if let Some(items) = returning_of(s) {
+                if items.iter().any(|i| {
+                    matches!(
+                        i,
+                        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                    )
+                }) {
+                    self.attribute(None, "*");
+                }
+            }
+        }
+        self.statement_scoped.push(scoped);
         flow
     }
 
     fn post_visit_statement(&mut self, _: &Statement) -> ControlFlow<ClassifyError> {
         if self.ddl_stack.pop() == Some(true) {
             self.ddl -= 1;
+        }
+        if self.statement_scoped.pop() == Some(true) {
+            self.column_scopes.pop();
         }
         ControlFlow::Continue(())
     }
@@ -886,8 +1075,29 @@ impl Visitor for Walker<'_> {
         ControlFlow::Continue(())
     }
 
+    fn post_visit_select(&mut self, _: &Select) -> ControlFlow<ClassifyError> {
+        self.column_scopes.pop();
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_select(&mut self, s: &Select) -> ControlFlow<ClassifyError> {
         self.wildcards(&s.projection);
+        let scope = self.scope_of(&s.from);
+        self.column_scopes.push(scope);
+        for item in &s.projection {
+            match item {
+                SelectItem::Wildcard(_) => self.attribute(None, "*"),
+                SelectItem::QualifiedWildcard(
+                    sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(n),
+                    _,
+                ) => match object_name(n) {
+                    Some(q) => self.attribute(Some(&q.name), "*"),
+                    None => self.attribute(None, "*"),
+                },
+                SelectItem::QualifiedWildcard(..) => self.attribute(None, "*"),
+                _ => {}
+            }
+        }
         if let Some(into) = &s.into {
             self.op(Operation::Ddl);
             for t in &into.targets {
@@ -973,13 +1183,18 @@ impl Visitor for Walker<'_> {
         match e {
             Expr::Function(f) => return self.function_call(f),
             Expr::Identifier(i) => {
-                self.c.identifiers.insert(ident(i));
+                let name = ident(i);
+                self.attribute_bare(&name);
+                self.c.identifiers.insert(name);
             }
             // `t.col` references the column; its qualifier is not a
             // whole-row reference (a bare `t` is, and is caught above).
             Expr::CompoundIdentifier(parts) => {
                 if let Some(last) = parts.last() {
-                    self.c.identifiers.insert(ident(last));
+                    let col = ident(last);
+                    let qualifier = parts.len().checked_sub(2).map(|i| ident(&parts[i]));
+                    self.attribute(qualifier.as_deref(), &col);
+                    self.c.identifiers.insert(col);
                 }
             }
             Expr::Cast {
@@ -1081,6 +1296,64 @@ mod tests {
         assert_eq!(
             reads("WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a"),
             ["b"]
+        );
+    }
+
+    fn columns(sql: &str) -> Vec<String> {
+        let c = classify(sql).unwrap();
+        let mut out: Vec<String> = c
+            .columns
+            .iter()
+            .flat_map(|(t, cols)| cols.iter().map(move |col| format!("{t}.{col}")))
+            .collect();
+        out.extend(c.unscoped_columns.iter().map(|c| format!("?.{c}")));
+        out
+    }
+
+    #[test]
+    fn columns_are_attributed_to_their_relations() {
+        assert_eq!(
+            columns("SELECT e.full_name FROM employees e"),
+            ["employees.full_name"]
+        );
+        assert_eq!(
+            columns(
+                "SELECT c.id, o.total_cents FROM customers c JOIN orders o ON o.customer_id = c.id"
+            ),
+            ["customers.id", "orders.customer_id", "orders.total_cents"]
+        );
+        assert_eq!(
+            columns("SELECT customers.* FROM customers, employees"),
+            ["customers.*"]
+        );
+        assert_eq!(
+            columns("SELECT * FROM customers, employees"),
+            ["customers.*", "employees.*"]
+        );
+        assert_eq!(
+            columns("SELECT e FROM employees e"),
+            ["employees.*", "employees.e"]
+        );
+        assert_eq!(
+            columns("SELECT to_jsonb(e.*) FROM employees e"),
+            ["employees.*"]
+        );
+        assert_eq!(
+            columns("SELECT full_name FROM employees ORDER BY salary"),
+            ["employees.full_name", "?.salary"]
+        );
+        assert_eq!(
+            columns("UPDATE orders SET status = 'x' WHERE total_cents > 5"),
+            ["orders.total_cents"]
+        );
+        assert_eq!(
+            columns("INSERT INTO orders (status) VALUES ('x') RETURNING *"),
+            ["orders.*", "orders.status"]
+        );
+        assert_eq!(columns("COPY employees TO STDOUT"), ["employees.*"]);
+        assert_eq!(
+            columns("SELECT id FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id)"),
+            ["customers.id", "orders.customer_id"]
         );
     }
 
