@@ -196,24 +196,23 @@ impl<'a> ClientPump<'a> {
         self.state.pipeline.borrow_mut().push(owed, visible);
     }
 
-    fn refuse_extended(&mut self, d: &Denial) -> Action {
+    /// Replaces a refused message with the server-raised refusal: a simple
+    /// Query for Query and FunctionCall, hidden Parse and Bind plus a visible
+    /// Execute in the extended protocol (then drop messages until Sync).
+    fn refuse(&mut self, d: &Denial, simple: bool) -> Action {
         self.state.denied.set(self.state.denied.get() + 1);
         tracing::info!(message = %d.message, "statement refused");
-        self.owe(Owed::One, false);
-        self.owe(Owed::One, false);
-        self.owe(Owed::Execute, true);
-        self.skip_until_sync = true;
         let mut out = BytesMut::new();
-        raise_extended(d, &mut out);
-        Action::Replace(out)
-    }
-
-    fn refuse_query(&mut self, d: &Denial) -> Action {
-        self.state.denied.set(self.state.denied.get() + 1);
-        tracing::info!(message = %d.message, "statement refused");
-        self.owe(Owed::Query, true);
-        let mut out = BytesMut::new();
-        raise_query(d, &mut out);
+        if simple {
+            self.owe(Owed::Query, true);
+            raise_query(d, &mut out);
+        } else {
+            self.owe(Owed::One, false);
+            self.owe(Owed::One, false);
+            self.owe(Owed::Execute, true);
+            self.skip_until_sync = true;
+            raise_extended(d, &mut out);
+        }
         Action::Replace(out)
     }
 
@@ -222,99 +221,73 @@ impl<'a> ClientPump<'a> {
         if self.skip_until_sync && extended {
             return Ok(Action::Drop);
         }
+        let refused = |d: Decision| match d {
+            Decision::Allow { .. } => None,
+            Decision::Deny(d) => Some(d),
+        };
         let mut guard = self.state.guard.borrow_mut();
-        Ok(match tag {
+        // Each message: what the server will owe for it, and whether it is refused.
+        let (owed, refusal) = match tag {
             b'Q' => {
                 let q = Query::parse(body)?;
-                let decision = guard.check_sql(&mut self.cache.borrow_mut(), q.sql);
-                drop(guard);
-                match decision {
-                    Decision::Allow { .. } => {
-                        self.owe(Owed::Query, true);
-                        Action::Forward
-                    }
-                    Decision::Deny(d) => self.refuse_query(&d),
-                }
+                (
+                    Owed::Query,
+                    refused(guard.check_sql(&mut self.cache.borrow_mut(), q.sql)),
+                )
             }
             b'P' => {
                 let p = Parse::parse(body)?;
-                let decision = guard.on_parse(&mut self.cache.borrow_mut(), p.name, p.sql);
-                drop(guard);
-                match decision {
-                    Decision::Allow { .. } => {
-                        self.owe(Owed::One, true);
-                        Action::Forward
-                    }
-                    Decision::Deny(d) => self.refuse_extended(&d),
-                }
+                (
+                    Owed::One,
+                    refused(guard.on_parse(&mut self.cache.borrow_mut(), p.name, p.sql)),
+                )
             }
             b'B' => {
                 let b = BindNames::parse(body)?;
-                let refusal = guard.on_bind(b.portal, b.statement);
-                drop(guard);
-                match refusal {
-                    None => {
-                        self.owe(Owed::One, true);
-                        Action::Forward
-                    }
-                    Some(d) => self.refuse_extended(&d),
-                }
+                (Owed::One, guard.on_bind(b.portal, b.statement))
             }
             b'E' => {
                 let e = Execute::parse(body)?;
-                let refusal = guard.on_execute(e.portal);
-                drop(guard);
-                match refusal {
-                    None => {
-                        self.owe(Owed::Execute, true);
-                        Action::Forward
-                    }
-                    Some(d) => self.refuse_extended(&d),
-                }
+                (Owed::Execute, guard.on_execute(e.portal))
             }
             b'D' => {
                 let t = Target::parse(body, "Describe")?;
-                let refusal = guard.on_describe(t.kind, t.name);
-                drop(guard);
-                match refusal {
-                    None => {
-                        let owed = if t.kind == b'S' {
-                            Owed::DescribeStatement
-                        } else {
-                            Owed::DescribePortal
-                        };
-                        self.owe(owed, true);
-                        Action::Forward
-                    }
-                    Some(d) => self.refuse_extended(&d),
-                }
+                let owed = if t.kind == b'S' {
+                    Owed::DescribeStatement
+                } else {
+                    Owed::DescribePortal
+                };
+                (owed, guard.on_describe(t.kind, t.name))
             }
             b'C' => {
                 let t = Target::parse(body, "Close")?;
                 guard.on_close(t.kind, t.name);
-                drop(guard);
-                self.owe(Owed::One, true);
-                Action::Forward
+                (Owed::One, None)
             }
             b'S' => {
-                drop(guard);
                 self.skip_until_sync = false;
-                self.owe(Owed::Sync, true);
-                Action::Forward
+                (Owed::Sync, None)
             }
-            b'F' => {
-                drop(guard);
-                // A fast-path function call names a function by OID with no SQL
-                // to analyse: refused like any unanalysable statement.
-                let d = Denial {
+            // A fast-path function call names a function by OID with no SQL
+            // to analyse: refused like any unanalysable statement.
+            b'F' => (
+                Owed::Query,
+                Some(Denial {
                     message: "pgward: fast-path function calls are never allowed".into(),
                     detail: "rule: built-in; a FunctionCall message carries no SQL to analyse"
                         .into(),
                     hint: "call the function from a SELECT".into(),
-                };
-                self.refuse_query(&d)
+                }),
+            ),
+            _ => return Ok(Action::Forward),
+        };
+        drop(guard);
+        Ok(match refusal {
+            None => {
+                self.owe(owed, true);
+                Action::Forward
             }
-            _ => Action::Forward,
+            Some(d) => self.refuse(&d, owed == Owed::Query),
         })
     }
 

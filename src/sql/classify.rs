@@ -52,18 +52,26 @@ pub fn classify(sql: &str) -> Result<Classification, ClassifyError> {
     Ok(c)
 }
 
+/// sqlparser's tokens of `sql` without whitespace (comments included as such).
+fn significant_tokens(sql: &str) -> Option<Vec<sqlparser::tokenizer::Token>> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    Some(
+        Tokenizer::new(&PostgreSqlDialect {}, sql)
+            .tokenize()
+            .ok()?
+            .into_iter()
+            .filter(|t| !matches!(t, Token::Whitespace(_)))
+            .collect(),
+    )
+}
+
 /// `COPY name [(columns)] FROM STDIN | TO STDOUT [options]`, for the option
 /// spellings sqlparser does not accept (`WITH (FREEZE ON)`, as pgbench -i
 /// sends). Only this exact shape is accepted: the table and the direction
 /// decide everything, and options cannot name other objects or run queries.
 fn copy_fallback(sql: &str) -> Option<Classification> {
-    use sqlparser::tokenizer::{Token, Tokenizer};
-    let tokens: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, sql)
-        .tokenize()
-        .ok()?
-        .into_iter()
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .collect();
+    use sqlparser::tokenizer::Token;
+    let tokens = significant_tokens(sql)?;
     let word = |t: &Token| match t {
         Token::Word(w) => Some(w.clone()),
         _ => None,
@@ -145,7 +153,7 @@ fn copy_fallback(sql: &str) -> Option<Classification> {
 /// `VACUUM` / `ANALYZE` with option words and a list of tables, for forms
 /// sqlparser does not accept (`VACUUM ANALYZE t`, as pgbench -i sends).
 fn maintenance_fallback(sql: &str) -> Option<Classification> {
-    use sqlparser::tokenizer::{Token, Tokenizer};
+    use sqlparser::tokenizer::Token;
     const OPTIONS: &[&str] = &[
         "full",
         "freeze",
@@ -155,12 +163,7 @@ fn maintenance_fallback(sql: &str) -> Option<Classification> {
         "skip_locked",
         "disable_page_skipping",
     ];
-    let tokens: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, sql)
-        .tokenize()
-        .ok()?
-        .into_iter()
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .collect();
+    let tokens = significant_tokens(sql)?;
     let mut it = tokens.iter().peekable();
     let Token::Word(first) = it.next()? else {
         return None;
