@@ -189,6 +189,19 @@ fn bind_of_a_refused_or_unknown_statement_is_refused() {
         .unwrap()
         .contains("\"s1\" was refused or does not exist"));
     assert_eq!(r.recv().unwrap().tag, b'Z');
+    // The client's unnamed statement survives refusals of named ones.
+    let mut msgs = frame(b'P', b"\0SELECT 'kept'\0\0\0");
+    msgs.extend(frame(b'S', b""));
+    msgs.extend(frame(b'P', b"s2\0SELECT * FROM api_keys\0\0\0"));
+    msgs.extend(frame(b'S', b""));
+    msgs.extend(frame(b'B', b"\0\0\0\0\0\0\0\0"));
+    msgs.extend(frame(b'E', b"\0\0\0\0\0"));
+    msgs.extend(frame(b'S', b""));
+    r.send(&msgs);
+    let replies: Vec<_> = std::iter::from_fn(|| r.recv()).take(8).collect();
+    let tags: Vec<u8> = replies.iter().map(|m| m.tag).collect();
+    assert_eq!(tags, b"1ZEZ2DCZ");
+    assert!(replies[5].body.ends_with(b"kept"));
     // An allowed pipeline still works afterwards.
     let mut msgs = frame(b'P', b"\0SELECT 'ok'\0\0\0");
     msgs.extend(frame(b'B', b"\0\0\0\0\0\0\0\0"));

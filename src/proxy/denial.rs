@@ -43,25 +43,39 @@ pub fn raise_query(d: &Denial, out: &mut BytesMut) {
     message(out, b'Q', |b| cstr(b, sql.as_bytes()));
 }
 
-/// Parse, Bind and Execute (unnamed) that raise the refusal in the extended
-/// protocol. The server answers ParseComplete and BindComplete, which the
-/// relay hides, then the error, which it forwards.
+/// The statement and portal name pgward uses for its own refusals, so the
+/// client's unnamed statement and portal survive a refusal.
+pub const REFUSAL_NAME: &[u8] = b"pgward_refusal";
+
+/// The number of hidden replies `raise_extended` causes before the error.
+pub const EXTENDED_HIDDEN_REPLIES: usize = 4;
+
+/// Close, Parse, Bind and Execute that raise the refusal in the extended
+/// protocol under pgward's own statement and portal name. The server answers
+/// two CloseComplete, ParseComplete and BindComplete, which the relay hides,
+/// then the error, which it forwards.
 pub fn raise_extended(d: &Denial, out: &mut BytesMut) {
     let sql = raise_sql(d);
+    for kind in [b'S', b'P'] {
+        message(out, b'C', |b| {
+            b.put_u8(kind);
+            cstr(b, REFUSAL_NAME);
+        });
+    }
     message(out, b'P', |b| {
-        cstr(b, b"");
+        cstr(b, REFUSAL_NAME);
         cstr(b, sql.as_bytes());
         b.put_i16(0);
     });
     message(out, b'B', |b| {
-        cstr(b, b"");
-        cstr(b, b"");
+        cstr(b, REFUSAL_NAME);
+        cstr(b, REFUSAL_NAME);
         b.put_i16(0);
         b.put_i16(0);
         b.put_i16(0);
     });
     message(out, b'E', |b| {
-        cstr(b, b"");
+        cstr(b, REFUSAL_NAME);
         b.put_i32(0);
     });
 }

@@ -199,7 +199,7 @@ impl Guard {
 
     /// Judges a Bind: its statement must have been allowed.
     pub fn on_bind(&mut self, portal: &[u8], statement: &[u8]) -> Option<Denial> {
-        if self.statements.contains(statement) {
+        if self.statements.contains(statement) && portal != super::denial::REFUSAL_NAME {
             self.portals.insert(portal.to_vec());
             None
         } else {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use super::buffer::{write_all, FrameReader};
 use super::catalog::CatalogCache;
-use super::denial::{raise_extended, raise_query};
+use super::denial::{raise_extended, raise_query, EXTENDED_HIDDEN_REPLIES};
 use super::guard::Guard;
 use super::pipeline::{Owed, Pipeline, Route};
 use super::row_cap::{CapAction, RowCap};
@@ -197,8 +197,9 @@ impl<'a> ClientPump<'a> {
     }
 
     /// Replaces a refused message with the server-raised refusal: a simple
-    /// Query for Query and FunctionCall, hidden Parse and Bind plus a visible
-    /// Execute in the extended protocol (then drop messages until Sync).
+    /// Query for Query and FunctionCall; in the extended protocol hidden
+    /// Close, Parse and Bind plus a visible Execute (then drop messages until
+    /// Sync).
     fn refuse(&mut self, d: &Denial, simple: bool) -> Action {
         self.state.denied.set(self.state.denied.get() + 1);
         tracing::info!(message = %d.message, "statement refused");
@@ -207,8 +208,9 @@ impl<'a> ClientPump<'a> {
             self.owe(Owed::Query, true);
             raise_query(d, &mut out);
         } else {
-            self.owe(Owed::One, false);
-            self.owe(Owed::One, false);
+            for _ in 0..EXTENDED_HIDDEN_REPLIES {
+                self.owe(Owed::One, false);
+            }
             self.owe(Owed::Execute, true);
             self.skip_until_sync = true;
             raise_extended(d, &mut out);
