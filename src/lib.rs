@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod explain;
+pub mod mask;
 pub mod policy;
 pub mod proxy;
 pub mod sql;
