@@ -446,3 +446,22 @@ fn more_writer_and_migrator_cases() {
         ],
     );
 }
+
+#[test]
+fn function_patterns_grant_all_but_the_dangerous() {
+    let p = Policy::from_toml(
+        "[roles.dev]\noperations = [\"select\"]\nread = [\"public.*\"]\nfunctions = [\"public.*\", \"pg_catalog.*\", \"pg_advisory_lock\"]\n",
+    )
+    .unwrap();
+    for (sql, expected) in [
+        ("SELECT public.get_api_key('x')", "allow"),
+        ("SELECT find_customers('x')", "allow"),
+        ("SELECT pg_catalog.xpath('/a', '<a/>')", "deny"),
+        ("SELECT pg_advisory_lock(1)", "allow"),
+        ("SELECT pg_read_file('/etc/passwd')", "deny"),
+        ("SELECT lo_import('/etc/passwd')", "deny"),
+        ("SELECT internal.f()", "deny"),
+    ] {
+        assert_eq!(verdict(&p, "dev", sql), expected, "{sql}");
+    }
+}

@@ -330,10 +330,24 @@ fn check_read(g: &Grants, rel: &str) -> Option<Decision> {
 
 fn check_function(g: &Grants, f: &Name, view: &SessionView) -> Option<Decision> {
     let builtin = f.schema.as_deref().is_none_or(|s| s == "pg_catalog");
-    let granted = |key: &str| g.any(|r| r.functions.contains(key));
+    // A function named exactly, or matched by a pattern such as "public.*".
+    // Patterns never grant the dangerous built-ins: those must be named.
+    let exact = |key: &str| g.any(|r| r.functions.contains(key));
+    let pattern = |key: &str| {
+        g.any(|r| {
+            r.functions
+                .iter()
+                .any(|p| p.contains('*') && super::glob::glob(p, key))
+        })
+    };
+    let granted = |key: &str| exact(key) || pattern(key);
     if builtin {
         let short = f.name.as_str();
-        if granted(short) || granted(&format!("pg_catalog.{short}")) {
+        let qualified = format!("pg_catalog.{short}");
+        if exact(short) || exact(&qualified) {
+            return None;
+        }
+        if !is_dangerous(short) && (pattern(short) || pattern(&qualified)) {
             return None;
         }
         if is_dangerous(short) {

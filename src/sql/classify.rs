@@ -729,6 +729,7 @@ impl<'c> Walker<'c> {
             | S::CreateServer(_)
             | S::CreateUserMapping(_)
             | S::CreateForeignDataWrapper(_)
+            | S::CreateDatabase { .. }
             | S::Load { .. } => {
                 self.forbid(format!("{} needs the database owner", statement_kind(s)))
             }
@@ -756,7 +757,29 @@ impl<'c> Walker<'c> {
             | S::Comment { .. }
             | S::Grant(_)
             | S::Revoke(_)
-            | S::RenameTable(_) => {
+            | S::RenameTable(_)
+            | S::CreateForeignTable(_)
+            | S::CreateRule(_)
+            | S::CreateOperator(_)
+            | S::CreateOperatorFamily(_)
+            | S::CreateOperatorClass(_)
+            | S::CreateTextSearch(_)
+            | S::CreateAggregate(_)
+            | S::CreateCollation(_)
+            | S::CreateProcedure { .. }
+            | S::AlterFunction(_)
+            | S::AlterCollation(_)
+            | S::AlterOperator(_)
+            | S::AlterOperatorFamily(_)
+            | S::AlterOperatorClass(_)
+            | S::AlterTextSearch(_)
+            | S::AlterTrigger(_)
+            | S::AlterDefaultPrivileges(_)
+            | S::DropProcedure { .. }
+            | S::DropRule(_)
+            | S::DropOperator(_)
+            | S::DropOperatorFamily(_)
+            | S::DropOperatorClass(_) => {
                 self.op(Operation::Ddl);
                 self.ddl += 1;
                 if let S::Drop {
