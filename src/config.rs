@@ -10,6 +10,8 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::auth::scram::Verifier;
+use crate::mask::HashKey;
+use crate::policy::masks::{MaskSpec, Masks};
 use crate::policy::{Policy, RoleConfig};
 
 /// A configuration problem, with where it is.
@@ -35,6 +37,10 @@ pub struct Config {
     pub users: BTreeMap<String, UserConfig>,
     /// The statement policy's roles.
     pub policy: Policy,
+    /// Masked columns.
+    pub masks: Masks,
+    /// The key of the hash mask strategy, when configured.
+    pub hash_key: Option<HashKey>,
 }
 
 /// `[server]`.
@@ -138,6 +144,17 @@ struct RawConfig {
     users: Vec<RawUser>,
     #[serde(default)]
     roles: BTreeMap<String, RoleConfig>,
+    #[serde(default)]
+    masks: BTreeMap<String, MaskSpec>,
+    #[serde(default)]
+    masking: RawMasking,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMasking {
+    hash_key: Option<String>,
+    hash_key_env: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -347,6 +364,44 @@ impl Config {
         }
 
         let policy = Policy::compile(&raw.roles).map_err(|(key, message)| err(&key, message))?;
+        let masks = Masks::compile(&raw.masks).map_err(|(key, message)| err(&key, message))?;
+        for (name, role) in &policy.roles {
+            for (i, (table, col)) in role.unmask.iter().enumerate() {
+                if masks.rule(table, col).is_none() {
+                    return Err(err(
+                        &format!("roles.{name}.unmask[{i}]"),
+                        format!("{table}.{col} has no mask in [masks]"),
+                    ));
+                }
+            }
+        }
+        let hash_key = match (raw.masking.hash_key, raw.masking.hash_key_env) {
+            (Some(k), None) => Some(HashKey::new(k.as_bytes())),
+            (None, Some(var)) => Some(HashKey::new(
+                std::env::var(&var)
+                    .map_err(|_| {
+                        err(
+                            "masking.hash_key_env",
+                            format!("environment variable {var} is not set"),
+                        )
+                    })?
+                    .as_bytes(),
+            )),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "masking.hash_key",
+                    "set hash_key or hash_key_env, not both".into(),
+                ))
+            }
+        };
+        if masks.needs_key() && hash_key.is_none() {
+            return Err(err(
+                "masking.hash_key_env",
+                "the hash strategy needs a secret key: set [masking] hash_key_env (or hash_key)"
+                    .into(),
+            ));
+        }
         let mut users = BTreeMap::new();
         for (i, u) in raw.users.into_iter().enumerate() {
             let key = |k: &str| format!("users[{i}].{k}");
@@ -394,6 +449,8 @@ impl Config {
             databases,
             users,
             policy,
+            masks,
+            hash_key,
         })
     }
 }
@@ -468,6 +525,21 @@ read = ["public.*"]
                 "roles.reader.operations",
             ),
             (GOOD.replace("read = [", "reed = ["), "roles.reader.reed"),
+            (
+                format!("{GOOD}\n[masks]\n\"public.c.card\" = \"hash\"\n"),
+                "masking.hash_key_env",
+            ),
+            (
+                format!("{GOOD}\n[masks]\n\"c.card\" = \"hash\"\n"),
+                "masks.\"c.card\"",
+            ),
+            (
+                GOOD.replace(
+                    "read = [\"public.*\"]",
+                    "read = [\"public.*\"]\nunmask = [\"public.c.x\"]",
+                ),
+                "roles.reader.unmask[0]",
+            ),
         ];
         for (text, key) in cases {
             let e = load(&text).unwrap_err();

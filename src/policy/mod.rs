@@ -7,6 +7,7 @@ pub mod builtins;
 pub mod catalog;
 pub mod decide;
 pub mod glob;
+pub mod masks;
 pub mod role;
 
 pub use decide::{Decision, Denial, SessionView};

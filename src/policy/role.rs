@@ -32,6 +32,9 @@ pub struct RoleConfig {
     pub catalog: bool,
     /// Largest number of rows one result may return.
     pub max_rows: Option<u64>,
+    /// Masked columns this role sees in clear: `schema.table.column`.
+    #[serde(default)]
+    pub unmask: Vec<String>,
 }
 
 /// One compiled role.
@@ -53,6 +56,8 @@ pub struct Role {
     pub catalog: bool,
     /// Result row cap.
     pub max_rows: Option<u64>,
+    /// Masked columns seen in clear, as (schema.table, column).
+    pub unmask: Vec<(String, String)>,
 }
 
 impl Role {
@@ -74,20 +79,8 @@ impl Role {
         }
         let read = Patterns::new(&r.read).map_err(|e| ("read".to_string(), e))?;
         let write = Patterns::new(&r.write).map_err(|e| ("write".to_string(), e))?;
-        let mut deny_columns = Vec::new();
-        for c in &r.deny_columns {
-            match c.rsplit_once('.') {
-                Some((table, col)) if table.contains('.') && !col.is_empty() => {
-                    deny_columns.push((table.to_lowercase(), col.to_lowercase()))
-                }
-                _ => {
-                    return Err((
-                        "deny_columns".to_string(),
-                        format!("{c:?} is not a column like \"schema.table.column\""),
-                    ))
-                }
-            }
-        }
+        let deny_columns = columns("deny_columns", &r.deny_columns)?;
+        let unmask = columns("unmask", &r.unmask)?;
         Ok(Role {
             name: name.to_string(),
             operations,
@@ -97,8 +90,24 @@ impl Role {
             deny_columns,
             catalog: r.catalog,
             max_rows: r.max_rows,
+            unmask,
         })
     }
+}
+
+/// Parses a list of `schema.table.column` into (schema.table, column).
+fn columns(key: &str, list: &[String]) -> Result<Vec<(String, String)>, (String, String)> {
+    list.iter()
+        .map(|c| match c.rsplit_once('.') {
+            Some((table, col)) if table.contains('.') && !col.is_empty() => {
+                Ok((table.to_lowercase(), col.to_lowercase()))
+            }
+            _ => Err((
+                key.to_string(),
+                format!("{c:?} is not a column like \"schema.table.column\""),
+            )),
+        })
+        .collect()
 }
 
 /// All roles of a configuration.

@@ -101,6 +101,94 @@ impl<'a> ParameterStatus<'a> {
     }
 }
 
+/// One field of a RowDescription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field<'a> {
+    /// Column name (alias) as the client sees it.
+    pub name: &'a [u8],
+    /// The table's OID when the column is a plain table or view column, else 0.
+    pub table_oid: u32,
+    /// The column's attribute number in that table, else 0.
+    pub attnum: i16,
+    /// The data type's OID.
+    pub type_oid: u32,
+    /// 0 for text, 1 for binary.
+    pub format: i16,
+}
+
+/// A RowDescription, borrowed from the read buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct RowDescription<'a> {
+    body: &'a [u8],
+    count: u16,
+}
+
+impl<'a> RowDescription<'a> {
+    /// Checks a 'T' body's layout.
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut c = Cursor::new(body, "RowDescription");
+        let count = c.i16()?;
+        if count < 0 {
+            return Err(WireError::malformed(
+                "RowDescription",
+                "negative field count",
+            ));
+        }
+        let d = RowDescription {
+            body,
+            count: count as u16,
+        };
+        let mut n = 0;
+        for f in d.fields() {
+            f?;
+            n += 1;
+        }
+        if n != count {
+            return Err(WireError::malformed("RowDescription", "truncated"));
+        }
+        Ok(d)
+    }
+
+    /// The number of fields.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Each field in order.
+    pub fn fields(&self) -> impl Iterator<Item = Result<Field<'a>, WireError>> + 'a {
+        let mut c = Cursor::new(&self.body[2..], "RowDescription");
+        let mut left = self.count;
+        std::iter::from_fn(move || {
+            if left == 0 {
+                return None;
+            }
+            left -= 1;
+            let mut field = || -> Result<Field<'a>, WireError> {
+                let name = c.cstr()?;
+                let table_oid = c.i32()? as u32;
+                let attnum = c.i16()?;
+                let type_oid = c.i32()? as u32;
+                let _typlen = c.i16()?;
+                let _typmod = c.i32()?;
+                let format = c.i16()?;
+                Ok(Field {
+                    name,
+                    table_oid,
+                    attnum,
+                    type_oid,
+                    format,
+                })
+            };
+            Some(field())
+        })
+    }
+}
+
 /// A DataRow, borrowed from the read buffer: its values are handed out as
 /// slices, nothing is copied.
 #[derive(Debug, Clone, Copy)]
@@ -197,6 +285,25 @@ mod tests {
         assert!(sasl.offers("SCRAM-SHA-256"));
         assert!(!sasl.offers("SCRAM"));
         assert!(AuthRequest::parse(&[0, 0, 5]).is_err());
+    }
+
+    #[test]
+    fn row_descriptions_are_views() {
+        let mut body = vec![0, 1];
+        body.extend_from_slice(b"email\0");
+        body.extend_from_slice(&16390u32.to_be_bytes());
+        body.extend_from_slice(&3i16.to_be_bytes());
+        body.extend_from_slice(&25u32.to_be_bytes());
+        body.extend_from_slice(&(-1i16).to_be_bytes());
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        body.extend_from_slice(&0i16.to_be_bytes());
+        let d = RowDescription::parse(&body).unwrap();
+        let f = d.fields().next().unwrap().unwrap();
+        assert_eq!(
+            (f.name, f.table_oid, f.attnum, f.type_oid, f.format),
+            (&b"email"[..], 16390, 3, 25, 0)
+        );
+        assert!(RowDescription::parse(&body[..body.len() - 1]).is_err());
     }
 
     #[test]
