@@ -57,6 +57,7 @@ fn bench(c: &mut Criterion) {
     let path = vec!["public".to_string()];
     let view = SessionView {
         catalog: None,
+        masks: None,
         database: "bench",
         upstream_database: "bench",
         search_path: &path,

@@ -51,6 +51,7 @@ pub fn run(
         .collect();
     let view = SessionView {
         catalog: None,
+        masks: None,
         database,
         upstream_database: &upstream,
         search_path: &path,

@@ -14,6 +14,7 @@ fn verdict(policy: &Policy, role: &str, sql: &str) -> &'static str {
     let search_path = vec!["$user".to_string(), "public".to_string()];
     let view = SessionView {
         catalog: None,
+        masks: None,
         database: "shop",
         upstream_database: "shop",
         search_path: &search_path,
@@ -263,6 +264,7 @@ fn denials_name_the_refusal_and_the_rule() {
     let p = policy();
     let path = vec!["public".to_string()];
     let view = SessionView {
+        masks: None,
         catalog: None,
         database: "shop",
         upstream_database: "shop",

@@ -15,6 +15,7 @@ fn documented_examples_hold() {
     let path = vec!["public".to_string()];
     let view = SessionView {
         catalog: None,
+        masks: None,
         database: "shop",
         upstream_database: "shop",
         search_path: &path,

@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
     .unwrap();
     let path = vec!["public".to_string(), "app".to_string()];
     let view = SessionView {
-        catalog: None, database: "db", upstream_database: "db", search_path: &path };
+        catalog: None,
+        masks: None, database: "db", upstream_database: "db", search_path: &path };
     let _ = decide(&policy.roles_of(&["r".to_string()]), &c, &view);
 });

@@ -10,6 +10,7 @@ use super::builtins::{
     SENSITIVE_CATALOG, SENSITIVE_CATALOG_COLUMNS,
 };
 use super::catalog::Catalog;
+use super::masks::Masks;
 use super::role::Role;
 
 /// What the session knows that changes how names resolve.
@@ -19,6 +20,8 @@ pub struct SessionView<'a> {
     pub database: &'a str,
     /// The upstream database name.
     pub upstream_database: &'a str,
+    /// Masked columns, when masking is configured.
+    pub masks: Option<&'a Masks>,
     /// The upstream catalog, when known: views are expanded and unqualified
     /// names are checked only where they exist.
     pub catalog: Option<&'a Catalog>,
@@ -246,6 +249,9 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
     if let Some(d) = check_columns(&g, c, view) {
         return d;
     }
+    if let Some(d) = check_masks(&g, c, view, false) {
+        return d;
+    }
     let max_rows = roles.iter().filter_map(|r| r.max_rows).min();
     Decision::Allow { max_rows }
 }
@@ -286,7 +292,9 @@ fn check_view(g: &Grants, rel: &str, view: &SessionView, depth: usize) -> Option
         }
     }
     if let Some(c) = &def.classification {
-        if let Some(Decision::Deny(d)) = check_columns(g, c, view) {
+        if let Some(Decision::Deny(d)) =
+            check_columns(g, c, view).or_else(|| check_masks(g, c, view, true))
+        {
             return Some(Decision::Deny(Denial {
                 message: format!("{} (through the view {rel})", d.message),
                 ..d
@@ -423,6 +431,53 @@ fn check_columns(g: &Grants, c: &Classification, view: &SessionView) -> Option<D
             format!("rule: {rule}; {reason}"),
             format!("name the other columns of {table} explicitly"),
         ));
+    }
+    None
+}
+
+/// Masked columns may reach the client only as plain output columns of the
+/// top-level SELECT, where pgward masks them in the result stream. Any other
+/// use (an expression, a predicate, a subquery, a set operation, a whole-row
+/// reference, a view, COPY) could carry the clear value out, so it is refused
+/// unless a role unmasks the column. In a view definition every use counts.
+fn check_masks(
+    g: &Grants,
+    c: &Classification,
+    view: &SessionView,
+    in_view: bool,
+) -> Option<Decision> {
+    let masks = view.masks?;
+    if masks.is_empty() {
+        return None;
+    }
+    let uses = if in_view {
+        &c.columns
+    } else {
+        &c.indirect_columns
+    };
+    for ((table, col), rule) in &masks.rules {
+        if g.any(|r| r.unmask.iter().any(|(t, uc)| t == table && uc == col)) {
+            continue;
+        }
+        let _ = rule;
+        let mut used = c.unscoped_columns.contains(col)
+            && c.reads
+                .iter()
+                .any(|n| resolve(n, view).is_ok_and(|rs| rs.contains(table)));
+        for (name, cols) in uses {
+            if (cols.contains(col) || cols.contains("*"))
+                && resolve(name, view).is_ok_and(|rs| rs.contains(table))
+            {
+                used = true;
+            }
+        }
+        if used {
+            return Some(g.deny(
+                format!("use the masked column {table}.{col} here"),
+                "rule: masks; a masked column may only be selected as a plain output column, where pgward masks it".into(),
+                format!("select {col} directly, or leave it out of expressions, predicates, views, COPY and whole-row references"),
+            ));
+        }
     }
     None
 }

@@ -68,12 +68,14 @@ impl Masks {
                 "partial" => Strategy::Partial {
                     keep_last: keep_last.unwrap_or(4),
                 },
-                other => return Err((
-                    key,
-                    format!(
+                other => {
+                    return Err((
+                        key,
+                        format!(
                         "unknown strategy {other:?}; expected email, partial, redact, null or hash"
                     ),
-                )),
+                    ))
+                }
             };
             rules.insert(
                 (

@@ -29,6 +29,8 @@ pub struct Guard {
     decisions: HashMap<usize, (Classified, Decision)>,
     /// The upstream catalog snapshot decisions are made with.
     catalog: Option<Rc<Catalog>>,
+    /// Masked columns.
+    masks: Option<Rc<crate::policy::masks::Masks>>,
     /// Why no snapshot could be had, when none could.
     catalog_error: Option<String>,
     /// Set when an allowed statement changes the schema.
@@ -70,6 +72,7 @@ impl Guard {
             strings: Strings::Standard,
             decisions: HashMap::new(),
             catalog: None,
+            masks: None,
             catalog_error: None,
             ddl_allowed: false,
         }
@@ -77,11 +80,18 @@ impl Guard {
 
     fn view(&self) -> SessionView<'_> {
         SessionView {
+            masks: self.masks.as_deref(),
             catalog: self.catalog.as_deref(),
             database: &self.database,
             upstream_database: &self.upstream_database,
             search_path: &self.search_path,
         }
+    }
+
+    /// Applies the configured masks to decisions.
+    pub fn set_masks(&mut self, masks: Rc<crate::policy::masks::Masks>) {
+        self.decisions.clear();
+        self.masks = Some(masks);
     }
 
     /// Uses a newer catalog snapshot; decisions made with the old one are dropped.

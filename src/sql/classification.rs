@@ -172,6 +172,10 @@ pub struct Classification {
     /// Columns read per relation (as written), `*` for all of them (a `*`, a
     /// whole-row reference, COPY of the table).
     pub columns: std::collections::BTreeMap<Name, BTreeSet<String>>,
+    /// Columns used other than as plain output columns of the top-level
+    /// SELECT: in expressions, predicates, subqueries, set operations, CTEs,
+    /// RETURNING, or written elsewhere. A masked column may not be used so.
+    pub indirect_columns: std::collections::BTreeMap<Name, BTreeSet<String>>,
     /// Column names that could not be tied to a relation (ORDER BY of a set
     /// operation, say): column rules treat them as read from every relation.
     pub unscoped_columns: BTreeSet<String>,

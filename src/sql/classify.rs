@@ -341,6 +341,13 @@ struct Walker<'c> {
     column_scopes: Vec<Vec<ScopeRel>>,
     /// For each statement being walked, whether it pushed a column scope.
     statement_scoped: Vec<bool>,
+    /// The SELECT whose output columns reach the client as they are: the
+    /// top-level SELECT of a top-level query (not a set operation).
+    top_select: Option<*const Select>,
+    /// Bare column references in that SELECT's output list.
+    direct_exprs: Vec<*const Expr>,
+    /// Whether the column being attributed is a direct output (see above).
+    direct: bool,
 }
 
 impl<'c> Walker<'c> {
@@ -355,6 +362,9 @@ impl<'c> Walker<'c> {
             ddl_stack: Vec::new(),
             column_scopes: Vec::new(),
             statement_scoped: Vec::new(),
+            top_select: None,
+            direct_exprs: Vec::new(),
+            direct: false,
         }
     }
 
@@ -481,6 +491,13 @@ impl<'c> Walker<'c> {
                             .entry(rel.clone())
                             .or_default()
                             .insert(column.to_string());
+                        if !self.direct {
+                            self.c
+                                .indirect_columns
+                                .entry(rel.clone())
+                                .or_default()
+                                .insert(column.to_string());
+                        }
                     }
                 }
             }
@@ -497,7 +514,10 @@ impl<'c> Walker<'c> {
     fn attribute_bare(&mut self, name: &str) {
         let whole_row = self.column_scopes.iter().flatten().any(|r| r.name == name);
         if whole_row {
+            // A whole row is one composite value: never a plain output column.
+            let direct = std::mem::replace(&mut self.direct, false);
             self.attribute(Some(name), "*");
+            self.direct = direct;
         }
         self.attribute(None, name);
     }
@@ -658,6 +678,12 @@ impl<'c> Walker<'c> {
                     if *to {
                         self.c
                             .columns
+                            .entry(name.clone())
+                            .or_default()
+                            .insert("*".into());
+                        // COPY rows are not masked in place (yet): an indirect use.
+                        self.c
+                            .indirect_columns
                             .entry(name.clone())
                             .or_default()
                             .insert("*".into());
@@ -969,6 +995,17 @@ impl Visitor for Walker<'_> {
     type Break = ClassifyError;
 
     fn pre_visit_statement(&mut self, s: &Statement) -> ControlFlow<ClassifyError> {
+        if self.ddl_stack.is_empty() {
+            // A top-level statement: only a plain SELECT's output list reaches
+            // the client column by column.
+            self.top_select = match s {
+                Statement::Query(q) => match q.body.as_ref() {
+                    sqlparser::ast::SetExpr::Select(sel) => Some(&**sel as *const Select),
+                    _ => None,
+                },
+                _ => None,
+            };
+        }
         let depth = self.ddl;
         let flow = self.statement(s);
         self.ddl_stack.push(self.ddl > depth);
@@ -1110,6 +1147,19 @@ impl Visitor for Walker<'_> {
         self.wildcards(&s.projection);
         let scope = self.scope_of(&s.from);
         self.column_scopes.push(scope);
+        let top = self.top_select == Some(s as *const Select) && s.into.is_none();
+        if top {
+            for item in &s.projection {
+                let e = match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                    _ => continue,
+                };
+                if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                    self.direct_exprs.push(e);
+                }
+            }
+        }
+        self.direct = top;
         for item in &s.projection {
             match item {
                 SelectItem::Wildcard(_) => self.attribute(None, "*"),
@@ -1124,6 +1174,7 @@ impl Visitor for Walker<'_> {
                 _ => {}
             }
         }
+        self.direct = false;
         if let Some(into) = &s.into {
             self.op(Operation::Ddl);
             for t in &into.targets {
@@ -1210,7 +1261,9 @@ impl Visitor for Walker<'_> {
             Expr::Function(f) => return self.function_call(f),
             Expr::Identifier(i) => {
                 let name = ident(i);
+                self.direct = self.direct_exprs.contains(&(e as *const Expr));
                 self.attribute_bare(&name);
+                self.direct = false;
                 self.c.identifiers.insert(name);
             }
             // `t.col` references the column; its qualifier is not a
@@ -1219,7 +1272,9 @@ impl Visitor for Walker<'_> {
                 if let Some(last) = parts.last() {
                     let col = ident(last);
                     let qualifier = parts.len().checked_sub(2).map(|i| ident(&parts[i]));
+                    self.direct = self.direct_exprs.contains(&(e as *const Expr));
                     self.attribute(qualifier.as_deref(), &col);
+                    self.direct = false;
                     self.c.identifiers.insert(col);
                 }
             }
