@@ -26,6 +26,8 @@ pub struct ViewDef {
 pub struct Catalog {
     relations: HashMap<String, u8>,
     views: HashMap<String, ViewDef>,
+    by_oid: HashMap<u32, String>,
+    attributes: HashMap<(u32, i16), String>,
     /// Changes whenever a new snapshot replaces an old one.
     pub version: u64,
 }
@@ -50,8 +52,31 @@ impl Catalog {
         Catalog {
             relations,
             views,
+            by_oid: HashMap::new(),
+            attributes: HashMap::new(),
             version,
         }
+    }
+
+    /// Adds relation OIDs and their columns: (oid, `schema.name`, attnum, column).
+    pub fn add_attributes<'a>(
+        &mut self,
+        rows: impl IntoIterator<Item = (u32, &'a str, i16, &'a str)>,
+    ) {
+        for (oid, qualified, attnum, column) in rows {
+            self.by_oid
+                .entry(oid)
+                .or_insert_with(|| qualified.to_string());
+            self.attributes.insert((oid, attnum), column.to_string());
+        }
+    }
+
+    /// The `schema.name` and column behind a RowDescription field's
+    /// (table OID, attribute number).
+    pub fn column(&self, oid: u32, attnum: i16) -> Option<(&str, &str)> {
+        let table = self.by_oid.get(&oid)?;
+        let column = self.attributes.get(&(oid, attnum))?;
+        Some((table, column))
     }
 
     /// True when `schema.name` exists.
@@ -124,5 +149,9 @@ mod tests {
         assert_eq!(v.functions, vec![Name::bare("upper")]);
         assert!(c.view("public.weird").unwrap().unanalysable.is_some());
         assert!(c.view("public.api_keys").is_none());
+        let mut c = c;
+        c.add_attributes([(16390, "public.customers", 3, "email")]);
+        assert_eq!(c.column(16390, 3), Some(("public.customers", "email")));
+        assert_eq!(c.column(16390, 4), None);
     }
 }

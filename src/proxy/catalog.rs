@@ -33,6 +33,12 @@ const CATALOG_SQL: &str = "SELECT n.nspname, c.relname, c.relkind, \
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND n.nspname <> 'pg_toast' \
        AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'";
 
+const ATTRIBUTES_SQL: &str = "SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname \
+     FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')";
+
 type Fetch = Shared<Pin<Box<dyn Future<Output = Result<Rc<Catalog>, String>>>>>;
 
 #[derive(Default)]
@@ -128,12 +134,17 @@ async fn fetch(
         .map_err(|e| e.to_string())?;
     let mut out = BytesMut::new();
     build::message(&mut out, b'Q', |b| build::cstr(b, CATALOG_SQL.as_bytes()));
+    build::message(&mut out, b'Q', |b| {
+        build::cstr(b, ATTRIBUTES_SQL.as_bytes())
+    });
     build::terminate(&mut out);
     let conn = &mut up.conn;
     write_all(conn.io_mut(), out.freeze())
         .await
         .map_err(|e| e.to_string())?;
     let mut rows: Vec<(String, String, u8, Option<String>)> = Vec::new();
+    let mut attributes: Vec<(u32, String, i16, String)> = Vec::new();
+    let mut results = 0;
     loop {
         let h = conn.next_frame(1 << 30).await.map_err(|e| match e {
             ReadError::Eof => "the server closed the catalog connection".to_string(),
@@ -150,6 +161,29 @@ async fn fetch(
                     .collect::<Result<_, _>>()
                     .map_err(|e| e.to_string())?;
                 let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+                if results == 1 {
+                    let num = |b: &[u8]| {
+                        std::str::from_utf8(b)
+                            .ok()
+                            .and_then(|s| s.parse::<i64>().ok())
+                    };
+                    match v.as_slice() {
+                        [Some(oid), Some(schema), Some(table), Some(attnum), Some(name)] => {
+                            attributes.push((
+                                num(oid).ok_or("bad oid")? as u32,
+                                format!(
+                                    "{}.{}",
+                                    String::from_utf8_lossy(schema),
+                                    String::from_utf8_lossy(table)
+                                ),
+                                num(attnum).ok_or("bad attnum")? as i16,
+                                String::from_utf8_lossy(name).into_owned(),
+                            ))
+                        }
+                        _ => return Err("unexpected attribute row".into()),
+                    }
+                    continue;
+                }
                 match v.as_slice() {
                     [Some(schema), Some(name), Some(kind), def] => rows.push((
                         text(Some(schema)).unwrap_or_default(),
@@ -164,13 +198,24 @@ async fn fetch(
                 let f = ErrorFields::parse(body).map_err(|e| e.to_string())?;
                 return Err(f.message());
             }
-            b'Z' => break,
+            b'Z' => {
+                results += 1;
+                if results == 2 {
+                    break;
+                }
+            }
             _ => {}
         }
     }
-    Ok(Catalog::from_rows(
+    let mut catalog = Catalog::from_rows(
         rows.iter()
             .map(|(s, n, k, d)| (s.as_str(), n.as_str(), *k, d.as_deref())),
         version,
-    ))
+    );
+    catalog.add_attributes(
+        attributes
+            .iter()
+            .map(|(o, t, a, n)| (*o, t.as_str(), *a, n.as_str())),
+    );
+    Ok(catalog)
 }

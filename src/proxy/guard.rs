@@ -3,7 +3,7 @@
 //! the server, and remembers which prepared statements and portals were
 //! allowed, so a Bind or Execute of a refused or unknown one is refused too.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::policy::catalog::Catalog;
@@ -20,8 +20,12 @@ pub struct Guard {
     upstream_database: String,
     /// Every schema an unqualified name may resolve to (only ever grows).
     search_path: Vec<String>,
-    statements: HashSet<Vec<u8>>,
-    portals: HashSet<Vec<u8>>,
+    /// Allowed statements, and whether each reads a table with masked columns.
+    statements: HashMap<Vec<u8>, bool>,
+    /// Bound portals, and whether each reads a table with masked columns.
+    portals: HashMap<Vec<u8>, bool>,
+    /// Whether the text last judged reads a table with masked columns.
+    last_reads_masked: bool,
     /// How the session lexes '...' strings.
     pub strings: Strings,
     /// Decisions already made in this session, by classification (the entry
@@ -67,8 +71,9 @@ impl Guard {
             database: database.to_string(),
             upstream_database: upstream_database.to_string(),
             search_path,
-            statements: HashSet::new(),
-            portals: HashSet::new(),
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            last_reads_masked: false,
             strings: Strings::Standard,
             decisions: HashMap::new(),
             catalog: None,
@@ -142,8 +147,13 @@ impl Guard {
             }
         };
         let key = Rc::as_ptr(&classified) as usize;
-        if let Some((_, d)) = self.decisions.get(&key) {
-            return d.clone();
+        if let Some((c, d)) = self.decisions.get(&key) {
+            let d = d.clone();
+            let c = c.clone();
+            if let Ok(c) = c.as_ref() {
+                self.last_reads_masked = self.reads_masked(c);
+            }
+            return d;
         }
         let c = match classified.as_ref() {
             Ok(c) => c,
@@ -166,6 +176,7 @@ impl Guard {
                 );
             }
         }
+        self.last_reads_masked = self.reads_masked(c);
         let roles: Vec<&Role> = self.roles.iter().collect();
         let decision = decide(&roles, c, &self.view());
         if decision.is_allowed() && c.operations.contains(&crate::sql::Operation::Ddl) {
@@ -191,6 +202,18 @@ impl Guard {
         decision
     }
 
+    /// True when the classification reads a table with masked columns.
+    fn reads_masked(&self, c: &crate::sql::Classification) -> bool {
+        let Some(masks) = self.masks.as_deref().filter(|m| !m.is_empty()) else {
+            return false;
+        };
+        let view = self.view();
+        c.reads.iter().any(|n| {
+            crate::policy::decide::resolve(n, &view)
+                .is_ok_and(|rs| rs.iter().any(|r| masks.rules.keys().any(|(t, _)| t == r)))
+        })
+    }
+
     /// Judges a Parse; an allowed statement may then be bound.
     pub fn on_parse(
         &mut self,
@@ -200,7 +223,8 @@ impl Guard {
     ) -> Decision {
         let d = self.check_sql(cache, sql);
         if d.is_allowed() {
-            self.statements.insert(name.to_vec());
+            self.statements
+                .insert(name.to_vec(), self.last_reads_masked);
         } else {
             self.statements.remove(name);
         }
@@ -209,8 +233,12 @@ impl Guard {
 
     /// Judges a Bind: its statement must have been allowed.
     pub fn on_bind(&mut self, portal: &[u8], statement: &[u8]) -> Option<Denial> {
-        if self.statements.contains(statement) && portal != super::denial::REFUSAL_NAME {
-            self.portals.insert(portal.to_vec());
+        if let Some(&masked) = self
+            .statements
+            .get(statement)
+            .filter(|_| portal != super::denial::REFUSAL_NAME)
+        {
+            self.portals.insert(portal.to_vec(), masked);
             None
         } else {
             self.portals.remove(portal);
@@ -220,14 +248,14 @@ impl Guard {
 
     /// Judges an Execute: its portal must have been bound from an allowed statement.
     pub fn on_execute(&self, portal: &[u8]) -> Option<Denial> {
-        (!self.portals.contains(portal)).then(|| unknown("portal", portal))
+        (!self.portals.contains_key(portal)).then(|| unknown("portal", portal))
     }
 
     /// Judges a Describe of a statement (`S`) or portal (`P`).
     pub fn on_describe(&self, kind: u8, name: &[u8]) -> Option<Denial> {
         let known = match kind {
-            b'S' => self.statements.contains(name),
-            _ => self.portals.contains(name),
+            b'S' => self.statements.contains_key(name),
+            _ => self.portals.contains_key(name),
         };
         (!known).then(|| {
             unknown(
@@ -239,6 +267,12 @@ impl Guard {
                 name,
             )
         })
+    }
+
+    /// True when a portal's rows may need masking, so its description must
+    /// be known before its rows arrive.
+    pub fn portal_reads_masked(&self, portal: &[u8]) -> bool {
+        self.portals.get(portal).copied().unwrap_or(false)
     }
 
     /// Forgets a closed statement or portal.

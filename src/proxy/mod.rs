@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod client_login;
 pub mod denial;
 pub mod guard;
+pub mod masker;
 pub mod pipeline;
 pub mod relay;
 pub mod row_cap;

@@ -22,6 +22,7 @@ use super::buffer::{write_all, FrameReader};
 use super::catalog::CatalogCache;
 use super::denial::{raise_extended, raise_query, EXTENDED_HIDDEN_REPLIES};
 use super::guard::Guard;
+use super::masker::{Masked, Masker};
 use super::pipeline::{Owed, Pipeline, Route};
 use super::row_cap::{CapAction, RowCap};
 use super::stream::Stream;
@@ -81,11 +82,13 @@ pub struct SessionState {
     pub denied: Cell<u64>,
     /// The roles' result cap.
     pub row_cap: RefCell<RowCap>,
+    /// Result masking.
+    pub masker: RefCell<Masker>,
 }
 
 impl SessionState {
     /// Fresh state around a guard.
-    pub fn new(guard: Guard, tx_status: u8, max_rows: Option<u64>) -> Self {
+    pub fn new(guard: Guard, tx_status: u8, max_rows: Option<u64>, masker: Masker) -> Self {
         SessionState {
             tx_status: Cell::new(tx_status),
             upstream_fatal: Cell::new(false),
@@ -95,6 +98,7 @@ impl SessionState {
             guard: RefCell::new(guard),
             denied: Cell::new(0),
             row_cap: RefCell::new(RowCap::new(max_rows)),
+            masker: RefCell::new(masker),
         }
     }
 }
@@ -250,7 +254,24 @@ impl<'a> ClientPump<'a> {
             }
             b'E' => {
                 let e = Execute::parse(body)?;
-                (Owed::Execute, guard.on_execute(e.portal))
+                let refusal = guard.on_execute(e.portal);
+                if refusal.is_none() && guard.portal_reads_masked(e.portal) {
+                    // The rows must be masked, so pgward needs the portal's
+                    // description even if the client never asked for it.
+                    drop(guard);
+                    self.owe(Owed::DescribePortal, false);
+                    self.owe(Owed::Execute, true);
+                    let mut out = BytesMut::new();
+                    crate::wire::build::message(&mut out, b'D', |b| {
+                        bytes::BufMut::put_u8(b, b'P');
+                        crate::wire::build::cstr(b, e.portal);
+                    });
+                    crate::wire::build::message(&mut out, b'E', |b| {
+                        bytes::BufMut::put_slice(b, body)
+                    });
+                    return Ok(Action::Replace(out));
+                }
+                (Owed::Execute, refusal)
             }
             b'D' => {
                 let t = Target::parse(body, "Describe")?;
@@ -297,7 +318,10 @@ impl<'a> ClientPump<'a> {
     async fn refresh_catalog(&self) {
         let c = &self.catalog;
         match c.cache.get(c.name, c.db, c.tls).await {
-            Ok(snapshot) => self.state.guard.borrow_mut().set_catalog(snapshot),
+            Ok(snapshot) => {
+                self.state.masker.borrow_mut().set_catalog(snapshot.clone());
+                self.state.guard.borrow_mut().set_catalog(snapshot)
+            }
             Err(e) => self.state.guard.borrow_mut().catalog_unavailable(e),
         }
     }
@@ -389,15 +413,18 @@ enum Delivery {
 
 /// Notes what a server message tells the session (status, fatal errors,
 /// string rules), and decides what the client gets for it.
-fn observe(state: &SessionState, tag: u8, body: &[u8]) -> Delivery {
+fn observe(state: &SessionState, tag: u8, body: &[u8]) -> Result<Delivery, WireError> {
     let route = note(state, tag, body);
+    // The masker sees hidden RowDescriptions too (pgward's own Describes).
+    let masked = state.masker.borrow_mut().on_message(tag, body)?;
     let cap = state.row_cap.borrow_mut().on_message(tag);
-    match (route, cap) {
-        (Route::Hide, _) => Delivery::Hide,
-        (Route::Forward, CapAction::Pass) => Delivery::Forward,
-        (Route::Forward, CapAction::Drop) => Delivery::Hide,
-        (Route::Forward, CapAction::Refuse(e)) => Delivery::Instead(e),
-    }
+    Ok(match (route, cap, masked) {
+        (Route::Hide, _, _) => Delivery::Hide,
+        (Route::Forward, CapAction::Pass, Masked::Keep) => Delivery::Forward,
+        (Route::Forward, CapAction::Pass, Masked::Replace(b)) => Delivery::Instead(b),
+        (Route::Forward, CapAction::Drop, _) => Delivery::Hide,
+        (Route::Forward, CapAction::Refuse(e), _) => Delivery::Instead(e),
+    })
 }
 
 fn note(state: &SessionState, tag: u8, body: &[u8]) -> Route {
@@ -449,21 +476,28 @@ pub async fn upstream_to_client(
                     let range = end..end + h.total;
                     end += h.total;
                     match observe(state, h.tag, &rest[HEADER_LEN..h.total]) {
-                        Delivery::Forward => pieces.keep(range),
-                        Delivery::Hide => {}
-                        Delivery::Instead(b) => pieces.insert(b),
+                        Ok(Delivery::Forward) => pieces.keep(range),
+                        Ok(Delivery::Hide) => {}
+                        Ok(Delivery::Instead(b)) => pieces.insert(b),
+                        Err(e) => {
+                            end -= h.total;
+                            bad = Some(e);
+                            break;
+                        }
                     }
                 }
                 Ok(Some(h)) => {
-                    if h.total >= STREAM_THROUGH && matches!(h.tag, b'D' | b'd') {
-                        // Rows carry nothing `observe` needs beyond the tag.
+                    // A row being masked must be whole to be rewritten.
+                    let masking = h.tag == b'D' && state.masker.borrow().is_active();
+                    if h.total >= STREAM_THROUGH && matches!(h.tag, b'D' | b'd') && !masking {
+                        // Unmasked rows carry nothing `observe` needs beyond the tag.
                         let route = match observe(state, h.tag, &[]) {
-                            Delivery::Forward => Route::Forward,
-                            Delivery::Hide => Route::Hide,
-                            Delivery::Instead(b) => {
+                            Ok(Delivery::Forward) => Route::Forward,
+                            Ok(Delivery::Instead(b)) => {
                                 pieces.insert(b);
                                 Route::Hide
                             }
+                            Ok(Delivery::Hide) | Err(_) => Route::Hide,
                         };
                         stream_through = Some((h.total, route));
                     }

@@ -15,6 +15,7 @@ use super::buffer::{write_all, FrameReader};
 use super::cancel::{self, CancelKey};
 use super::client_login::{login, Hello, Login, LoginError};
 use super::guard::Guard;
+use super::masker::Masker;
 use super::relay::{
     upstream_to_client, CatalogSource, ClientPump, ClientSink, RelayEnd, SessionState,
 };
@@ -112,7 +113,8 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
         .rev()
         .find(|(k, _)| k == "search_path")
         .map(|(_, v)| v.as_str());
-    let guard = Guard::new(roles, &database, &db.dbname, search_path);
+    let mut guard = Guard::new(roles, &database, &db.dbname, search_path);
+    guard.set_masks(ctx.masks.clone());
     let up = match upstream::connect(
         db,
         ctx.upstream_tls.get(&database),
@@ -163,7 +165,9 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let mut up_rd = FrameReader::new(up_rd, up_buf, chunk);
     let sink = Rc::new(Mutex::new(client_wr));
     let max_rows = roles_max_rows(&ctx.config.policy.roles_of(&user.roles));
-    let state = SessionState::new(guard, up.status, max_rows);
+    let unmask: Vec<(String, String)> = roles_unmask(&ctx.config.policy.roles_of(&user.roles));
+    let masker = Masker::new(ctx.masks.clone(), unmask, ctx.config.hash_key.clone());
+    let state = SessionState::new(guard, up.status, max_rows, masker);
     if let Some(scs) = up.standard_conforming_strings {
         state
             .guard
@@ -217,6 +221,14 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let _ = sink.lock().await.shutdown().await;
     let _ = up_wr.shutdown().await;
     drop(key);
+}
+
+/// Every masked column one of the roles sees in clear.
+fn roles_unmask(roles: &[&Role]) -> Vec<(String, String)> {
+    roles
+        .iter()
+        .flat_map(|r| r.unmask.iter().cloned())
+        .collect()
 }
 
 /// The smallest result cap among the roles that set one.

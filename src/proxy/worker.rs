@@ -24,6 +24,8 @@ pub struct WorkerContext {
     pub login: LoginContext,
     /// Upstream TLS configuration per database (absent for sslmode=disable).
     pub upstream_tls: HashMap<String, Arc<rustls::ClientConfig>>,
+    /// The configured masks.
+    pub masks: Rc<crate::policy::masks::Masks>,
     /// This worker's catalog snapshots by database.
     pub catalogs: super::catalog::CatalogCache,
     /// This worker's classifications by statement fingerprint.
@@ -83,6 +85,7 @@ impl Blueprint {
             },
             upstream_tls: self.upstream_tls.clone(),
             catalogs: super::catalog::CatalogCache::default(),
+            masks: Rc::new(self.config.masks.clone()),
             cache: std::cell::RefCell::new(crate::sql::cache::ClassificationCache::new(10_000)),
         }
     }

@@ -1,0 +1,118 @@
+//! The session's result masking: builds a column plan from each
+//! RowDescription (table OID and attribute number, looked up in the catalog
+//! snapshot, never the column's name) and rewrites DataRows under it, into a
+//! scratch buffer reused across rows.
+
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::mask::{rewrite_row, ColumnMask, HashKey};
+use crate::policy::catalog::Catalog;
+use crate::policy::masks::Masks;
+use crate::wire::backend::RowDescription;
+use crate::wire::WireError;
+
+/// Type OIDs whose binary form is their text (text, varchar, bpchar, name, unknown).
+const TEXT_LIKE: &[u32] = &[25, 1043, 1042, 19, 705];
+
+/// What to do with one server message.
+pub enum Masked {
+    /// Send it as it is.
+    Keep,
+    /// Send this instead (a rewritten DataRow).
+    Replace(Bytes),
+}
+
+/// Result masking for one session.
+pub struct Masker {
+    masks: Rc<Masks>,
+    unmask: Vec<(String, String)>,
+    key: HashKey,
+    catalog: Option<Rc<Catalog>>,
+    plan: Vec<Option<ColumnMask>>,
+    active: bool,
+    scratch: BytesMut,
+    /// Cells masked in this session (for the audit log).
+    pub masked_cells: u64,
+}
+
+impl Masker {
+    /// A masker for the configured masks and the user's unmasked columns.
+    pub fn new(masks: Rc<Masks>, unmask: Vec<(String, String)>, key: Option<HashKey>) -> Self {
+        Masker {
+            masks,
+            unmask,
+            // Config validation requires a key whenever a hash mask exists.
+            key: key.unwrap_or_else(|| HashKey::new(b"unused")),
+            catalog: None,
+            plan: Vec::new(),
+            active: false,
+            scratch: BytesMut::new(),
+            masked_cells: 0,
+        }
+    }
+
+    /// True when some column is masked for this user.
+    pub fn is_enabled(&self) -> bool {
+        !self.masks.is_empty()
+    }
+
+    /// True while the current result has masked columns.
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// Uses a newer catalog snapshot.
+    pub fn set_catalog(&mut self, catalog: Rc<Catalog>) {
+        self.catalog = Some(catalog);
+    }
+
+    fn plan_for(&self, d: &RowDescription) -> Result<Vec<Option<ColumnMask>>, WireError> {
+        let mut plan = Vec::with_capacity(d.len());
+        for f in d.fields() {
+            let f = f?;
+            let rule = (f.table_oid != 0)
+                .then(|| self.catalog.as_ref()?.column(f.table_oid, f.attnum))
+                .flatten()
+                .and_then(|(table, column)| {
+                    let unmasked = self.unmask.iter().any(|(t, c)| t == table && c == column);
+                    (!unmasked)
+                        .then(|| self.masks.rule(table, column))
+                        .flatten()
+                });
+            plan.push(rule.map(|r| ColumnMask {
+                strategy: r.strategy.clone(),
+                binary: f.format == 1,
+                text_like: TEXT_LIKE.contains(&f.type_oid),
+            }));
+        }
+        Ok(plan)
+    }
+
+    /// Sees one server message (hidden ones too) and says what the client gets.
+    pub fn on_message(&mut self, tag: u8, body: &[u8]) -> Result<Masked, WireError> {
+        if !self.is_enabled() {
+            return Ok(Masked::Keep);
+        }
+        match tag {
+            b'T' => {
+                self.plan = self.plan_for(&RowDescription::parse(body)?)?;
+                self.active = self.plan.iter().any(Option::is_some);
+                Ok(Masked::Keep)
+            }
+            b'D' if self.active => {
+                let stats = rewrite_row(body, &self.plan, &self.key, &mut self.scratch)?;
+                self.masked_cells += stats.masked as u64;
+                Ok(Masked::Replace(self.scratch.split().freeze()))
+            }
+            // A result ends; PortalSuspended keeps the plan for the next Execute.
+            b'C' | b'E' | b'I' | b'Z' => {
+                self.active = false;
+                self.plan.clear();
+                Ok(Masked::Keep)
+            }
+            _ => Ok(Masked::Keep),
+        }
+    }
+}
