@@ -185,3 +185,51 @@ mod chrono_free {
         }
     }
 }
+
+#[test]
+fn views_show_masked_columns_masked() {
+    let gw = gateway("reader");
+    let out = psql(
+        &gw.dsn("shop"),
+        &[
+            "-c",
+            "SELECT id, full_name, email, phone, city FROM customer_directory WHERE id = 1",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "1|Alice Anders|a***@example.com|+*-***-***-0143|Springfield"
+    );
+    let out = psql(
+        &gw.dsn("shop"),
+        &["-c", "SELECT * FROM customer_export WHERE id = 1"],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("[redacted]") && !stdout(&out).contains("901-23-4567"),
+        "{}",
+        stdout(&out)
+    );
+    // A view that computes from a masked column cannot be masked in place.
+    let view = format!("ssn_prefix_{}", std::process::id());
+    cluster().sql(
+        "shop",
+        &format!("CREATE VIEW public.{view} AS SELECT left(ssn, 3) AS p FROM public.customers"),
+    );
+    let fresh = gateway("reader");
+    let out = psql(
+        &fresh.dsn("shop"),
+        &["-c", &format!("SELECT p FROM {view}")],
+        "",
+    );
+    cluster().sql("shop", &format!("DROP VIEW public.{view}"));
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("masked column public.customers.ssn"),
+        "{}",
+        stderr(&out)
+    );
+}

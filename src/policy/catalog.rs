@@ -71,6 +71,39 @@ impl Catalog {
         }
     }
 
+    /// The base `schema.name` and column a view column shows as it is, through
+    /// nested views; `None` when it is an expression or unknown.
+    pub fn view_base(&self, view: &str, attnum: i16) -> Option<(String, String)> {
+        let mut current = (view.to_string(), attnum);
+        for _ in 0..16 {
+            let def = self.views.get(&current.0)?;
+            let outputs = def.classification.as_ref()?.outputs.as_ref()?;
+            let (rel, col) = outputs
+                .get(usize::try_from(current.1).ok()?.checked_sub(1)?)?
+                .as_ref()?;
+            let base = match &rel.schema {
+                Some(s) => format!("{s}.{}", rel.name),
+                None => format!("pg_catalog.{}", rel.name),
+            };
+            if !self.views.contains_key(&base) {
+                return Some((base, col.clone()));
+            }
+            // A view over a view: find the column's position in the inner view.
+            let inner_oid = self
+                .by_oid
+                .iter()
+                .find(|(_, t)| **t == base)
+                .map(|(o, _)| *o)?;
+            let inner_attnum = self
+                .attributes
+                .iter()
+                .find(|((o, _), name)| *o == inner_oid && *name == col)
+                .map(|((_, a), _)| *a)?;
+            current = (base, inner_attnum);
+        }
+        None
+    }
+
     /// The `schema.name` and column behind a RowDescription field's
     /// (table OID, attribute number).
     pub fn column(&self, oid: u32, attnum: i16) -> Option<(&str, &str)> {

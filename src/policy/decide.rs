@@ -450,26 +450,33 @@ fn check_masks(
     if masks.is_empty() {
         return None;
     }
-    let uses = if in_view {
-        &c.columns
-    } else {
-        &c.indirect_columns
-    };
-    for ((table, col), rule) in &masks.rules {
+    for (table, col) in masks.rules.keys() {
         if g.any(|r| r.unmask.iter().any(|(t, uc)| t == table && uc == col)) {
             continue;
         }
-        let _ = rule;
-        let mut used = c.unscoped_columns.contains(col)
-            && c.reads
-                .iter()
-                .any(|n| resolve(n, view).is_ok_and(|rs| rs.contains(table)));
-        for (name, cols) in uses {
-            if (cols.contains(col) || cols.contains("*"))
-                && resolve(name, view).is_ok_and(|rs| rs.contains(table))
-            {
-                used = true;
-            }
+        let names = |cols: &std::collections::BTreeMap<
+            crate::sql::Name,
+            std::collections::BTreeSet<String>,
+        >| {
+            cols.iter().any(|(name, cols)| {
+                (cols.contains(col) || cols.contains("*"))
+                    && resolve(name, view).is_ok_and(|rs| rs.contains(table))
+            })
+        };
+        let mut used = names(&c.indirect_columns)
+            || (c.unscoped_columns.contains(col)
+                && c.reads
+                    .iter()
+                    .any(|n| resolve(n, view).is_ok_and(|rs| rs.contains(table))));
+        if in_view && !used && names(&c.columns) {
+            // A view may show a masked column as one of its own columns (it is
+            // then masked in place), but only if pgward can tell which one.
+            let mapped = c.outputs.as_ref().is_some_and(|outs| {
+                outs.iter()
+                    .flatten()
+                    .any(|(n, oc)| oc == col && resolve(n, view).is_ok_and(|rs| rs.contains(table)))
+            });
+            used = !mapped;
         }
         if used {
             return Some(g.deny(

@@ -69,18 +69,25 @@ impl Masker {
     }
 
     fn plan_for(&self, d: &RowDescription) -> Result<Vec<Option<ColumnMask>>, WireError> {
+        let catalog = self.catalog.as_deref();
         let mut plan = Vec::with_capacity(d.len());
         for f in d.fields() {
             let f = f?;
-            let rule = (f.table_oid != 0)
-                .then(|| self.catalog.as_ref()?.column(f.table_oid, f.attnum))
+            let base = (f.table_oid != 0)
+                .then(|| catalog?.column(f.table_oid, f.attnum))
                 .flatten()
-                .and_then(|(table, column)| {
-                    let unmasked = self.unmask.iter().any(|(t, c)| t == table && c == column);
-                    (!unmasked)
-                        .then(|| self.masks.rule(table, column))
-                        .flatten()
+                .map(|(table, column)| {
+                    // A view's column is masked as the base column it shows.
+                    catalog
+                        .and_then(|c| c.view_base(table, f.attnum))
+                        .unwrap_or_else(|| (table.to_string(), column.to_string()))
                 });
+            let rule = base.and_then(|(table, column)| {
+                let unmasked = self.unmask.iter().any(|(t, c)| *t == table && *c == column);
+                (!unmasked)
+                    .then(|| self.masks.rule(&table, &column))
+                    .flatten()
+            });
             plan.push(rule.map(|r| ColumnMask {
                 strategy: r.strategy.clone(),
                 binary: f.format == 1,
@@ -98,6 +105,7 @@ impl Masker {
         match tag {
             b'T' => {
                 self.plan = self.plan_for(&RowDescription::parse(body)?)?;
+                tracing::debug!(plan = ?self.plan, catalog = self.catalog.is_some(), "result columns");
                 self.active = self.plan.iter().any(Option::is_some);
                 Ok(Masked::Keep)
             }

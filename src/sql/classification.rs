@@ -176,6 +176,9 @@ pub struct Classification {
     /// SELECT: in expressions, predicates, subqueries, set operations, CTEs,
     /// RETURNING, or written elsewhere. A masked column may not be used so.
     pub indirect_columns: std::collections::BTreeMap<Name, BTreeSet<String>>,
+    /// For a plain top-level SELECT without `*`: each output column's base
+    /// (relation, column) when it is a plain column reference, else `None`.
+    pub outputs: Option<Vec<Option<(Name, String)>>>,
     /// Column names that could not be tied to a relation (ORDER BY of a set
     /// operation, say): column rules treat them as read from every relation.
     pub unscoped_columns: BTreeSet<String>,

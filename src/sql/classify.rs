@@ -1149,6 +1149,41 @@ impl Visitor for Walker<'_> {
         self.column_scopes.push(scope);
         let top = self.top_select == Some(s as *const Select) && s.into.is_none();
         if top {
+            // Which base column each output column is, where it is one.
+            let scope = self.column_scopes.last().cloned().unwrap_or_default();
+            let base_of = |qualifier: Option<&str>, col: &str| -> Option<(Name, String)> {
+                let candidates: Vec<&ScopeRel> = scope
+                    .iter()
+                    .filter(|r| {
+                        qualifier.is_none_or(|q| {
+                            q == r.name || r.relation.as_ref().is_some_and(|n| n.name == q)
+                        })
+                    })
+                    .collect();
+                match candidates.as_slice() {
+                    [one] => one.relation.clone().map(|n| (n, col.to_string())),
+                    _ => None,
+                }
+            };
+            let mut outputs = Vec::new();
+            let mut complete = true;
+            for item in &s.projection {
+                match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        outputs.push(match e {
+                            Expr::Identifier(i) => base_of(None, &ident(i)),
+                            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => base_of(
+                                Some(&ident(&parts[parts.len() - 2])),
+                                &ident(&parts[parts.len() - 1]),
+                            ),
+                            _ => None,
+                        })
+                    }
+                    // A * expands to columns pgward cannot count without the catalog.
+                    _ => complete = false,
+                }
+            }
+            self.c.outputs = complete.then_some(outputs);
             for item in &s.projection {
                 let e = match item {
                     SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
