@@ -18,6 +18,11 @@ operations = ["select"]
 read = ["public.*"]
 unmask = ["public.customers.phone"]
 
+[roles.editor]
+operations = ["select", "update"]
+read = ["public.*"]
+write = ["public.customers"]
+
 [masks]
 "public.customers.email" = "email"
 "public.customers.phone" = { strategy = "partial", keep_last = 4 }
@@ -232,4 +237,32 @@ fn views_show_masked_columns_masked() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn errors_do_not_quote_masked_values() {
+    let gw = gateway("editor");
+    let out = psql(
+        &gw.dsn("shop"),
+        &["-c", "UPDATE customers SET full_name = NULL WHERE id = 1"],
+        "",
+    );
+    let err = stderr(&out);
+    assert!(err.contains("violates not-null constraint"), "{err}");
+    assert!(err.contains("pgward: detail removed"), "{err}");
+    assert!(
+        !err.contains("901-23-4567") && !err.contains("alice.anders@"),
+        "{err}"
+    );
+    // Directly, PostgreSQL does quote the row.
+    let direct = std::process::Command::new("psql")
+        .args([
+            "-X",
+            &cluster().direct_dsn("shop"),
+            "-c",
+            "UPDATE customers SET full_name = NULL WHERE id = 1",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&direct.stderr).contains("901-23-4567"));
 }

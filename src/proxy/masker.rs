@@ -5,12 +5,14 @@
 
 use std::rc::Rc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::mask::{rewrite_row, ColumnMask, HashKey};
 use crate::policy::catalog::Catalog;
 use crate::policy::masks::Masks;
 use crate::wire::backend::RowDescription;
+use crate::wire::build;
+use crate::wire::error_response::ErrorFields;
 use crate::wire::WireError;
 
 /// Type OIDs whose binary form is their text (text, varchar, bpchar, name, unknown).
@@ -97,6 +99,53 @@ impl Masker {
         Ok(plan)
     }
 
+    /// An error or notice about a table with masked columns may quote their
+    /// values (`Failing row contains (...)`, `Key (email)=(...)`): its DETAIL
+    /// and WHERE are replaced, the rest (SQLSTATE, message) kept.
+    fn scrub(&mut self, tag: u8, body: &[u8]) -> Result<Option<Bytes>, WireError> {
+        if tag == b'E' {
+            self.active = false;
+            self.plan.clear();
+        }
+        let fields = ErrorFields::parse(body)?;
+        let (Some(schema), Some(table)) = (fields.get(b's'), fields.get(b't')) else {
+            return Ok(None);
+        };
+        let qualified = format!(
+            "{}.{}",
+            String::from_utf8_lossy(schema),
+            String::from_utf8_lossy(table)
+        );
+        let masked = self.masks.rules.keys().any(|(t, c)| {
+            *t == qualified
+                && !self
+                    .unmask
+                    .iter()
+                    .any(|(ut, uc)| *ut == qualified && uc == c)
+        });
+        if !masked || (fields.get(b'D').is_none() && fields.get(b'W').is_none()) {
+            return Ok(None);
+        }
+        let mut out = BytesMut::with_capacity(body.len() + 64);
+        build::message(&mut out, tag, |b| {
+            for (f, v) in fields.iter().flatten() {
+                match f {
+                    b'W' => continue,
+                    b'D' => {
+                        b.put_u8(b'D');
+                        build::cstr(b, b"pgward: detail removed; it may hold masked values");
+                    }
+                    _ => {
+                        b.put_u8(f);
+                        build::cstr(b, v);
+                    }
+                }
+            }
+            b.put_u8(0);
+        });
+        Ok(Some(out.freeze()))
+    }
+
     /// Sees one server message (hidden ones too) and says what the client gets.
     pub fn on_message(&mut self, tag: u8, body: &[u8]) -> Result<Masked, WireError> {
         if !self.is_enabled() {
@@ -109,13 +158,17 @@ impl Masker {
                 self.active = self.plan.iter().any(Option::is_some);
                 Ok(Masked::Keep)
             }
+            b'E' | b'N' => Ok(match self.scrub(tag, body)? {
+                Some(frame) => Masked::Replace(frame),
+                None => Masked::Keep,
+            }),
             b'D' if self.active => {
                 let stats = rewrite_row(body, &self.plan, &self.key, &mut self.scratch)?;
                 self.masked_cells += stats.masked as u64;
                 Ok(Masked::Replace(self.scratch.split().freeze()))
             }
             // A result ends; PortalSuspended keeps the plan for the next Execute.
-            b'C' | b'E' | b'I' | b'Z' => {
+            b'C' | b'I' | b'Z' => {
                 self.active = false;
                 self.plan.clear();
                 Ok(Masked::Keep)
