@@ -22,8 +22,10 @@ const TEXT_LIKE: &[u32] = &[25, 1043, 1042, 19, 705];
 pub enum Masked {
     /// Send it as it is.
     Keep,
-    /// Send this instead (a rewritten DataRow).
+    /// Send this instead (a scrubbed error).
     Replace(Bytes),
+    /// A row to rewrite with `Masker::rewrite`.
+    Rewrite,
 }
 
 /// Result masking for one session.
@@ -34,7 +36,6 @@ pub struct Masker {
     catalog: Option<Rc<Catalog>>,
     plan: Vec<Option<ColumnMask>>,
     active: bool,
-    scratch: BytesMut,
     /// Cells masked in this session (for the audit log).
     pub masked_cells: u64,
 }
@@ -50,7 +51,6 @@ impl Masker {
             catalog: None,
             plan: Vec::new(),
             active: false,
-            scratch: BytesMut::new(),
             masked_cells: 0,
         }
     }
@@ -146,6 +146,13 @@ impl Masker {
         Ok(Some(out.freeze()))
     }
 
+    /// Rewrites a DataRow under the current plan, appending it to `out`.
+    pub fn rewrite(&mut self, body: &[u8], out: &mut BytesMut) -> Result<(), WireError> {
+        let stats = rewrite_row(body, &self.plan, &self.key, out)?;
+        self.masked_cells += stats.masked as u64;
+        Ok(())
+    }
+
     /// Sees one server message (hidden ones too) and says what the client gets.
     pub fn on_message(&mut self, tag: u8, body: &[u8]) -> Result<Masked, WireError> {
         if !self.is_enabled() {
@@ -162,11 +169,7 @@ impl Masker {
                 Some(frame) => Masked::Replace(frame),
                 None => Masked::Keep,
             }),
-            b'D' if self.active => {
-                let stats = rewrite_row(body, &self.plan, &self.key, &mut self.scratch)?;
-                self.masked_cells += stats.masked as u64;
-                Ok(Masked::Replace(self.scratch.split().freeze()))
-            }
+            b'D' if self.active => Ok(Masked::Rewrite),
             // A result ends; PortalSuspended keeps the plan for the next Execute.
             b'C' | b'I' | b'Z' => {
                 self.active = false;

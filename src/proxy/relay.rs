@@ -103,45 +103,63 @@ impl SessionState {
     }
 }
 
-/// Parts of a read buffer to send on, and bytes to send in between.
+/// What to send for one batch of frames read: ranges of the read buffer
+/// (sent without copying when that is all there is), or, once anything is
+/// inserted or rewritten, one joined buffer, so a batch is always one write.
 #[derive(Debug, Default)]
 struct Pieces {
-    items: Vec<Piece>,
-}
-
-#[derive(Debug)]
-enum Piece {
-    Keep(Range<usize>),
-    Insert(Bytes),
+    ranges: Vec<Range<usize>>,
+    joined: Option<BytesMut>,
 }
 
 impl Pieces {
-    fn keep(&mut self, r: Range<usize>) {
-        if let Some(Piece::Keep(last)) = self.items.last_mut() {
+    /// Sends `src[r]` on.
+    fn keep(&mut self, r: Range<usize>, src: &[u8]) {
+        if let Some(j) = &mut self.joined {
+            j.extend_from_slice(&src[r]);
+            return;
+        }
+        if let Some(last) = self.ranges.last_mut() {
             if last.end == r.start {
                 last.end = r.end;
                 return;
             }
         }
-        self.items.push(Piece::Keep(r));
+        self.ranges.push(r);
     }
 
-    fn insert(&mut self, b: Bytes) {
-        self.items.push(Piece::Insert(b));
+    /// The joined buffer, switching to it (copying what was kept) if needed.
+    fn joined(&mut self, src: &[u8]) -> &mut BytesMut {
+        let ranges = &self.ranges;
+        self.joined.get_or_insert_with(|| {
+            let mut j = BytesMut::with_capacity(src.len() + 256);
+            for r in ranges {
+                j.extend_from_slice(&src[r.clone()]);
+            }
+            j
+        })
     }
 
-    /// Sends the pieces of `chunk` (the first `len` bytes of the read buffer).
+    /// Sends `b` at this point.
+    fn insert(&mut self, b: &[u8], src: &[u8]) {
+        self.joined(src).extend_from_slice(b);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ranges.is_empty() && self.joined.is_none()
+    }
+
+    /// Sends the batch; `chunk` is the consumed part of the read buffer.
     async fn send(self, chunk: Bytes, out: &mut OwnedWriteHalf<Stream>) -> io::Result<()> {
-        match self.items.as_slice() {
+        if let Some(j) = self.joined {
+            return write_all(out, j.freeze()).await;
+        }
+        match self.ranges.as_slice() {
             [] => Ok(()),
-            [Piece::Keep(r)] if r.start == 0 && r.end == chunk.len() => write_all(out, chunk).await,
-            _ => {
-                for p in self.items {
-                    let b = match p {
-                        Piece::Keep(r) => chunk.slice(r),
-                        Piece::Insert(b) => b,
-                    };
-                    write_all(out, b).await?;
+            [r] if r.start == 0 && r.end == chunk.len() => write_all(out, chunk).await,
+            ranges => {
+                for r in ranges {
+                    write_all(out, chunk.slice(r.clone())).await?;
                 }
                 Ok(())
             }
@@ -348,14 +366,14 @@ impl<'a> ClientPump<'a> {
                         let range = end..end + h.total;
                         end += h.total;
                         if h.tag == b'X' {
-                            pieces.keep(range);
+                            pieces.keep(range, &client.buf);
                             terminate = true;
                             break;
                         }
                         match self.judge(h.tag, &rest[HEADER_LEN..h.total]) {
-                            Ok(Action::Forward) => pieces.keep(range),
+                            Ok(Action::Forward) => pieces.keep(range, &client.buf),
                             Ok(Action::Drop) => {}
-                            Ok(Action::Replace(b)) => pieces.insert(b.freeze()),
+                            Ok(Action::Replace(b)) => pieces.insert(&b, &client.buf),
                             Err(e) => {
                                 end -= h.total;
                                 bad = Some(e);
@@ -409,6 +427,8 @@ enum Delivery {
     Forward,
     Hide,
     Instead(Bytes),
+    /// A row to rewrite under the masking plan.
+    Rewrite,
 }
 
 /// Notes what a server message tells the session (status, fatal errors,
@@ -422,6 +442,7 @@ fn observe(state: &SessionState, tag: u8, body: &[u8]) -> Result<Delivery, WireE
         (Route::Hide, _, _) => Delivery::Hide,
         (Route::Forward, CapAction::Pass, Masked::Keep) => Delivery::Forward,
         (Route::Forward, CapAction::Pass, Masked::Replace(b)) => Delivery::Instead(b),
+        (Route::Forward, CapAction::Pass, Masked::Rewrite) => Delivery::Rewrite,
         (Route::Forward, CapAction::Drop, _) => Delivery::Hide,
         (Route::Forward, CapAction::Refuse(e), _) => Delivery::Instead(e),
     })
@@ -468,17 +489,32 @@ pub async fn upstream_to_client(
         while end < upstream.buf.len() {
             state.pipeline.borrow_mut().take_synthetic(&mut synthetic);
             for b in synthetic.drain(..) {
-                pieces.insert(b);
+                pieces.insert(&b, &upstream.buf);
             }
             let rest = &upstream.buf[end..];
             match read_header(rest, MAX_BACKEND_MESSAGE) {
                 Ok(Some(h)) if rest.len() >= h.total => {
                     let range = end..end + h.total;
                     end += h.total;
-                    match observe(state, h.tag, &rest[HEADER_LEN..h.total]) {
-                        Ok(Delivery::Forward) => pieces.keep(range),
-                        Ok(Delivery::Hide) => {}
-                        Ok(Delivery::Instead(b)) => pieces.insert(b),
+                    let body = &rest[HEADER_LEN..h.total];
+                    let delivered = match observe(state, h.tag, body) {
+                        Ok(Delivery::Forward) => {
+                            pieces.keep(range, &upstream.buf);
+                            Ok(())
+                        }
+                        Ok(Delivery::Hide) => Ok(()),
+                        Ok(Delivery::Instead(b)) => {
+                            pieces.insert(&b, &upstream.buf);
+                            Ok(())
+                        }
+                        Ok(Delivery::Rewrite) => {
+                            let out = pieces.joined(&upstream.buf);
+                            state.masker.borrow_mut().rewrite(body, out)
+                        }
+                        Err(e) => Err(e),
+                    };
+                    match delivered {
+                        Ok(()) => {}
                         Err(e) => {
                             end -= h.total;
                             bad = Some(e);
@@ -494,10 +530,10 @@ pub async fn upstream_to_client(
                         let route = match observe(state, h.tag, &[]) {
                             Ok(Delivery::Forward) => Route::Forward,
                             Ok(Delivery::Instead(b)) => {
-                                pieces.insert(b);
+                                pieces.insert(&b, &upstream.buf);
                                 Route::Hide
                             }
-                            Ok(Delivery::Hide) | Err(_) => Route::Hide,
+                            Ok(Delivery::Hide | Delivery::Rewrite) | Err(_) => Route::Hide,
                         };
                         stream_through = Some((h.total, route));
                     }
@@ -519,7 +555,7 @@ pub async fn upstream_to_client(
             // frame itself as it arrives.
             let have = upstream.buf.len() - end;
             if route == Route::Forward {
-                pieces.keep(end..upstream.buf.len());
+                pieces.keep(end..upstream.buf.len(), &upstream.buf);
             }
             let len = upstream.buf.len();
             if let Err(e) = forward(client, upstream.take(len).freeze(), pieces).await {
@@ -532,9 +568,9 @@ pub async fn upstream_to_client(
         }
         state.pipeline.borrow_mut().take_synthetic(&mut synthetic);
         for b in synthetic.drain(..) {
-            pieces.insert(b);
+            pieces.insert(&b, &upstream.buf);
         }
-        if end > 0 || !pieces.items.is_empty() {
+        if end > 0 || !pieces.is_empty() {
             if let Err(e) = forward(client, upstream.take(end).freeze(), pieces).await {
                 return RelayEnd::ClientGone(Some(e));
             }
@@ -593,7 +629,7 @@ async fn pass_through(
         let piece = upstream.take(n).freeze();
         if route == Route::Forward {
             let mut pieces = Pieces::default();
-            pieces.keep(0..n);
+            pieces.keep(0..n, &piece);
             if let Err(e) = forward(client, piece, pieces).await {
                 return Err(RelayEnd::ClientGone(Some(e)));
             }
