@@ -422,7 +422,9 @@ fn check_columns(g: &Grants, c: &Classification, view: &SessionView) -> Option<D
                 break;
             }
         }
-        if reason.is_none() && c.unscoped_columns.contains(&col) {
+        if reason.is_none()
+            && (c.unscoped_columns.contains(&col) || c.predicate_unscoped.contains(&col))
+        {
             reason = Some("it is referenced");
         }
         let Some(reason) = reason else { continue };
@@ -450,7 +452,7 @@ fn check_masks(
     if masks.is_empty() {
         return None;
     }
-    for (table, col) in masks.rules.keys() {
+    for ((table, col), rule) in &masks.rules {
         if g.any(|r| r.unmask.iter().any(|(t, uc)| t == table && uc == col)) {
             continue;
         }
@@ -464,6 +466,12 @@ fn check_masks(
             })
         };
         let mut used = names(&c.indirect_columns)
+            || (!rule.allow_predicates
+                && (names(&c.predicate_columns)
+                    || (c.predicate_unscoped.contains(col)
+                        && c.reads
+                            .iter()
+                            .any(|n| resolve(n, view).is_ok_and(|rs| rs.contains(table))))))
             || (c.unscoped_columns.contains(col)
                 && c.reads
                     .iter()

@@ -176,6 +176,11 @@ pub struct Classification {
     /// SELECT: in expressions, predicates, subqueries, set operations, CTEs,
     /// RETURNING, or written elsewhere. A masked column may not be used so.
     pub indirect_columns: std::collections::BTreeMap<Name, BTreeSet<String>>,
+    /// Columns used in predicates: WHERE, HAVING, JOIN ON, ORDER BY, GROUP BY.
+    pub predicate_columns: std::collections::BTreeMap<Name, BTreeSet<String>>,
+    /// Column names in predicates that could not be tied to a relation (the
+    /// ORDER BY of a query, say).
+    pub predicate_unscoped: BTreeSet<String>,
     /// For a plain top-level SELECT without `*`: each output column's base
     /// (relation, column) when it is a plain column reference, else `None`.
     pub outputs: Option<Vec<Option<(Name, String)>>>,

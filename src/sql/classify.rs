@@ -348,6 +348,11 @@ struct Walker<'c> {
     direct_exprs: Vec<*const Expr>,
     /// Whether the column being attributed is a direct output (see above).
     direct: bool,
+    /// Roots of predicate expressions (WHERE, HAVING, JOIN ON) of the SELECTs
+    /// being walked, and how deep inside predicates the walk is (ORDER BY and
+    /// GROUP BY count too).
+    predicate_roots: Vec<*const Expr>,
+    in_predicate: usize,
 }
 
 impl<'c> Walker<'c> {
@@ -365,6 +370,8 @@ impl<'c> Walker<'c> {
             top_select: None,
             direct_exprs: Vec::new(),
             direct: false,
+            predicate_roots: Vec::new(),
+            in_predicate: 0,
         }
     }
 
@@ -491,7 +498,13 @@ impl<'c> Walker<'c> {
                             .entry(rel.clone())
                             .or_default()
                             .insert(column.to_string());
-                        if !self.direct {
+                        if self.in_predicate > 0 {
+                            self.c
+                                .predicate_columns
+                                .entry(rel.clone())
+                                .or_default()
+                                .insert(column.to_string());
+                        } else if !self.direct {
                             self.c
                                 .indirect_columns
                                 .entry(rel.clone())
@@ -506,7 +519,11 @@ impl<'c> Walker<'c> {
             }
         }
         if !found {
-            self.c.unscoped_columns.insert(column.to_string());
+            if self.in_predicate > 0 {
+                self.c.predicate_unscoped.insert(column.to_string());
+            } else {
+                self.c.unscoped_columns.insert(column.to_string());
+            }
         }
     }
 
@@ -1147,6 +1164,39 @@ impl Visitor for Walker<'_> {
         self.wildcards(&s.projection);
         let scope = self.scope_of(&s.from);
         self.column_scopes.push(scope);
+        if let Some(w) = &s.selection {
+            self.predicate_roots.push(w);
+        }
+        if let Some(h) = &s.having {
+            self.predicate_roots.push(h);
+        }
+        for t in &s.from {
+            for j in &t.joins {
+                use sqlparser::ast::{JoinConstraint as C, JoinOperator as J};
+                let constraint = match &j.join_operator {
+                    J::Join(c)
+                    | J::Inner(c)
+                    | J::Left(c)
+                    | J::LeftOuter(c)
+                    | J::Right(c)
+                    | J::RightOuter(c)
+                    | J::FullOuter(c)
+                    | J::CrossJoin(c)
+                    | J::Semi(c)
+                    | J::LeftSemi(c)
+                    | J::RightSemi(c)
+                    | J::Anti(c)
+                    | J::LeftAnti(c)
+                    | J::RightAnti(c)
+                    | J::StraightJoin(c) => Some(c),
+                    J::AsOf { constraint, .. } => Some(constraint),
+                    _ => None,
+                };
+                if let Some(C::On(e)) = constraint {
+                    self.predicate_roots.push(e);
+                }
+            }
+        }
         let top = self.top_select == Some(s as *const Select) && s.into.is_none();
         if top {
             // Which base column each output column is, where it is one.
@@ -1291,7 +1341,43 @@ impl Visitor for Walker<'_> {
         ControlFlow::Continue(())
     }
 
+    fn post_visit_expr(&mut self, e: &Expr) -> ControlFlow<ClassifyError> {
+        if self.predicate_roots.contains(&(e as *const Expr)) {
+            self.in_predicate -= 1;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_order_by(&mut self, _: &sqlparser::ast::OrderBy) -> ControlFlow<ClassifyError> {
+        self.in_predicate += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_order_by(&mut self, _: &sqlparser::ast::OrderBy) -> ControlFlow<ClassifyError> {
+        self.in_predicate -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_group_by(
+        &mut self,
+        _: &sqlparser::ast::GroupByExpr,
+    ) -> ControlFlow<ClassifyError> {
+        self.in_predicate += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_group_by(
+        &mut self,
+        _: &sqlparser::ast::GroupByExpr,
+    ) -> ControlFlow<ClassifyError> {
+        self.in_predicate -= 1;
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<ClassifyError> {
+        if self.predicate_roots.contains(&(e as *const Expr)) {
+            self.in_predicate += 1;
+        }
         match e {
             Expr::Function(f) => return self.function_call(f),
             Expr::Identifier(i) => {
@@ -1456,8 +1542,12 @@ mod tests {
         );
         assert_eq!(
             columns("SELECT full_name FROM employees ORDER BY salary"),
-            ["employees.full_name", "?.salary"]
+            ["employees.full_name"]
         );
+        assert!(classify("SELECT full_name FROM employees ORDER BY salary")
+            .unwrap()
+            .predicate_unscoped
+            .contains("salary"));
         assert_eq!(
             columns("UPDATE orders SET status = 'x' WHERE total_cents > 5"),
             ["orders.total_cents"]
