@@ -18,6 +18,11 @@ operations = ["select"]
 read = ["public.*"]
 unmask = ["public.customers.phone"]
 
+[roles.scanner]
+operations = ["select"]
+read = ["public.*"]
+scan_entities = ["email", "card", "ssn"]
+
 [roles.editor]
 operations = ["select", "update"]
 read = ["public.*"]
@@ -326,4 +331,26 @@ async fn a_million_masked_rows_stream_in_bounded_memory() {
         after - before < 32 * 1024,
         "peak RSS grew from {before} KiB to {after} KiB"
     );
+}
+
+#[test]
+fn scan_entities_masks_personal_data_inside_text() {
+    let gw = gateway("scanner");
+    let out = psql(
+        &gw.dsn("shop"),
+        &["-c", "SELECT 'write to jane@example.com, card 4111 1111 1111 1111, ssn 901-23-4567' AS note, 42 AS n"],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "write to j***@example.com, card **** **** **** 1111, ssn ***-**-4567|42"
+    );
+    // Masked columns keep their own strategy.
+    let out = psql(
+        &gw.dsn("shop"),
+        &["-c", "SELECT ssn FROM customers WHERE id = 1"],
+        "",
+    );
+    assert_eq!(stdout(&out), "[redacted]");
 }

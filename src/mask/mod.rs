@@ -3,6 +3,7 @@
 //! row in place, writing straight into the outgoing buffer.
 
 pub mod row;
+pub mod scan;
 pub mod strategy;
 
 pub use row::{rewrite_row, ColumnMask, RowStats};

@@ -20,6 +20,8 @@ pub enum Strategy {
     Null,
     /// Keyed HMAC-SHA-256, hex: stable, so joins and GROUP BY still work.
     Hash,
+    /// Not a masked column: mask the personal data found inside the text.
+    Scan(super::scan::Entities),
 }
 
 /// The token `Redact` writes.
@@ -81,6 +83,10 @@ impl Strategy {
                         out.put_u8(b'*');
                     }
                 }
+                true
+            }
+            Strategy::Scan(kinds) => {
+                super::scan::scan(value, *kinds, out);
                 true
             }
             Strategy::Hash => {

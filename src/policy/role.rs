@@ -35,6 +35,10 @@ pub struct RoleConfig {
     /// Masked columns this role sees in clear: `schema.table.column`.
     #[serde(default)]
     pub unmask: Vec<String>,
+    /// Personal data to find and mask inside unmasked text columns:
+    /// `email`, `card`, `ssn`.
+    #[serde(default)]
+    pub scan_entities: Vec<String>,
 }
 
 /// One compiled role.
@@ -58,6 +62,8 @@ pub struct Role {
     pub max_rows: Option<u64>,
     /// Masked columns seen in clear, as (schema.table, column).
     pub unmask: Vec<(String, String)>,
+    /// Entities masked inside unmasked text columns.
+    pub scan_entities: crate::mask::scan::Entities,
 }
 
 impl Role {
@@ -91,6 +97,8 @@ impl Role {
             catalog: r.catalog,
             max_rows: r.max_rows,
             unmask,
+            scan_entities: crate::mask::scan::Entities::parse(&r.scan_entities)
+                .map_err(|e| ("scan_entities".to_string(), e))?,
         })
     }
 }

@@ -7,7 +7,8 @@ use std::rc::Rc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::mask::{rewrite_row, ColumnMask, HashKey};
+use crate::mask::scan::Entities;
+use crate::mask::{rewrite_row, ColumnMask, HashKey, Strategy};
 use crate::policy::catalog::Catalog;
 use crate::policy::masks::Masks;
 use crate::wire::backend::RowDescription;
@@ -31,6 +32,7 @@ pub enum Masked {
 /// Result masking for one session.
 pub struct Masker {
     masks: Rc<Masks>,
+    scan: Entities,
     unmask: Vec<(String, String)>,
     key: HashKey,
     catalog: Option<Rc<Catalog>>,
@@ -42,9 +44,15 @@ pub struct Masker {
 
 impl Masker {
     /// A masker for the configured masks and the user's unmasked columns.
-    pub fn new(masks: Rc<Masks>, unmask: Vec<(String, String)>, key: Option<HashKey>) -> Self {
+    pub fn new(
+        masks: Rc<Masks>,
+        unmask: Vec<(String, String)>,
+        scan: Entities,
+        key: Option<HashKey>,
+    ) -> Self {
         Masker {
             masks,
+            scan,
             unmask,
             // Config validation requires a key whenever a hash mask exists.
             key: key.unwrap_or_else(|| HashKey::new(b"unused")),
@@ -57,7 +65,7 @@ impl Masker {
 
     /// True when some column is masked for this user.
     pub fn is_enabled(&self) -> bool {
-        !self.masks.is_empty()
+        !self.masks.is_empty() || !self.scan.is_empty()
     }
 
     /// True while the current result has masked columns.
@@ -90,10 +98,17 @@ impl Masker {
                     .then(|| self.masks.rule(&table, &column))
                     .flatten()
             });
-            plan.push(rule.map(|r| ColumnMask {
-                strategy: r.strategy.clone(),
+            let text_like = TEXT_LIKE.contains(&f.type_oid);
+            let strategy = match rule {
+                Some(r) => Some(r.strategy.clone()),
+                // Unmasked text may still hold personal data the role's scan finds.
+                None if text_like && !self.scan.is_empty() => Some(Strategy::Scan(self.scan)),
+                None => None,
+            };
+            plan.push(strategy.map(|strategy| ColumnMask {
+                strategy,
                 binary: f.format == 1,
-                text_like: TEXT_LIKE.contains(&f.type_oid),
+                text_like,
             }));
         }
         Ok(plan)

@@ -166,7 +166,15 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let sink = Rc::new(Mutex::new(client_wr));
     let max_rows = roles_max_rows(&ctx.config.policy.roles_of(&user.roles));
     let unmask: Vec<(String, String)> = roles_unmask(&ctx.config.policy.roles_of(&user.roles));
-    let masker = Masker::new(ctx.masks.clone(), unmask, ctx.config.hash_key.clone());
+    let scan = ctx
+        .config
+        .policy
+        .roles_of(&user.roles)
+        .iter()
+        .fold(Default::default(), |acc: crate::mask::scan::Entities, r| {
+            acc.union(r.scan_entities)
+        });
+    let masker = Masker::new(ctx.masks.clone(), unmask, scan, ctx.config.hash_key.clone());
     let state = SessionState::new(guard, up.status, max_rows, masker);
     if let Some(scs) = up.standard_conforming_strings {
         state
