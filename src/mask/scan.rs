@@ -147,7 +147,7 @@ fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn mask_cards(buf: &mut [u8]) -> u32 {
