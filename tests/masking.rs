@@ -354,3 +354,22 @@ fn scan_entities_masks_personal_data_inside_text() {
     );
     assert_eq!(stdout(&out), "[redacted]");
 }
+
+#[test]
+fn joins_are_masked_and_copy_of_masked_tables_refused() {
+    let gw = gateway("reader");
+    let out = psql(
+        &gw.dsn("shop"),
+        &["-c", "SELECT c.email, p.card_number, o.status FROM customers c JOIN orders o ON o.customer_id = c.id JOIN payments p ON p.order_id = o.id ORDER BY p.id LIMIT 1"],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cells: Vec<String> = stdout(&out).split('|').map(str::to_string).collect();
+    assert!(cells[0].contains("***@"), "{cells:?}");
+    assert_eq!(cells[1].len(), 32, "{cells:?}");
+    for sql in ["\\copy customers to stdout", "\\copy (SELECT ssn FROM customers) to stdout"] {
+        let out = psql(&gw.dsn("shop"), &["-c", sql], "");
+        assert!(!out.status.success(), "{sql}");
+        assert!(stderr(&out).contains("42501") || stderr(&out).contains("pgward:"), "{sql}: {}", stderr(&out));
+    }
+}

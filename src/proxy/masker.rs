@@ -1,8 +1,9 @@
 //! The session's result masking: builds a column plan from each
 //! RowDescription (table OID and attribute number, looked up in the catalog
-//! snapshot, never the column's name) and rewrites DataRows under it, into a
-//! scratch buffer reused across rows.
+//! snapshot, never the column's name) and rewrites DataRows under it straight
+//! into the batch being sent; keeps what it masked per result for the audit log.
 
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -18,6 +19,20 @@ use crate::wire::WireError;
 
 /// Type OIDs whose binary form is their text (text, varchar, bpchar, name, unknown).
 const TEXT_LIKE: &[u32] = &[25, 1043, 1042, 19, 705];
+
+/// What masking did to one result, kept for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskedResult {
+    /// The masked columns, as `schema.table.column` (or `scan` for entity scans).
+    pub columns: Vec<String>,
+    /// Rows rewritten.
+    pub rows: u64,
+    /// Cells masked.
+    pub cells: u64,
+}
+
+/// How many finished results are kept until the audit log takes them.
+const KEPT_RESULTS: usize = 64;
 
 /// What to do with one server message.
 pub enum Masked {
@@ -40,10 +55,25 @@ pub struct Masker {
     active: bool,
     /// Cells masked in this session (for the audit log).
     pub masked_cells: u64,
+    /// What the current result masked so far.
+    current: MaskedResult,
+    /// Finished results that masked something, oldest first.
+    pub results: VecDeque<MaskedResult>,
+}
+
+impl MaskedResult {
+    fn empty() -> Self {
+        MaskedResult {
+            columns: Vec::new(),
+            rows: 0,
+            cells: 0,
+        }
+    }
 }
 
 impl Masker {
-    /// A masker for the configured masks and the user's unmasked columns.
+    /// A masker for the configured masks, the user's unmasked columns and
+    /// entity scan.
     pub fn new(
         masks: Rc<Masks>,
         unmask: Vec<(String, String)>,
@@ -60,6 +90,8 @@ impl Masker {
             plan: Vec::new(),
             active: false,
             masked_cells: 0,
+            current: MaskedResult::empty(),
+            results: VecDeque::new(),
         }
     }
 
@@ -78,31 +110,48 @@ impl Masker {
         self.catalog = Some(catalog);
     }
 
-    fn plan_for(&self, d: &RowDescription) -> Result<Vec<Option<ColumnMask>>, WireError> {
-        let catalog = self.catalog.as_deref();
+    /// The base (table, column) a RowDescription field shows, through views.
+    fn base_column(&self, table_oid: u32, attnum: i16) -> Option<(String, String)> {
+        let catalog = self.catalog.as_deref()?;
+        if table_oid == 0 {
+            return None;
+        }
+        let (table, column) = catalog.column(table_oid, attnum)?;
+        // A view's column is masked as the base column it shows.
+        Some(
+            catalog
+                .view_base(table, attnum)
+                .unwrap_or_else(|| (table.to_string(), column.to_string())),
+        )
+    }
+
+    /// The column plan of a RowDescription and the names of what it masks.
+    fn plan_for(
+        &self,
+        d: &RowDescription,
+    ) -> Result<(Vec<Option<ColumnMask>>, Vec<String>), WireError> {
         let mut plan = Vec::with_capacity(d.len());
+        let mut columns = Vec::new();
         for f in d.fields() {
             let f = f?;
-            let base = (f.table_oid != 0)
-                .then(|| catalog?.column(f.table_oid, f.attnum))
-                .flatten()
-                .map(|(table, column)| {
-                    // A view's column is masked as the base column it shows.
-                    catalog
-                        .and_then(|c| c.view_base(table, f.attnum))
-                        .unwrap_or_else(|| (table.to_string(), column.to_string()))
-                });
-            let rule = base.and_then(|(table, column)| {
-                let unmasked = self.unmask.iter().any(|(t, c)| *t == table && *c == column);
-                (!unmasked)
-                    .then(|| self.masks.rule(&table, &column))
-                    .flatten()
-            });
             let text_like = TEXT_LIKE.contains(&f.type_oid);
+            let rule = self
+                .base_column(f.table_oid, f.attnum)
+                .and_then(|(table, column)| {
+                    let unmasked = self.unmask.iter().any(|(t, c)| *t == table && *c == column);
+                    let rule = (!unmasked)
+                        .then(|| self.masks.rule(&table, &column))
+                        .flatten()?;
+                    columns.push(format!("{table}.{column}"));
+                    Some(rule)
+                });
             let strategy = match rule {
                 Some(r) => Some(r.strategy.clone()),
                 // Unmasked text may still hold personal data the role's scan finds.
-                None if text_like && !self.scan.is_empty() => Some(Strategy::Scan(self.scan)),
+                None if text_like && !self.scan.is_empty() => {
+                    columns.push("scan".to_string());
+                    Some(Strategy::Scan(self.scan))
+                }
                 None => None,
             };
             plan.push(strategy.map(|strategy| ColumnMask {
@@ -111,7 +160,21 @@ impl Masker {
                 text_like,
             }));
         }
-        Ok(plan)
+        Ok((plan, columns))
+    }
+
+    /// Closes the current result, keeping its record if it masked anything.
+    fn finish_result(&mut self) {
+        let done = std::mem::replace(&mut self.current, MaskedResult::empty());
+        if self.active && done.rows > 0 {
+            tracing::debug!(columns = ?done.columns, rows = done.rows, cells = done.cells, "result masked");
+            if self.results.len() == KEPT_RESULTS {
+                self.results.pop_front();
+            }
+            self.results.push_back(done);
+        }
+        self.active = false;
+        self.plan.clear();
     }
 
     /// An error or notice about a table with masked columns may quote their
@@ -119,8 +182,7 @@ impl Masker {
     /// and WHERE are replaced, the rest (SQLSTATE, message) kept.
     fn scrub(&mut self, tag: u8, body: &[u8]) -> Result<Option<Bytes>, WireError> {
         if tag == b'E' {
-            self.active = false;
-            self.plan.clear();
+            self.finish_result();
         }
         let fields = ErrorFields::parse(body)?;
         let (Some(schema), Some(table)) = (fields.get(b's'), fields.get(b't')) else {
@@ -165,6 +227,8 @@ impl Masker {
     pub fn rewrite(&mut self, body: &[u8], out: &mut BytesMut) -> Result<(), WireError> {
         let stats = rewrite_row(body, &self.plan, &self.key, out)?;
         self.masked_cells += stats.masked as u64;
+        self.current.rows += 1;
+        self.current.cells += stats.masked as u64;
         Ok(())
     }
 
@@ -175,9 +239,14 @@ impl Masker {
         }
         match tag {
             b'T' => {
-                self.plan = self.plan_for(&RowDescription::parse(body)?)?;
-                tracing::debug!(plan = ?self.plan, catalog = self.catalog.is_some(), "result columns");
-                self.active = self.plan.iter().any(Option::is_some);
+                let (plan, columns) = self.plan_for(&RowDescription::parse(body)?)?;
+                self.active = plan.iter().any(Option::is_some);
+                self.plan = plan;
+                self.current = MaskedResult {
+                    columns,
+                    rows: 0,
+                    cells: 0,
+                };
                 Ok(Masked::Keep)
             }
             b'E' | b'N' => Ok(match self.scrub(tag, body)? {
@@ -187,11 +256,78 @@ impl Masker {
             b'D' if self.active => Ok(Masked::Rewrite),
             // A result ends; PortalSuspended keeps the plan for the next Execute.
             b'C' | b'I' | b'Z' => {
-                self.active = false;
-                self.plan.clear();
+                self.finish_result();
                 Ok(Masked::Keep)
             }
             _ => Ok(Masked::Keep),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::Strategy;
+    use crate::policy::masks::MaskRule;
+
+    fn row_description(fields: &[(&str, u32, i16, u32)]) -> Vec<u8> {
+        let mut b = (fields.len() as i16).to_be_bytes().to_vec();
+        for (name, oid, attnum, ty) in fields {
+            b.extend_from_slice(name.as_bytes());
+            b.push(0);
+            b.extend_from_slice(&oid.to_be_bytes());
+            b.extend_from_slice(&attnum.to_be_bytes());
+            b.extend_from_slice(&ty.to_be_bytes());
+            b.extend_from_slice(&(-1i16).to_be_bytes());
+            b.extend_from_slice(&(-1i32).to_be_bytes());
+            b.extend_from_slice(&0i16.to_be_bytes());
+        }
+        b
+    }
+
+    fn data_row(values: &[&[u8]]) -> Vec<u8> {
+        let mut b = (values.len() as i16).to_be_bytes().to_vec();
+        for v in values {
+            b.extend_from_slice(&(v.len() as i32).to_be_bytes());
+            b.extend_from_slice(v);
+        }
+        b
+    }
+
+    #[test]
+    fn plans_by_oid_and_attnum_and_records_results() {
+        let mut masks = Masks::default();
+        masks.rules.insert(
+            ("public.customers".into(), "ssn".into()),
+            MaskRule {
+                strategy: Strategy::Redact,
+                allow_predicates: false,
+            },
+        );
+        let mut catalog = Catalog::from_rows([("public", "customers", b'r', None)], 1);
+        catalog.add_attributes([(100, "public.customers", 1, "id"), (100, "public.customers", 2, "ssn")]);
+        let mut m = Masker::new(Rc::new(masks), Vec::new(), Entities::default(), None);
+        m.set_catalog(Rc::new(catalog));
+        // The client calls the column "x": identity, not name, decides.
+        let t = row_description(&[("id", 100, 1, 23), ("x", 100, 2, 25)]);
+        assert!(matches!(m.on_message(b'T', &t).unwrap(), Masked::Keep));
+        assert!(m.is_active());
+        assert!(matches!(m.on_message(b'D', b"").unwrap(), Masked::Rewrite));
+        let mut out = BytesMut::new();
+        m.rewrite(&data_row(&[b"1", b"901-23-4567"]), &mut out).unwrap();
+        assert!(out.ends_with(b"[redacted]"));
+        m.on_message(b'C', b"SELECT 1\0").unwrap();
+        assert_eq!(
+            m.results.back(),
+            Some(&MaskedResult {
+                columns: vec!["public.customers.ssn".into()],
+                rows: 1,
+                cells: 1
+            })
+        );
+        // A computed column (table OID 0) is never taken for a masked one.
+        let t = row_description(&[("ssn", 0, 0, 25)]);
+        m.on_message(b'T', &t).unwrap();
+        assert!(!m.is_active());
     }
 }
