@@ -57,6 +57,8 @@ pub struct Masker {
     pub masked_cells: u64,
     /// What the current result masked so far.
     current: MaskedResult,
+    /// Set when a result named a table the catalog snapshot does not know.
+    unknown_table: std::cell::Cell<bool>,
     /// Finished results that masked something, oldest first.
     pub results: VecDeque<MaskedResult>,
 }
@@ -92,6 +94,7 @@ impl Masker {
             masked_cells: 0,
             current: MaskedResult::empty(),
             results: VecDeque::new(),
+            unknown_table: std::cell::Cell::new(false),
         }
     }
 
@@ -103,6 +106,11 @@ impl Masker {
     /// True while the current result has masked columns.
     pub fn is_active(&self) -> bool {
         self.active
+    }
+
+    /// True (once) when a result named a table the snapshot does not know.
+    pub fn take_unknown_table(&self) -> bool {
+        self.unknown_table.replace(false)
     }
 
     /// Uses a newer catalog snapshot.
@@ -135,6 +143,24 @@ impl Masker {
         for f in d.fields() {
             let f = f?;
             let text_like = TEXT_LIKE.contains(&f.type_oid);
+            let known = f.table_oid == 0
+                || self
+                    .catalog
+                    .as_ref()
+                    .is_some_and(|c| c.column(f.table_oid, f.attnum).is_some());
+            if !known && !self.masks.is_empty() {
+                // A table newer than the snapshot: it may have masked columns
+                // pgward cannot identify yet. Redact rather than guess, and
+                // have the catalog read again before the next statement.
+                self.unknown_table.set(true);
+                columns.push("unknown".to_string());
+                plan.push(Some(ColumnMask {
+                    strategy: Strategy::Redact,
+                    binary: f.format == 1,
+                    text_like,
+                }));
+                continue;
+            }
             let rule = self
                 .base_column(f.table_oid, f.attnum)
                 .and_then(|(table, column)| {
@@ -305,7 +331,10 @@ mod tests {
             },
         );
         let mut catalog = Catalog::from_rows([("public", "customers", b'r', None)], 1);
-        catalog.add_attributes([(100, "public.customers", 1, "id"), (100, "public.customers", 2, "ssn")]);
+        catalog.add_attributes([
+            (100, "public.customers", 1, "id"),
+            (100, "public.customers", 2, "ssn"),
+        ]);
         let mut m = Masker::new(Rc::new(masks), Vec::new(), Entities::default(), None);
         m.set_catalog(Rc::new(catalog));
         // The client calls the column "x": identity, not name, decides.
@@ -314,7 +343,8 @@ mod tests {
         assert!(m.is_active());
         assert!(matches!(m.on_message(b'D', b"").unwrap(), Masked::Rewrite));
         let mut out = BytesMut::new();
-        m.rewrite(&data_row(&[b"1", b"901-23-4567"]), &mut out).unwrap();
+        m.rewrite(&data_row(&[b"1", b"901-23-4567"]), &mut out)
+            .unwrap();
         assert!(out.ends_with(b"[redacted]"));
         m.on_message(b'C', b"SELECT 1\0").unwrap();
         assert_eq!(

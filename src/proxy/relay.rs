@@ -335,6 +335,9 @@ impl<'a> ClientPump<'a> {
     /// Brings the guard's catalog snapshot up to date (usually at once).
     async fn refresh_catalog(&self) {
         let c = &self.catalog;
+        if self.state.masker.borrow().take_unknown_table() {
+            c.cache.invalidate(c.name);
+        }
         match c.cache.get(c.name, c.db, c.tls).await {
             Ok(snapshot) => {
                 self.state.masker.borrow_mut().set_catalog(snapshot.clone());
