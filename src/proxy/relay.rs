@@ -31,7 +31,7 @@ use crate::policy::{Decision, Denial};
 use crate::sql::cache::ClassificationCache;
 use crate::wire::backend::ParameterStatus;
 use crate::wire::error_response::{ErrorFields, PgError};
-use crate::wire::frame::{read_header, HEADER_LEN};
+use crate::wire::frame::{next, Next, HEADER_LEN};
 use crate::wire::frontend::{BindNames, Execute, Parse, Query, Target};
 use crate::wire::WireError;
 
@@ -364,8 +364,8 @@ impl<'a> ClientPump<'a> {
             let mut pieces = Pieces::default();
             while end < client.buf.len() {
                 let rest = &client.buf[end..];
-                match read_header(rest, self.max_message) {
-                    Ok(Some(h)) if rest.len() >= h.total => {
+                match next(rest, self.max_message) {
+                    Next::Frame(h) => {
                         let range = end..end + h.total;
                         end += h.total;
                         if h.tag == b'X' {
@@ -384,15 +384,11 @@ impl<'a> ClientPump<'a> {
                             }
                         }
                     }
-                    Ok(Some(h)) => {
-                        need = h.total - rest.len();
+                    Next::Need(n, _) => {
+                        need = n;
                         break;
                     }
-                    Ok(None) => {
-                        need = HEADER_LEN - rest.len();
-                        break;
-                    }
-                    Err(e) => {
+                    Next::Invalid(e) => {
                         bad = Some(e);
                         break;
                     }
@@ -495,8 +491,8 @@ pub async fn upstream_to_client(
                 pieces.insert(&b, &upstream.buf);
             }
             let rest = &upstream.buf[end..];
-            match read_header(rest, MAX_BACKEND_MESSAGE) {
-                Ok(Some(h)) if rest.len() >= h.total => {
+            match next(rest, MAX_BACKEND_MESSAGE) {
+                Next::Frame(h) => {
                     let range = end..end + h.total;
                     end += h.total;
                     let body = &rest[HEADER_LEN..h.total];
@@ -525,7 +521,7 @@ pub async fn upstream_to_client(
                         }
                     }
                 }
-                Ok(Some(h)) => {
+                Next::Need(n, Some(h)) => {
                     // A row being masked must be whole to be rewritten.
                     let masking = h.tag == b'D' && state.masker.borrow().is_active();
                     if h.total >= STREAM_THROUGH && matches!(h.tag, b'D' | b'd') && !masking {
@@ -540,14 +536,14 @@ pub async fn upstream_to_client(
                         };
                         stream_through = Some((h.total, route));
                     }
-                    need = h.total - rest.len();
+                    need = n;
                     break;
                 }
-                Ok(None) => {
-                    need = HEADER_LEN - rest.len();
+                Next::Need(n, None) => {
+                    need = n;
                     break;
                 }
-                Err(e) => {
+                Next::Invalid(e) => {
                     bad = Some(e);
                     break;
                 }

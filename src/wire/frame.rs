@@ -59,6 +59,29 @@ pub fn check_frame(buf: &[u8], max: usize) -> Result<Option<FrameHeader>, WireEr
     }
 }
 
+/// What sits at the front of a read buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// A complete frame.
+    Frame(FrameHeader),
+    /// This many more bytes are needed; the header, once it is known.
+    Need(usize, Option<FrameHeader>),
+    /// Bytes that can never become a valid frame.
+    Invalid(WireError),
+}
+
+/// Says what is at the front of `buf`: a complete frame, how much more is
+/// needed, or an invalid header.
+#[inline]
+pub fn next(buf: &[u8], max: usize) -> Next {
+    match read_header(buf, max) {
+        Ok(Some(h)) if buf.len() >= h.total => Next::Frame(h),
+        Ok(Some(h)) => Next::Need(h.total - buf.len(), Some(h)),
+        Ok(None) => Next::Need(HEADER_LEN - buf.len(), None),
+        Err(e) => Next::Invalid(e),
+    }
+}
+
 /// One complete message borrowed from a buffer: its tag and its body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame<'a> {
