@@ -116,6 +116,26 @@ fn tls_on_both_legs_with_verification() {
     // gateway says so in its log.
     assert!(gw.log_text().contains("tls=true"), "{}", gw.log_text());
 
+    // Channel binding (SCRAM-SHA-256-PLUS with tls-server-end-point) works too.
+    let out = psql(
+        &format!("{dsn} channel_binding=require"),
+        &["-c", "SELECT 'bound'"],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "bound");
+    let wrong = dsn.replace(AGENT_PASSWORD, "wrong-password");
+    let out = psql(
+        &format!("{wrong} channel_binding=require"),
+        &["-c", "SELECT 1"],
+        "",
+    );
+    assert!(
+        stderr(&out).contains("password authentication failed"),
+        "{}",
+        stderr(&out)
+    );
+
     // A client that insists on TLS to a gateway without it is refused by libpq.
     let plain = Gateway::start(GatewayOptions::default());
     let out = psql(

@@ -15,6 +15,9 @@ pub const DEFAULT_ITERATIONS: u32 = 4096;
 /// The SASL mechanism name.
 pub const MECHANISM: &str = "SCRAM-SHA-256";
 
+/// The mechanism with channel binding.
+pub const MECHANISM_PLUS: &str = "SCRAM-SHA-256-PLUS";
+
 /// HMAC-SHA-256 of `data` under `key`.
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     let k = hmac::Key::new(hmac::HMAC_SHA256, key);

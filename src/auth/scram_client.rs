@@ -117,7 +117,7 @@ mod tests {
         let verifier = Verifier::generate("s3cret");
         let mut client = ScramClient::new("s3cret", "abcdef");
         let (server, first) =
-            ScramServer::start(verifier, client.client_first().as_bytes(), "XYZ").unwrap();
+            ScramServer::start(verifier, client.client_first().as_bytes(), "XYZ", None).unwrap();
         let fin = client.handle_server_first(first.as_bytes()).unwrap();
         let server_final = server.finish(fin.as_bytes()).unwrap();
         client.verify_server_final(server_final.as_bytes()).unwrap();
@@ -128,7 +128,7 @@ mod tests {
         let mut client = ScramClient::new("s3cret", "abcdef");
         let wrong = Verifier::generate("other");
         let (server, first) =
-            ScramServer::start(wrong, client.client_first().as_bytes(), "XYZ").unwrap();
+            ScramServer::start(wrong, client.client_first().as_bytes(), "XYZ", None).unwrap();
         let fin = client.handle_server_first(first.as_bytes()).unwrap();
         assert_eq!(server.finish(fin.as_bytes()), Err(AuthError::WrongPassword));
         assert!(client.verify_server_final(b"v=AAAA").is_err());

@@ -1,13 +1,25 @@
-//! The server side of SCRAM-SHA-256: checks an agent's proof against a stored
-//! verifier. Channel binding is not offered, so `p=` clients are refused.
+//! The server side of SCRAM-SHA-256 and SCRAM-SHA-256-PLUS: checks an agent's
+//! proof against a stored verifier, and on TLS connections the channel
+//! binding (tls-server-end-point) too.
 
 use super::scram::{attributes, b64, ct_eq, hmac_sha256, sha256, unb64, Verifier};
 use super::AuthError;
 
+/// Channel binding on a TLS connection: the tls-server-end-point data, and
+/// whether the client chose SCRAM-SHA-256-PLUS.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    /// The hash of the server certificate (RFC 5929).
+    pub end_point: &'a [u8],
+    /// True when the client picked the -PLUS mechanism.
+    pub plus: bool,
+}
+
 /// A SCRAM exchange in progress, after the server-first message was sent.
 pub struct ScramServer {
     verifier: Verifier,
-    gs2_header: String,
+    /// What the client-final `c=` attribute must decode to.
+    cbind_input: Vec<u8>,
     client_first_bare: String,
     server_first: String,
     nonce: String,
@@ -21,10 +33,33 @@ impl ScramServer {
         verifier: Verifier,
         client_first: &[u8],
         server_nonce: &str,
+        binding: Option<Binding>,
     ) -> Result<(ScramServer, String), AuthError> {
         let msg = std::str::from_utf8(client_first)
             .map_err(|_| AuthError::Malformed("client-first-message is not UTF-8"))?;
         let (gs2_header, bare) = split_gs2_header(msg)?;
+        let flag = gs2_header.split(',').next().unwrap_or_default();
+        let mut cbind_input = gs2_header.as_bytes().to_vec();
+        match (binding, flag) {
+            (Some(b), "p=tls-server-end-point") if b.plus => {
+                cbind_input.extend_from_slice(b.end_point)
+            }
+            (Some(b), f) if b.plus => {
+                let _ = f;
+                return Err(AuthError::Malformed(
+                    "SCRAM-SHA-256-PLUS needs p=tls-server-end-point",
+                ));
+            }
+            // The client could bind, we offered -PLUS, yet it says we cannot:
+            // someone stripped the offer (RFC 5802, section 6).
+            (Some(_), "y") => return Err(AuthError::Malformed("channel binding downgrade")),
+            (_, f) if f.starts_with("p=") => {
+                return Err(AuthError::Unsupported(
+                    "channel binding without SCRAM-SHA-256-PLUS",
+                ))
+            }
+            _ => {}
+        }
         let mut client_nonce = None;
         for (k, v) in attributes(bare) {
             match k {
@@ -46,7 +81,7 @@ impl ScramServer {
         Ok((
             ScramServer {
                 verifier,
-                gs2_header: gs2_header.to_string(),
+                cbind_input,
                 client_first_bare: bare.to_string(),
                 server_first: server_first.clone(),
                 nonce,
@@ -74,7 +109,7 @@ impl ScramServer {
                 _ => return Err(AuthError::Malformed("unexpected attribute in client-final")),
             }
         }
-        if binding.map(unb64).transpose()?.as_deref() != Some(self.gs2_header.as_bytes()) {
+        if binding.map(unb64).transpose()?.as_deref() != Some(self.cbind_input.as_slice()) {
             return Err(AuthError::Malformed("channel binding does not match"));
         }
         if nonce != Some(self.nonce.as_str()) {
@@ -111,13 +146,8 @@ fn split_gs2_header(msg: &str) -> Result<(&str, &str), AuthError> {
         .next()
         .ok_or(AuthError::Malformed("truncated gs2 header"))?;
     match flag {
-        // 'y': the client could bind but believes we cannot; we do not offer -PLUS.
         "n" | "y" => {}
-        f if f.starts_with("p=") => {
-            return Err(AuthError::Unsupported(
-                "channel binding (SCRAM-SHA-256-PLUS) is not offered",
-            ))
-        }
+        f if f.starts_with("p=") => {}
         _ => return Err(AuthError::Malformed("bad channel binding flag")),
     }
     if !authzid.is_empty() && !authzid.starts_with("a=") {
@@ -146,8 +176,13 @@ mod tests {
 
     #[test]
     fn accepts_the_rfc_7677_exchange() {
-        let (server, first) =
-            ScramServer::start(verifier("pencil"), CLIENT_FIRST.as_bytes(), SERVER_NONCE).unwrap();
+        let (server, first) = ScramServer::start(
+            verifier("pencil"),
+            CLIENT_FIRST.as_bytes(),
+            SERVER_NONCE,
+            None,
+        )
+        .unwrap();
         assert_eq!(first, SERVER_FIRST);
         assert_eq!(
             server.finish(CLIENT_FINAL.as_bytes()).unwrap(),
@@ -157,15 +192,20 @@ mod tests {
 
     #[test]
     fn refuses_a_wrong_password_and_tampering() {
-        let (server, _) =
-            ScramServer::start(verifier("pencil2"), CLIENT_FIRST.as_bytes(), SERVER_NONCE).unwrap();
+        let (server, _) = ScramServer::start(
+            verifier("pencil2"),
+            CLIENT_FIRST.as_bytes(),
+            SERVER_NONCE,
+            None,
+        )
+        .unwrap();
         assert_eq!(
             server.finish(CLIENT_FINAL.as_bytes()),
             Err(AuthError::WrongPassword)
         );
 
         let (server, _) =
-            ScramServer::start(verifier("pencil"), CLIENT_FIRST.as_bytes(), "other").unwrap();
+            ScramServer::start(verifier("pencil"), CLIENT_FIRST.as_bytes(), "other", None).unwrap();
         assert!(server.finish(CLIENT_FINAL.as_bytes()).is_err());
 
         for bad in [
@@ -175,7 +215,7 @@ mod tests {
             "n,",
         ] {
             assert!(
-                ScramServer::start(verifier("pencil"), bad.as_bytes(), "s").is_err(),
+                ScramServer::start(verifier("pencil"), bad.as_bytes(), "s", None).is_err(),
                 "{bad}"
             );
         }

@@ -10,7 +10,7 @@ use monoio::net::TcpStream;
 use super::buffer::{write_all, FrameReader, ReadError};
 use super::stream::Stream;
 use crate::auth::scram::{self, hmac_sha256, Verifier};
-use crate::auth::scram_server::ScramServer;
+use crate::auth::scram_server::{Binding, ScramServer};
 use crate::auth::AuthError;
 use crate::config::{Config, UserConfig};
 use crate::wire::build;
@@ -100,6 +100,8 @@ pub struct LoginContext {
     pub mock_key: [u8; 32],
     /// Read chunk size.
     pub chunk: usize,
+    /// Channel-binding data of pgward's certificate, when TLS is configured.
+    pub end_point: Option<Vec<u8>>,
 }
 
 /// Runs the startup phase on a fresh connection.
@@ -226,7 +228,13 @@ async fn authenticate(
     if minor > 0 || !unrecognized.is_empty() {
         build::negotiate_protocol_version(&mut out, 0, &unrecognized);
     }
-    build::auth_sasl(&mut out, &[scram::MECHANISM]);
+    // On TLS, SCRAM-SHA-256-PLUS binds the login to this very connection.
+    let end_point = ctx.end_point.as_deref().filter(|_| conn.io().is_tls());
+    if end_point.is_some() {
+        build::auth_sasl(&mut out, &[scram::MECHANISM_PLUS, scram::MECHANISM]);
+    } else {
+        build::auth_sasl(&mut out, &[scram::MECHANISM]);
+    }
     send(&mut conn, &mut out).await?;
 
     let user = ctx.users.get(&user_name).cloned();
@@ -255,17 +263,20 @@ async fn authenticate(
         Ok(r) => r,
         Err(e) => return Err(protocol_error(conn, e)),
     };
-    if initial.mechanism != scram::MECHANISM {
+    let plus = initial.mechanism == scram::MECHANISM_PLUS && end_point.is_some();
+    if initial.mechanism != scram::MECHANISM && !plus {
         return Err(LoginError::fatal(
             conn,
             PgError::fatal("28000", "pgward offers only SCRAM-SHA-256 authentication"),
             format!("client chose SASL mechanism {}", initial.mechanism),
         ));
     }
-    let (server, server_first) = match ScramServer::start(verifier, initial.data, &scram::nonce()) {
-        Ok(x) => x,
-        Err(e) => return Err(failed(conn, format!("SCRAM client-first refused: {e}"))),
-    };
+    let binding = end_point.map(|e| Binding { end_point: e, plus });
+    let (server, server_first) =
+        match ScramServer::start(verifier, initial.data, &scram::nonce(), binding) {
+            Ok(x) => x,
+            Err(e) => return Err(failed(conn, format!("SCRAM client-first refused: {e}"))),
+        };
     build::auth_sasl_continue(&mut out, server_first.as_bytes());
     send(&mut conn, &mut out).await?;
 

@@ -28,9 +28,13 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-/// Builds the TLS server configuration from a certificate chain and key.
-pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
+/// Builds the TLS server configuration from a certificate chain and key, and
+/// returns with it the tls-server-end-point channel-binding data of the leaf
+/// certificate (RFC 5929: its hash, SHA-256 unless it is signed with SHA-384
+/// or SHA-512).
+pub fn server_config(files: &TlsFiles) -> Result<(Arc<ServerConfig>, Vec<u8>), String> {
     let certs = read_certs(&files.cert)?;
+    let end_point = end_point_hash(certs[0].as_ref());
     let f = std::fs::File::open(&files.key).map_err(|e| format!("{}: {e}", files.key.display()))?;
     let key = rustls_pemfile::private_key(&mut BufReader::new(f))
         .map_err(|e| format!("{}: {e}", files.key.display()))?
@@ -42,7 +46,30 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
         .with_single_cert(certs, key)
         .map_err(|e| format!("{}: {e}", files.cert.display()))?;
     config.alpn_protocols = vec![b"postgresql".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), end_point))
+}
+
+/// The tls-server-end-point hash of a DER certificate.
+pub fn end_point_hash(der: &[u8]) -> Vec<u8> {
+    use ring::digest::{digest, SHA256, SHA384, SHA512};
+    // Signature algorithm OIDs (DER): sha384/sha512 with RSA, ECDSA with SHA-384/512.
+    const SHA384_OIDS: [&[u8]; 2] = [
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c],
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],
+    ];
+    const SHA512_OIDS: [&[u8]; 2] = [
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d],
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04],
+    ];
+    let has = |oids: &[&[u8]]| oids.iter().any(|o| memchr::memmem::find(der, o).is_some());
+    let alg = if has(&SHA512_OIDS) {
+        &SHA512
+    } else if has(&SHA384_OIDS) {
+        &SHA384
+    } else {
+        &SHA256
+    };
+    digest(alg, der).as_ref().to_vec()
 }
 
 /// Builds the upstream TLS configuration for a database, or `None` for

@@ -37,6 +37,7 @@ pub struct WorkerContext {
 pub struct Blueprint {
     config: Arc<Config>,
     server_tls: Option<Arc<rustls::ServerConfig>>,
+    end_point: Option<Vec<u8>>,
     upstream_tls: HashMap<String, Arc<rustls::ClientConfig>>,
     mock_key: [u8; 32],
 }
@@ -44,9 +45,12 @@ pub struct Blueprint {
 impl Blueprint {
     /// Loads certificates and keys; errors name the file.
     pub fn new(config: Config) -> Result<Blueprint, String> {
-        let server_tls = match &config.server.tls {
-            Some(files) => Some(tls::server_config(files)?),
-            None => None,
+        let (server_tls, end_point) = match &config.server.tls {
+            Some(files) => {
+                let (c, e) = tls::server_config(files)?;
+                (Some(c), Some(e))
+            }
+            None => (None, None),
         };
         let mut upstream_tls = HashMap::new();
         for (name, db) in &config.databases {
@@ -59,6 +63,7 @@ impl Blueprint {
         Ok(Blueprint {
             config: Arc::new(config),
             server_tls,
+            end_point,
             upstream_tls,
             mock_key: crate::auth::scram::random_bytes::<32>(),
         })
@@ -81,6 +86,7 @@ impl Blueprint {
                     .map(monoio_rustls::TlsAcceptor::from),
                 users,
                 mock_key: self.mock_key,
+                end_point: self.end_point.clone(),
                 chunk: self.config.server.buffer_size,
             },
             upstream_tls: self.upstream_tls.clone(),
