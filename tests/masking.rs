@@ -429,3 +429,61 @@ async fn tables_newer_than_the_catalog_snapshot_never_leak() {
         ("j***@example.com".to_string(), "plain".to_string())
     );
 }
+
+#[test]
+fn messages_raised_inside_functions_are_scrubbed() {
+    let f = format!("leak_{}", std::process::id());
+    cluster().sql(
+        "shop",
+        &format!(
+            "CREATE OR REPLACE FUNCTION public.{f}(i int) RETURNS int LANGUAGE plpgsql AS $b$ \
+             BEGIN RAISE NOTICE 'ssn is %', (SELECT ssn FROM public.customers WHERE id = i); \
+             IF i > 1 THEN RAISE EXCEPTION 'bad ssn %', (SELECT ssn FROM public.customers WHERE id = i); END IF; \
+             RETURN 1; END $b$"
+        ),
+    );
+    let roles = MASKED_ROLES.replace(
+        "[roles.support]",
+        &format!("functions = [\"public.{f}\"]\n\n[roles.support]"),
+    );
+    let gw = Gateway::start(GatewayOptions {
+        role: "reader",
+        roles,
+        ..Default::default()
+    });
+    let out = psql(
+        &gw.dsn("shop"),
+        &["-c", &format!("SELECT public.{f}(1)")],
+        "",
+    );
+    let notice = stderr(&out);
+    let out2 = psql(
+        &gw.dsn("shop"),
+        &["-c", &format!("SELECT public.{f}(2)")],
+        "",
+    );
+    let error = stderr(&out2);
+    cluster().sql("shop", &format!("DROP FUNCTION public.{f}(int)"));
+    assert!(out.status.success(), "{notice}");
+    assert!(
+        notice.contains("a message raised inside a function was removed"),
+        "{notice}"
+    );
+    assert!(!notice.contains("901-23-4567"), "{notice}");
+    assert!(
+        error.contains("P0001") || error.contains("a message raised inside a function was removed"),
+        "{error}"
+    );
+    assert!(!error.contains("912-34-5678"), "{error}");
+    // pgward's own refusals keep their text.
+    let out = psql(
+        &gw.dsn("shop"),
+        &["-c", "SELECT upper(ssn) FROM customers"],
+        "",
+    );
+    assert!(
+        stderr(&out).contains("pgward: role reader may not use the masked column"),
+        "{}",
+        stderr(&out)
+    );
+}

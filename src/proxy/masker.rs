@@ -211,6 +211,25 @@ impl Masker {
             self.finish_result();
         }
         let fields = ErrorFields::parse(body)?;
+        if self.masks.is_empty() {
+            return Ok(None);
+        }
+        // Raised inside a function or trigger: its text may quote any value
+        // the function saw, masked columns included. Keep only the SQLSTATE
+        // (pgward's own refusals, raised the same way, are left alone).
+        let from_function = fields
+            .get(b'W')
+            .is_some_and(|w| memchr::memmem::find(w, b"function").is_some());
+        let ours = fields.get(b'M').is_some_and(|m| m.starts_with(b"pgward:"));
+        if from_function && !ours {
+            return Ok(Some(rebuild(tag, &fields, |f| {
+                match f {
+                b'M' => Some(Some(&b"pgward: a message raised inside a function was removed; it may hold masked values"[..])),
+                b'D' | b'H' | b'W' => Some(None),
+                _ => None,
+            }
+            })));
+        }
         let (Some(schema), Some(table)) = (fields.get(b's'), fields.get(b't')) else {
             return Ok(None);
         };
@@ -229,24 +248,13 @@ impl Masker {
         if !masked || (fields.get(b'D').is_none() && fields.get(b'W').is_none()) {
             return Ok(None);
         }
-        let mut out = BytesMut::with_capacity(body.len() + 64);
-        build::message(&mut out, tag, |b| {
-            for (f, v) in fields.iter().flatten() {
-                match f {
-                    b'W' => continue,
-                    b'D' => {
-                        b.put_u8(b'D');
-                        build::cstr(b, b"pgward: detail removed; it may hold masked values");
-                    }
-                    _ => {
-                        b.put_u8(f);
-                        build::cstr(b, v);
-                    }
-                }
-            }
-            b.put_u8(0);
-        });
-        Ok(Some(out.freeze()))
+        Ok(Some(rebuild(tag, &fields, |f| match f {
+            b'D' => Some(Some(
+                &b"pgward: detail removed; it may hold masked values"[..],
+            )),
+            b'W' => Some(None),
+            _ => None,
+        })))
     }
 
     /// Rewrites a DataRow under the current plan, appending it to `out`.
@@ -288,6 +296,30 @@ impl Masker {
             _ => Ok(Masked::Keep),
         }
     }
+}
+
+/// Rebuilds an ErrorResponse or NoticeResponse; `change(field)` returns
+/// `None` to keep a field, `Some(None)` to drop it, `Some(Some(text))` to
+/// replace its value.
+fn rebuild<'a>(
+    tag: u8,
+    fields: &ErrorFields<'a>,
+    change: impl Fn(u8) -> Option<Option<&'static [u8]>>,
+) -> Bytes {
+    let mut out = BytesMut::with_capacity(256);
+    build::message(&mut out, tag, |b| {
+        for (f, v) in fields.iter().flatten() {
+            let value: &[u8] = match change(f) {
+                None => v,
+                Some(None) => continue,
+                Some(Some(text)) => text,
+            };
+            b.put_u8(f);
+            build::cstr(b, value);
+        }
+        b.put_u8(0);
+    });
+    out.freeze()
 }
 
 #[cfg(test)]
