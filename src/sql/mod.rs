@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod classification;
 pub mod classify;
+pub mod fallback;
 pub mod fingerprint;
 
 pub use classification::{Classification, Name, Operation};
