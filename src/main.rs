@@ -167,6 +167,10 @@ fn serve(path: PathBuf) -> ExitCode {
         eprintln!("pgward: {e}");
         return ExitCode::FAILURE;
     }
+    if !shutdown::wait_for_workers(workers, Duration::from_secs(10)) {
+        eprintln!("pgward: a worker could not start (see the log above)");
+        return ExitCode::FAILURE;
+    }
     info!(?listen, workers, "pgward listening");
     let signal = signals.forever().next();
     info!(

@@ -9,6 +9,7 @@ static DRAINING: AtomicBool = AtomicBool::new(false);
 static DEADLINE_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 static FAILED: AtomicBool = AtomicBool::new(false);
+static READY: AtomicUsize = AtomicUsize::new(0);
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -47,6 +48,26 @@ pub fn fail() {
 /// True if a worker failed to start.
 pub fn failed() -> bool {
     FAILED.load(Ordering::SeqCst)
+}
+
+/// Marks one worker as running.
+pub fn worker_ready() {
+    READY.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Waits until `workers` workers run or one fails; false on failure or timeout.
+pub fn wait_for_workers(workers: usize, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if failed() {
+            return false;
+        }
+        if READY.load(Ordering::SeqCst) >= workers {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
 }
 
 /// Sessions currently open across all workers.

@@ -170,6 +170,7 @@ fn run_worker(n: usize, bp: Blueprint, listeners: Vec<std::net::TcpListener>) {
             }
         }
         info!(worker = n, io_uring = uring, "worker ready");
+        shutdown::worker_ready();
         for t in tasks {
             t.await;
         }
