@@ -188,6 +188,8 @@ fn serve(path: PathBuf) -> ExitCode {
             sessions = left,
             "grace period over; closing remaining sessions"
         );
+        // Let the workers send their shutdown notice.
+        std::thread::sleep(Duration::from_millis(600));
     }
     if shutdown::failed() {
         error!("a worker failed");

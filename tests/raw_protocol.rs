@@ -246,3 +246,24 @@ fn sigterm_drains_then_exits() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn sessions_left_at_the_end_of_the_grace_period_are_told_why() {
+    let mut gw = Gateway::start(GatewayOptions {
+        extra_server: "shutdown_timeout_secs = 1\n".into(),
+        ..Default::default()
+    });
+    let mut open = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    gw.terminate();
+    let m = open.recv_until(b'E');
+    assert_eq!(m.code().as_deref(), Some("57P01"));
+    assert_eq!(m.field(b'V').as_deref(), Some("FATAL"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "did not exit after the grace period"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -164,6 +164,11 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let mut client_rd = FrameReader::new(client_rd, client_buf, chunk);
     let mut up_rd = FrameReader::new(up_rd, up_buf, chunk);
     let sink = Rc::new(Mutex::new(client_wr));
+    {
+        let mut sinks = ctx.sinks.borrow_mut();
+        sinks.retain(|w| w.strong_count() > 0);
+        sinks.push(Rc::downgrade(&sink));
+    }
     let max_rows = roles_max_rows(&ctx.config.policy.roles_of(&user.roles));
     let unmask: Vec<(String, String)> = roles_unmask(&ctx.config.policy.roles_of(&user.roles));
     let scan = ctx

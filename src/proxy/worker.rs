@@ -11,6 +11,8 @@ use std::time::Duration;
 use monoio::net::TcpListener;
 use tracing::{error, info, warn};
 
+use crate::wire::error_response::PgError;
+
 use super::client_login::LoginContext;
 use super::shutdown;
 use super::tls;
@@ -26,6 +28,14 @@ pub struct WorkerContext {
     pub upstream_tls: HashMap<String, Arc<rustls::ClientConfig>>,
     /// The configured masks.
     pub masks: Rc<crate::policy::masks::Masks>,
+    /// The client sinks of this worker's sessions (for the shutdown notice).
+    pub sinks: std::cell::RefCell<
+        Vec<
+            std::rc::Weak<
+                futures_util::lock::Mutex<monoio::io::OwnedWriteHalf<super::stream::Stream>>,
+            >,
+        >,
+    >,
     /// This worker's catalog snapshots by database.
     pub catalogs: super::catalog::CatalogCache,
     /// This worker's classifications by statement fingerprint.
@@ -91,6 +101,7 @@ impl Blueprint {
             },
             upstream_tls: self.upstream_tls.clone(),
             catalogs: super::catalog::CatalogCache::default(),
+            sinks: std::cell::RefCell::new(Vec::new()),
             masks: Rc::new(self.config.masks.clone()),
             cache: std::cell::RefCell::new(crate::sql::cache::ClassificationCache::new(10_000)),
         }
@@ -178,6 +189,29 @@ fn run_worker(n: usize, bp: Blueprint, listeners: Vec<std::net::TcpListener>) {
         // process-wide drain ends.
         while shutdown::active_sessions() > 0 && !shutdown::drain_expired() {
             monoio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The grace period is over: tell the clients still here why their
+        // session ends, as PostgreSQL does on a fast shutdown.
+        let goodbye = PgError::fatal(
+            "57P01",
+            "terminating connection due to administrator command",
+        )
+        .with_detail("pgward is shutting down")
+        .to_frame()
+        .freeze();
+        let sinks: Vec<_> = ctx
+            .sinks
+            .borrow()
+            .iter()
+            .filter_map(std::rc::Weak::upgrade)
+            .collect();
+        for sink in sinks {
+            let frame = goodbye.clone();
+            let _ = monoio::time::timeout(Duration::from_millis(500), async move {
+                let mut w = sink.lock().await;
+                let _ = super::buffer::write_all(&mut *w, frame).await;
+            })
+            .await;
         }
     });
 }
