@@ -385,6 +385,14 @@ fn psql_meta_commands_work_for_a_catalog_reader() {
         "\\dx",
         "\\ds",
         "\\d order_summary",
+        "\\dT",
+        "\\dD",
+        "\\dp",
+        "\\dc",
+        "\\dF",
+        "\\do",
+        "\\dL",
+        "\\dt+",
     ] {
         let out = psql(&gw.dsn("shop"), &["-c", cmd], "");
         assert!(out.status.success(), "{cmd}: {}", stderr(&out));
