@@ -30,8 +30,12 @@ const MASKS: &str = r#"
 "#;
 
 fn verdicts(role: &str, cases: &[(&str, bool)]) {
+    verdicts_with(MASKS, role, cases)
+}
+
+fn verdicts_with(masks: &str, role: &str, cases: &[(&str, bool)]) {
     let policy = Policy::from_toml(CONFIG).unwrap();
-    let raw: BTreeMap<String, MaskSpec> = toml::from_str(MASKS).unwrap();
+    let raw: BTreeMap<String, MaskSpec> = toml::from_str(masks).unwrap();
     let masks = Masks::compile(&raw).unwrap();
     let path = vec!["public".to_string()];
     let view = SessionView {
@@ -123,38 +127,24 @@ fn unmasked_columns_are_free_for_their_role() {
 
 #[test]
 fn allow_predicates_admits_predicates_only() {
-    let policy = Policy::from_toml(CONFIG).unwrap();
-    let raw: BTreeMap<String, MaskSpec> = toml::from_str(
+    verdicts_with(
         "\"public.customers.ssn\" = { strategy = \"redact\", allow_predicates = true }",
-    )
-    .unwrap();
-    let masks = Masks::compile(&raw).unwrap();
-    let path = vec!["public".to_string()];
-    let view = SessionView {
-        masks: Some(&masks),
-        catalog: None,
-        database: "shop",
-        upstream_database: "shop",
-        search_path: &path,
-    };
-    let roles = policy.roles_of(&["reader".to_string()]);
-    for (sql, allowed) in [
-        ("SELECT id FROM customers WHERE ssn LIKE '9%'", true),
-        ("SELECT id FROM customers ORDER BY ssn", true),
-        ("SELECT count(*) FROM customers GROUP BY ssn", true),
-        (
-            "SELECT c.id FROM customers c JOIN payments p ON p.card_number = c.ssn",
-            true,
-        ),
-        ("SELECT id FROM customers WHERE upper(ssn) = 'X'", true),
-        ("SELECT upper(ssn) FROM customers", false),
-        ("SELECT ssn FROM customers UNION SELECT 'x'", false),
-        (
-            "SELECT CASE WHEN ssn LIKE '9%' THEN 1 END FROM customers",
-            false,
-        ),
-    ] {
-        let got = classify(sql).is_ok_and(|c| decide(&roles, &c, &view).is_allowed());
-        assert_eq!(got, allowed, "{sql}");
-    }
+        "reader",
+        &[
+            ("SELECT id FROM customers WHERE ssn LIKE '9%'", true),
+            ("SELECT id FROM customers ORDER BY ssn", true),
+            ("SELECT count(*) FROM customers GROUP BY ssn", true),
+            (
+                "SELECT c.id FROM customers c JOIN payments p ON p.card_number = c.ssn",
+                true,
+            ),
+            ("SELECT id FROM customers WHERE upper(ssn) = 'X'", true),
+            ("SELECT upper(ssn) FROM customers", false),
+            ("SELECT ssn FROM customers UNION SELECT 'x'", false),
+            (
+                "SELECT CASE WHEN ssn LIKE '9%' THEN 1 END FROM customers",
+                false,
+            ),
+        ],
+    );
 }

@@ -64,14 +64,17 @@ impl CatalogCache {
         db: &DatabaseConfig,
         tls: Option<&Arc<rustls::ClientConfig>>,
     ) -> Result<Rc<Catalog>, String> {
-        let fetch = {
-            let mut entries = self.entries.borrow_mut();
-            let e = entries.entry(name.to_string()).or_default();
+        // The common case, once per batch of client messages: a fresh snapshot.
+        if let Some(e) = self.entries.borrow().get(name) {
             if let Some((snap, at)) = &e.snapshot {
                 if !e.stale && at.elapsed() < CATALOG_MAX_AGE {
                     return Ok(snap.clone());
                 }
             }
+        }
+        let fetch = {
+            let mut entries = self.entries.borrow_mut();
+            let e = entries.entry(name.to_string()).or_default();
             match &e.fetching {
                 Some(f) => f.clone(),
                 None => {

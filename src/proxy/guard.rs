@@ -30,7 +30,7 @@ pub struct Guard {
     pub strings: Strings,
     /// Decisions already made in this session, by classification (the entry
     /// keeps its classification alive, so the address cannot be reused).
-    decisions: HashMap<usize, (Classified, Decision)>,
+    decisions: HashMap<usize, Remembered>,
     /// The upstream catalog snapshot decisions are made with.
     catalog: Option<Rc<Catalog>>,
     /// Masked columns.
@@ -38,6 +38,15 @@ pub struct Guard {
     /// Why no snapshot could be had, when none could.
     catalog_error: Option<String>,
     /// Set when an allowed statement changes the schema.
+    ddl_allowed: bool,
+}
+
+/// A decision made in this session, with what it implies.
+struct Remembered {
+    /// Keeps the classification alive, so its address (the key) is not reused.
+    _classification: Classified,
+    decision: Decision,
+    reads_masked: bool,
     ddl_allowed: bool,
 }
 
@@ -147,13 +156,11 @@ impl Guard {
             }
         };
         let key = Rc::as_ptr(&classified) as usize;
-        if let Some((c, d)) = self.decisions.get(&key) {
-            let d = d.clone();
-            let c = c.clone();
-            if let Ok(c) = c.as_ref() {
-                self.last_reads_masked = self.reads_masked(c);
-            }
-            return d;
+        if let Some(r) = self.decisions.get(&key) {
+            // The side effects of a decision apply on every use, cached or not.
+            self.last_reads_masked = r.reads_masked;
+            self.ddl_allowed |= r.ddl_allowed;
+            return r.decision.clone();
         }
         let c = match classified.as_ref() {
             Ok(c) => c,
@@ -176,12 +183,13 @@ impl Guard {
                 );
             }
         }
-        self.last_reads_masked = self.reads_masked(c);
+        let reads_masked = self.reads_masked(c);
+        self.last_reads_masked = reads_masked;
         let roles: Vec<&Role> = self.roles.iter().collect();
         let decision = decide(&roles, c, &self.view());
-        if decision.is_allowed() && c.operations.contains(&crate::sql::Operation::Ddl) {
-            self.ddl_allowed = true;
-        }
+        let ddl_allowed =
+            decision.is_allowed() && c.operations.contains(&crate::sql::Operation::Ddl);
+        self.ddl_allowed |= ddl_allowed;
         let mut path_changed = false;
         if decision.is_allowed() {
             for s in &c.search_path {
@@ -196,8 +204,15 @@ impl Guard {
             self.decisions.clear();
         }
         if !path_changed {
-            self.decisions
-                .insert(key, (classified.clone(), decision.clone()));
+            self.decisions.insert(
+                key,
+                Remembered {
+                    _classification: classified.clone(),
+                    decision: decision.clone(),
+                    reads_masked,
+                    ddl_allowed,
+                },
+            );
         }
         decision
     }

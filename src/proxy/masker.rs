@@ -53,8 +53,6 @@ pub struct Masker {
     catalog: Option<Rc<Catalog>>,
     plan: Vec<Option<ColumnMask>>,
     active: bool,
-    /// Cells masked in this session (for the audit log).
-    pub masked_cells: u64,
     /// What the current result masked so far.
     current: MaskedResult,
     /// Set when a result named a table the catalog snapshot does not know.
@@ -91,7 +89,6 @@ impl Masker {
             catalog: None,
             plan: Vec::new(),
             active: false,
-            masked_cells: 0,
             current: MaskedResult::empty(),
             results: VecDeque::new(),
             unknown_table: std::cell::Cell::new(false),
@@ -260,7 +257,6 @@ impl Masker {
     /// Rewrites a DataRow under the current plan, appending it to `out`.
     pub fn rewrite(&mut self, body: &[u8], out: &mut BytesMut) -> Result<(), WireError> {
         let stats = rewrite_row(body, &self.plan, &self.key, out)?;
-        self.masked_cells += stats.masked as u64;
         self.current.rows += 1;
         self.current.cells += stats.masked as u64;
         Ok(())

@@ -78,8 +78,6 @@ pub struct SessionState {
     pub pipeline: RefCell<Pipeline>,
     /// The statement guard.
     pub guard: RefCell<Guard>,
-    /// Statements refused in this session.
-    pub denied: Cell<u64>,
     /// The roles' result cap.
     pub row_cap: RefCell<RowCap>,
     /// Result masking.
@@ -96,7 +94,6 @@ impl SessionState {
             pending_fatal: Cell::new(None),
             pipeline: RefCell::new(Pipeline::default()),
             guard: RefCell::new(guard),
-            denied: Cell::new(0),
             row_cap: RefCell::new(RowCap::new(max_rows)),
             masker: RefCell::new(masker),
         }
@@ -223,7 +220,6 @@ impl<'a> ClientPump<'a> {
     /// Close, Parse and Bind plus a visible Execute (then drop messages until
     /// Sync).
     fn refuse(&mut self, d: &Denial, simple: bool) -> Action {
-        self.state.denied.set(self.state.denied.get() + 1);
         tracing::info!(message = %d.message, "statement refused");
         let mut out = BytesMut::new();
         if simple {

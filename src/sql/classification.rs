@@ -187,8 +187,6 @@ pub struct Classification {
     /// Column names that could not be tied to a relation (ORDER BY of a set
     /// operation, say): column rules treat them as read from every relation.
     pub unscoped_columns: BTreeSet<String>,
-    /// Every identifier that appears (lowercased).
-    pub identifiers: BTreeSet<String>,
     /// True when a `*` or `t.*` appears.
     pub wildcard: bool,
     /// Reasons this text can never be allowed (COPY PROGRAM, SET ROLE, ...).
@@ -198,6 +196,4 @@ pub struct Classification {
     pub literal_sensitive: bool,
     /// Schemas named by a search_path change in this text.
     pub search_path: Vec<String>,
-    /// Prepared statement or cursor names this text defines or uses.
-    pub prepared_names: BTreeSet<String>,
 }

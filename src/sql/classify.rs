@@ -564,17 +564,11 @@ impl<'c> Walker<'c> {
                 self.c.settings_read.insert(name);
             }
             S::Explain { .. } => {}
-            S::Prepare { name, .. } => {
-                self.op(Operation::Prepare);
-                self.c.prepared_names.insert(ident(name));
-            }
+            S::Prepare { .. } => self.op(Operation::Prepare),
             S::Execute { .. } => {
                 self.forbid("EXECUTE of an SQL-level prepared statement is not analysed")
             }
-            S::Deallocate { name, .. } => {
-                self.op(Operation::Prepare);
-                self.c.prepared_names.insert(ident(name));
-            }
+            S::Deallocate { .. } => self.op(Operation::Prepare),
             S::Declare { .. } | S::Fetch { .. } | S::Close { .. } => self.op(Operation::Cursor),
             S::LISTEN { .. } | S::UNLISTEN { .. } => self.op(Operation::Listen),
             S::NOTIFY { .. } => self.op(Operation::Notify),
@@ -778,7 +772,6 @@ impl<'c> Walker<'c> {
                 if let FunctionArgExpr::QualifiedWildcard(q) = arg {
                     if let Some(n) = object_name(q) {
                         self.attribute(Some(&n.name), "*");
-                        self.c.identifiers.insert(n.name);
                     }
                 }
             }
@@ -1134,11 +1127,6 @@ impl Visitor for Walker<'_> {
                 }
             }
         }
-        if let TableFactor::Table { alias: Some(a), .. } = t {
-            self.c
-                .identifiers
-                .insert(format!("alias:{}", ident(&a.name)));
-        }
         ControlFlow::Continue(())
     }
 
@@ -1206,7 +1194,6 @@ impl Visitor for Walker<'_> {
                 self.direct = self.direct_exprs.contains(&(e as *const Expr));
                 self.attribute_bare(&name);
                 self.direct = false;
-                self.c.identifiers.insert(name);
             }
             // `t.col` references the column; its qualifier is not a
             // whole-row reference (a bare `t` is, and is caught above).
@@ -1217,7 +1204,6 @@ impl Visitor for Walker<'_> {
                     self.direct = self.direct_exprs.contains(&(e as *const Expr));
                     self.attribute(qualifier.as_deref(), &col);
                     self.direct = false;
-                    self.c.identifiers.insert(col);
                 }
             }
             Expr::Cast {
