@@ -6,6 +6,7 @@ pub mod cancel;
 pub mod catalog;
 pub mod client_login;
 pub mod denial;
+pub mod escaped_strings;
 pub mod guard;
 pub mod masker;
 pub mod pipeline;
