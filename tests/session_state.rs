@@ -308,3 +308,469 @@ fn a_startup_setting_takes_the_value_the_server_applies() {
         e.field(b'M')
     );
 }
+
+/// Roles for the tests below: one that may change settings and use cursors,
+/// with masked e-mail addresses and the API keys out of reach.
+const SESSION_ROLES: &str = r#"
+[roles.agent]
+operations = ["select", "set", "transaction", "cursor"]
+read = ["public.*", "!public.api_keys"]
+catalog = true
+
+[masks]
+"public.customers.email" = "email"
+
+[masking]
+hash_key = "test-only-key"
+"#;
+
+fn agent_gateway() -> Gateway {
+    Gateway::start(GatewayOptions {
+        role: "agent",
+        roles: SESSION_ROLES.to_string(),
+        ..Default::default()
+    })
+}
+
+fn login(gw: &Gateway) -> Raw {
+    Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop")
+}
+
+fn cstr(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(s.as_bytes());
+    out.push(0);
+}
+
+fn q(sql: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    cstr(&mut b, sql);
+    frame(b'Q', &b)
+}
+
+fn parse(name: &str, sql: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    cstr(&mut b, name);
+    cstr(&mut b, sql);
+    b.extend_from_slice(&[0, 0]);
+    frame(b'P', &b)
+}
+
+fn bind(portal: &str, stmt: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    cstr(&mut b, portal);
+    cstr(&mut b, stmt);
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    frame(b'B', &b)
+}
+
+fn execute(portal: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    cstr(&mut b, portal);
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    frame(b'E', &b)
+}
+
+fn close(kind: u8, name: &str) -> Vec<u8> {
+    let mut b = vec![kind];
+    cstr(&mut b, name);
+    frame(b'C', &b)
+}
+
+fn sync() -> Vec<u8> {
+    frame(b'S', b"")
+}
+
+/// Sends the messages, then reads the replies through `syncs` ReadyForQuery.
+fn exchange(r: &mut Raw, msgs: &[Vec<u8>], syncs: usize) -> Vec<Msg> {
+    r.send(&msgs.concat());
+    let mut out = Vec::new();
+    let mut left = syncs;
+    while left > 0 {
+        let m = r
+            .recv()
+            .unwrap_or_else(|| panic!("closed early after {out:?}"));
+        left -= usize::from(m.tag == b'Z');
+        out.push(m);
+    }
+    out
+}
+
+fn tags(ms: &[Msg]) -> String {
+    ms.iter().map(|m| m.tag as char).collect()
+}
+
+/// The text of every DataRow's single column.
+fn values(ms: &[Msg]) -> Vec<String> {
+    ms.iter()
+        .filter(|m| m.tag == b'D')
+        .map(|m| String::from_utf8_lossy(&m.body[6..]).into_owned())
+        .collect()
+}
+
+fn errors(ms: &[Msg]) -> Vec<(String, String)> {
+    ms.iter()
+        .filter(|m| m.tag == b'E')
+        .map(|m| {
+            (
+                m.code().unwrap_or_default(),
+                m.field(b'M').unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_parse_the_server_refuses_keeps_the_statement_it_had() {
+    let gw = agent_gateway();
+    let direct = cluster().sql("shop", "SELECT email FROM customers WHERE id = 1");
+    let mut r = login(&gw);
+    let masked = "SELECT email FROM customers WHERE id = 1";
+    let r1 = exchange(&mut r, &[parse("s", masked), sync()], 1);
+    assert_eq!(tags(&r1), "1Z");
+    // Parse of the same name with a text that reads nothing masked: the
+    // server refuses it (42P05) and keeps the masked statement.
+    let r2 = exchange(&mut r, &[parse("s", "SELECT 'x' AS email"), sync()], 1);
+    assert_eq!(errors(&r2)[0].0, "42P05", "{r2:?}");
+    // Bind and Execute without Describe: the rows are the masked statement's
+    // and must come masked.
+    let r3 = exchange(&mut r, &[bind("", "s"), execute(""), sync()], 1);
+    let got = values(&r3);
+    assert_eq!(got.len(), 1, "{r3:?}");
+    assert_ne!(got[0], direct, "the e-mail address came through unmasked");
+    assert!(got[0].contains("***"), "{got:?}");
+}
+
+#[test]
+fn a_close_the_server_skipped_leaves_the_statement() {
+    let gw = agent_gateway();
+    let mut r = login(&gw);
+    let r1 = exchange(&mut r, &[parse("s", "SELECT 'kept'"), sync()], 1);
+    assert_eq!(tags(&r1), "1Z");
+    // The Parse fails at the server, so it skips the Close up to Sync.
+    let r2 = exchange(
+        &mut r,
+        &[
+            parse("bad", "SELECT * FROM no_such_table"),
+            close(b'S', "s"),
+            sync(),
+        ],
+        1,
+    );
+    assert_eq!(tags(&r2), "EZ", "{r2:?}");
+    let r3 = exchange(&mut r, &[bind("", "s"), execute(""), sync()], 1);
+    assert_eq!(values(&r3), ["kept"], "{r3:?}");
+    // What the server skipped is not there either: pgward says so itself.
+    let r4 = exchange(&mut r, &[bind("", "bad"), execute(""), sync()], 1);
+    let e = errors(&r4);
+    assert_eq!(e[0].0, "42501", "{r4:?}");
+    assert!(
+        e[0].1.contains("\"bad\" was refused or does not exist"),
+        "{e:?}"
+    );
+    // A Close the server did does forget it.
+    let r5 = exchange(&mut r, &[close(b'S', "s"), sync()], 1);
+    assert_eq!(tags(&r5), "3Z");
+    let r6 = exchange(&mut r, &[bind("", "s"), execute(""), sync()], 1);
+    let e = errors(&r6);
+    assert_eq!(e[0].0, "42501", "pgward refuses it itself: {e:?}");
+    assert!(
+        e[0].1.contains("\"s\" was refused or does not exist"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_portal_record_does_not_outlive_the_servers_portal() {
+    let gw = agent_gateway();
+    let mut r = login(&gw);
+    let unknown = |ms: &[Msg]| {
+        let e = errors(ms);
+        e.len() == 1
+            && e[0].0 == "42501"
+            && e[0]
+                .1
+                .contains("portal \"c\" was refused or does not exist")
+    };
+    // Outside a transaction block a portal ends at Sync: pgward forgets it
+    // too, and refuses an Execute of it itself.
+    let r1 = exchange(
+        &mut r,
+        &[parse("s", "SELECT 'portal'"), bind("c", "s"), sync()],
+        1,
+    );
+    assert_eq!(tags(&r1), "12Z");
+    let r2 = exchange(&mut r, &[execute("c"), sync()], 1);
+    assert!(unknown(&r2), "{r2:?}");
+    // Inside one it lives on, until CLOSE names it (or another cursor takes
+    // the name): pgward cannot tell which portal the server then holds.
+    assert!(errors(&r.query("BEGIN")).is_empty());
+    let r3 = exchange(&mut r, &[bind("c", "s"), sync()], 1);
+    assert_eq!(tags(&r3), "2Z");
+    let r4 = exchange(&mut r, &[execute("c"), sync()], 1);
+    assert_eq!(values(&r4), ["portal"], "{r4:?}");
+    let r5 = r.query("CLOSE c");
+    assert!(errors(&r5).is_empty(), "{r5:?}");
+    let r6 = r.query("DECLARE c CURSOR FOR SELECT 'cursor'");
+    assert!(errors(&r6).is_empty(), "{r6:?}");
+    let r7 = exchange(&mut r, &[execute("c"), sync()], 1);
+    assert!(
+        unknown(&r7),
+        "the cursor ran under the old portal's record: {r7:?}"
+    );
+    assert!(errors(&r.query("ROLLBACK")).is_empty());
+}
+
+#[test]
+fn a_prepared_statement_is_judged_again_when_the_search_path_changes() {
+    let oid = |schema: &str| {
+        cluster().sql(
+            "shop",
+            &format!("SELECT '{schema}.customers'::regclass::oid"),
+        )
+    };
+    let sql = "SELECT tableoid::oid FROM customers LIMIT 1";
+    // The server analyses the statement again after the change: prove it.
+    let direct = std::process::Command::new("psql")
+        .args(["-X", "-At", &cluster().direct_dsn("shop")])
+        .args(["-c", &format!("PREPARE s AS {sql}"), "-c", "EXECUTE s"])
+        .args([
+            "-c",
+            "SET search_path = internal, public",
+            "-c",
+            "EXECUTE s",
+        ])
+        .output()
+        .unwrap();
+    let lines: Vec<String> = stdout(&direct).lines().map(str::to_string).collect();
+    assert_eq!(
+        lines,
+        ["PREPARE", &oid("public"), "SET", &oid("internal")].map(String::from)
+    );
+
+    let gw = gateway("reader");
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let r1 = exchange(
+        &mut r,
+        &[parse("s", sql), bind("", "s"), execute(""), sync()],
+        1,
+    );
+    assert_eq!(values(&r1), [oid("public")], "{r1:?}");
+    let r2 = r.query("SET search_path = internal, public");
+    assert!(errors(&r2).is_empty(), "{r2:?}");
+    let r3 = exchange(&mut r, &[bind("", "s"), execute(""), sync()], 1);
+    assert!(
+        values(&r3).is_empty(),
+        "internal.customers was read: {r3:?}"
+    );
+    let e = errors(&r3);
+    assert_eq!(e[0].0, "42501");
+    assert_eq!(
+        e[0].1,
+        "pgward: role reader may not read internal.customers"
+    );
+    let detail = r3
+        .iter()
+        .find(|m| m.tag == b'E')
+        .and_then(|m| m.field(b'D'));
+    assert!(detail.unwrap_or_default().contains("judged again"));
+    // A Describe would show internal.customers' columns: refused too.
+    let r4 = exchange(&mut r, &[frame(b'D', b"Ss\0"), sync()], 1);
+    assert!(!r4.iter().any(|m| m.tag == b'T'), "{r4:?}");
+    assert_eq!(
+        errors(&r4)[0].1,
+        "pgward: role reader may not read internal.customers"
+    );
+}
+
+/// Under standard_conforming_strings = off, `\'` does not end the first
+/// string, so the table name is code; under on it is inside a string. (The
+/// comment ends at the newline, so a `;` after it ends the statement in
+/// both modes, for psql too.)
+const STRINGS_TRICK: &str = "SELECT '\\' AS x, ' , key_value FROM api_keys --'\n";
+
+#[test]
+fn a_text_pipelined_behind_a_strings_change_waits_for_it() {
+    let gw = agent_gateway();
+    let direct_keys = cluster().sql("shop", "SELECT key_value FROM api_keys");
+    let mut r = login(&gw);
+    // Simple protocol: the change and the trick in one write.
+    let replies = exchange(
+        &mut r,
+        &[q("SET standard_conforming_strings = off"), q(STRINGS_TRICK)],
+        2,
+    );
+    let e = errors(&replies);
+    assert_eq!(e.len(), 1, "{replies:?}");
+    assert_eq!(e[0].0, "42501");
+    assert!(
+        e[0].1.contains(
+            "holds a backslash while a change to how the server reads backslashes is in flight"
+        ),
+        "{e:?}"
+    );
+    assert!(values(&replies)
+        .iter()
+        .all(|v| !direct_keys.contains(v.as_str())));
+    // Once settled, the same text is judged as the server now reads it.
+    let replies = r.query(STRINGS_TRICK);
+    let e = errors(&replies);
+    assert_eq!(
+        e[0].1, "pgward: role agent may not read public.api_keys",
+        "{replies:?}"
+    );
+    let replies = r.query("SELECT 'it\\'s'");
+    assert_eq!(values(&replies), ["it's"]);
+    // Extended protocol: the change runs at Execute and settles at Sync; a
+    // Parse behind it in the same batch waits too. (Its refusal is an error
+    // in the same implicit transaction, which undoes the change: the server
+    // stays at off, and so does pgward.)
+    let replies = exchange(
+        &mut r,
+        &[
+            parse("", "SET standard_conforming_strings = on"),
+            bind("", ""),
+            execute(""),
+            parse("t", "SELECT E'\\\\' AS backslash"),
+            sync(),
+        ],
+        1,
+    );
+    assert_eq!(tags(&replies), "12CEZ", "{replies:?}");
+    assert!(
+        errors(&replies)[0].1.contains("holds a backslash"),
+        "{replies:?}"
+    );
+    let replies = r.query("SELECT current_setting('standard_conforming_strings')");
+    assert_eq!(values(&replies), ["off"]);
+    let replies = r.query(STRINGS_TRICK);
+    assert_eq!(
+        errors(&replies)[0].1,
+        "pgward: role agent may not read public.api_keys"
+    );
+    // Back to on: the trick is one harmless string again.
+    assert!(errors(&r.query("SET standard_conforming_strings = on")).is_empty());
+    let replies = r.query(STRINGS_TRICK);
+    assert_eq!(values(&replies).len(), 1, "{replies:?}");
+    assert!(errors(&replies).is_empty(), "{replies:?}");
+}
+
+#[test]
+fn psql_follows_standard_conforming_strings_both_ways() {
+    let gw = agent_gateway();
+    let direct_keys = cluster().sql("shop", "SELECT key_value FROM api_keys");
+    let script = format!(
+        "SET standard_conforming_strings = off;\n\
+         SELECT 'it\\'s';\n\
+         {STRINGS_TRICK};\n\
+         SELECT 'after';\n\
+         BEGIN;\n\
+         SET standard_conforming_strings = on;\n\
+         ROLLBACK;\n\
+         {STRINGS_TRICK};\n\
+         SET standard_conforming_strings = on;\n\
+         {STRINGS_TRICK};\n"
+    );
+    let out = psql(&gw.dsn("shop"), &["-v", "ON_ERROR_STOP=0"], &script);
+    let err = stderr(&out);
+    let text = stdout(&out);
+    assert_eq!(
+        err.matches("pgward: role agent may not read public.api_keys")
+            .count(),
+        2,
+        "refused under off, also after a ROLLBACK brought off back: {err}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.contains(&"it's") && lines.contains(&"after"),
+        "{text}"
+    );
+    for key in direct_keys.lines() {
+        assert!(!text.contains(key), "an API key leaked: {text}");
+    }
+    // Under on, the trick is two strings: `\` and ` , key_value ... --`.
+    assert_eq!(
+        lines.last(),
+        Some(&"\\| , key_value FROM api_keys --"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unannounced_strings_change_with_a_backslash_in_flight_ends_the_session() {
+    // A view that changes the setting as a side effect: the statement that
+    // reads it does not say so.
+    let v = format!("pgward_scs_view_{}", std::process::id());
+    cluster().sql(
+        "shop",
+        &format!("CREATE OR REPLACE VIEW public.{v} AS SELECT set_config('standard_conforming_strings', 'off', false) AS s"),
+    );
+    let gw = agent_gateway();
+    let mut r = login(&gw);
+    r.send(&[q(&format!("SELECT * FROM public.{v}")), q("SELECT E'\\\\'")].concat());
+    let fatal = loop {
+        let m = r.recv().expect("a FATAL error before the close");
+        if m.tag == b'E' {
+            break m;
+        }
+    };
+    assert_eq!(
+        fatal.field(b'V').as_deref(),
+        Some("FATAL"),
+        "{:?}",
+        fatal.field(b'M')
+    );
+    assert!(
+        fatal
+            .field(b'M')
+            .unwrap()
+            .contains("standard_conforming_strings changed"),
+        "{:?}",
+        fatal.field(b'M')
+    );
+    assert!(r.closed());
+    // Without a backslash in flight, pgward just follows.
+    let mut r = login(&gw);
+    let replies = r.query(&format!("SELECT * FROM public.{v}"));
+    assert!(errors(&replies).is_empty(), "{replies:?}");
+    let replies = r.query(STRINGS_TRICK);
+    assert_eq!(
+        errors(&replies)[0].1,
+        "pgward: role agent may not read public.api_keys"
+    );
+    cluster().sql("shop", &format!("DROP VIEW public.{v}"));
+}
+
+#[tokio::test]
+async fn an_extended_copy_in_keeps_the_replies_in_step() {
+    use futures_util::SinkExt;
+    let gw = Gateway::start(GatewayOptions::default());
+    let client = gw.connect("shop").await;
+    client
+        .batch_execute("CREATE TEMP TABLE t (id int)")
+        .await
+        .unwrap();
+    // tokio-postgres sends Sync right after Execute; the server ignores a
+    // Sync that arrives during COPY FROM STDIN, so it owes one ReadyForQuery
+    // fewer than the client sent Syncs.
+    let sink = client.copy_in("COPY t FROM STDIN").await.unwrap();
+    futures_util::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"1\n2\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    // A lexing change settles at its own ReadyForQuery, not one later.
+    client
+        .batch_execute("SET standard_conforming_strings = off")
+        .await
+        .unwrap();
+    let rows = client.simple_query("SELECT 'it\\'s'").await.unwrap();
+    let value = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(value.as_deref(), Some("it's"));
+    // And prepared statements still settle in step.
+    let stmt = client.prepare("SELECT count(*) FROM t").await.unwrap();
+    let n: i64 = client.query_one(&stmt, &[]).await.unwrap().get(0);
+    assert_eq!(n, 2);
+}

@@ -1,17 +1,32 @@
 //! The statement guard of one session: judges every SQL text and every
 //! extended-protocol message against the user's roles before anything reaches
-//! the server, and remembers which prepared statements and portals were
-//! allowed, so a Bind or Execute of a refused or unknown one is refused too.
+//! the server, and mirrors what the server holds, so a Bind or Execute of a
+//! refused or unknown statement or portal is refused too.
+//!
+//! The mirror changes only when the server confirms a change (ParseComplete,
+//! BindComplete, CloseComplete, ReadyForQuery); until then a change waits under
+//! a ticket in the reply pipeline, and judging looks at both what the server
+//! holds and what it may hold once the changes in flight are done. Prepared
+//! statements keep their text and are judged again before a Bind when the
+//! server would analyse them again (the search path, the schema or the catalog
+//! changed). And the guard knows when the server may be reading backslashes
+//! differently than pgward does (a change of standard_conforming_strings or
+//! client_encoding still in flight), and refuses texts holding one until then.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
+use super::denial::REFUSAL_NAME;
+use super::escaped_strings::to_standard;
+use super::pipeline::{Outcome, Ticket};
 use crate::policy::catalog::Catalog;
 use crate::policy::decide::decide;
 use crate::policy::role::Role;
 use crate::policy::{Decision, Denial, SessionView};
 use crate::sql::cache::{ClassificationCache, Classified, LookupError};
 use crate::sql::fingerprint::Strings;
+use crate::sql::{Classification, Operation};
 
 /// The session's judge.
 pub struct Guard {
@@ -20,14 +35,17 @@ pub struct Guard {
     upstream_database: String,
     /// Every schema an unqualified name may resolve to (only ever grows).
     search_path: Vec<String>,
-    /// Allowed statements, and whether each reads a table with masked columns.
-    statements: HashMap<Vec<u8>, bool>,
-    /// Bound portals, and whether each reads a table with masked columns.
-    portals: HashMap<Vec<u8>, bool>,
-    /// Whether the text last judged reads a table with masked columns.
-    last_reads_masked: bool,
-    /// How the session lexes '...' strings.
-    pub strings: Strings,
+    /// Prepared statements the server holds (all of them allowed ones).
+    statements: HashMap<Vec<u8>, Statement>,
+    /// Portals the server holds.
+    portals: HashMap<Vec<u8>, Portal>,
+    /// Changes to those two waiting for the server's answer, oldest first.
+    pending: VecDeque<(Ticket, Pending)>,
+    next_ticket: Ticket,
+    /// What the text last judged implies.
+    last: Facts,
+    /// How the server lexes '...' strings.
+    strings: Strings,
     /// Decisions already made in this session, by classification (the entry
     /// keeps its classification alive, so the address cannot be reused).
     decisions: HashMap<usize, Remembered>,
@@ -39,6 +57,144 @@ pub struct Guard {
     catalog_error: Option<String>,
     /// Set when an allowed statement changes the schema.
     ddl_allowed: bool,
+    /// Counts allowed statements that change the schema.
+    ddl_count: u64,
+    /// Whether the server may be reading backslashes differently.
+    lexing: Lexing,
+}
+
+/// What pgward knows of one prepared statement.
+#[derive(Debug, Clone)]
+struct Statement {
+    /// The text, to judge again when the server would analyse it again.
+    sql: Rc<[u8]>,
+    /// How the server lexed it (at Parse).
+    strings: Strings,
+    /// The state the last judgement was made in.
+    judged: Epoch,
+    /// What running it implies.
+    facts: Facts,
+}
+
+/// What pgward knows of one portal.
+#[derive(Debug, Clone, Copy)]
+struct Portal {
+    /// What running it implies (its statement's facts at Bind).
+    facts: Facts,
+}
+
+/// A change to the mirror that waits for the server's answer.
+#[derive(Debug)]
+enum Pending {
+    Parse { name: Vec<u8>, statement: Statement },
+    Bind { name: Vec<u8>, portal: Portal },
+    Close { kind: u8, name: Vec<u8> },
+}
+
+/// Everything a judgement depends on besides the text and the roles: when
+/// any of it changes, the server would analyse a prepared statement again,
+/// and pgward judges it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Epoch {
+    search_path: usize,
+    ddl: u64,
+    catalog: Option<u64>,
+}
+
+/// What an allowed text implies beyond its verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Facts {
+    /// It reads a table with masked columns.
+    reads_masked: bool,
+    /// It changes the schema.
+    ddl: bool,
+    /// Running it may change how the server lexes later texts:
+    /// standard_conforming_strings, client_encoding or every setting, DISCARD,
+    /// or a function pgward cannot see into.
+    lexing: bool,
+    /// It changes standard_conforming_strings (or may: RESET ALL, DISCARD).
+    changes_strings: bool,
+    /// A transaction statement: a ROLLBACK reverts settings.
+    transaction: bool,
+    /// SQL-level PREPARE, DEALLOCATE or DISCARD: statement names change.
+    forgets_statements: bool,
+    /// DECLARE, CLOSE, FETCH or DISCARD: portal names change.
+    forgets_portals: bool,
+}
+
+impl Facts {
+    /// What running any of two statements implies.
+    fn or(self, o: Facts) -> Facts {
+        Facts {
+            reads_masked: self.reads_masked || o.reads_masked,
+            ddl: self.ddl || o.ddl,
+            lexing: self.lexing || o.lexing,
+            changes_strings: self.changes_strings || o.changes_strings,
+            transaction: self.transaction || o.transaction,
+            forgets_statements: self.forgets_statements || o.forgets_statements,
+            forgets_portals: self.forgets_portals || o.forgets_portals,
+        }
+    }
+}
+
+/// The settings that change how the server lexes.
+const LEXING_SETTINGS: &[&str] = &["standard_conforming_strings", "client_encoding", "all"];
+
+/// The facts a classification implies (all but reads_masked, which depends
+/// on the session). The one place that reads these classification fields.
+fn facts_of(c: &Classification) -> Facts {
+    let ops = &c.operations;
+    let lexing_setting = c
+        .settings
+        .iter()
+        .any(|s| LEXING_SETTINGS.contains(&s.as_str()));
+    let opaque_function = c.functions.iter().any(|f| {
+        !(matches!(f.schema.as_deref(), None | Some("pg_catalog"))
+            && crate::policy::builtins::is_safe(&f.name))
+    });
+    let discard = ops.contains(&Operation::Discard);
+    Facts {
+        reads_masked: false,
+        ddl: ops.contains(&Operation::Ddl),
+        lexing: lexing_setting || discard || opaque_function,
+        changes_strings: discard
+            || c.settings
+                .iter()
+                .any(|s| s == "standard_conforming_strings" || s == "all"),
+        transaction: ops.contains(&Operation::Transaction),
+        forgets_statements: discard || ops.contains(&Operation::Prepare),
+        forgets_portals: discard || ops.contains(&Operation::Cursor),
+    }
+}
+
+/// Counts of ReadyForQuery, to know when a change to how the server lexes
+/// has settled: one answers each Query and each Sync, in order.
+#[derive(Debug, Default)]
+struct Lexing {
+    /// ReadyForQuery messages the server owes for what was forwarded.
+    ready_owed: u64,
+    /// ReadyForQuery messages received.
+    ready_seen: u64,
+    /// A change may be pending until this many have been received.
+    settled_at: u64,
+    /// The ReadyForQuery that answers the latest forwarded text holding a
+    /// backslash.
+    backslash_until: u64,
+    /// True once the session changed standard_conforming_strings, so a
+    /// ROLLBACK may change it back.
+    changed: bool,
+}
+
+impl Lexing {
+    /// The ReadyForQuery that answers the message being judged now (a Query,
+    /// or an extended-protocol message answered at the next Sync).
+    fn answer(&self) -> u64 {
+        self.ready_owed + 1
+    }
+
+    fn uncertain(&self) -> bool {
+        self.ready_seen < self.settled_at
+    }
 }
 
 /// A decision made in this session, with what it implies.
@@ -46,16 +202,15 @@ struct Remembered {
     /// Keeps the classification alive, so its address (the key) is not reused.
     _classification: Classified,
     decision: Decision,
-    reads_masked: bool,
-    ddl_allowed: bool,
+    facts: Facts,
 }
 
 /// Decisions remembered per session before starting over.
 const SESSION_DECISIONS: usize = 1024;
 
 impl Guard {
-    /// A guard for a user's roles; `startup_search_path` comes from the
-    /// client's startup options, when it set one.
+    /// A guard for a user's roles; `startup_search_path` is the search_path
+    /// the server applies from the client's startup packet, when it set one.
     pub fn new(
         roles: Rc<[Role]>,
         database: &str,
@@ -82,13 +237,17 @@ impl Guard {
             search_path,
             statements: HashMap::new(),
             portals: HashMap::new(),
-            last_reads_masked: false,
+            pending: VecDeque::new(),
+            next_ticket: 0,
+            last: Facts::default(),
             strings: Strings::Standard,
             decisions: HashMap::new(),
             catalog: None,
             masks: None,
             catalog_error: None,
             ddl_allowed: false,
+            ddl_count: 0,
+            lexing: Lexing::default(),
         }
     }
 
@@ -99,6 +258,14 @@ impl Guard {
             database: &self.database,
             upstream_database: &self.upstream_database,
             search_path: &self.search_path,
+        }
+    }
+
+    fn epoch(&self) -> Epoch {
+        Epoch {
+            search_path: self.search_path.len(),
+            ddl: self.ddl_count,
+            catalog: self.catalog.as_ref().map(|c| c.version),
         }
     }
 
@@ -136,9 +303,58 @@ impl Guard {
         self.catalog.as_ref()
     }
 
-    /// Judges one SQL text (a simple Query or a Parse).
+    /// How the server lexes '...' strings, as far as pgward knows.
+    pub fn strings(&self) -> Strings {
+        self.strings
+    }
+
+    /// Judges one SQL text the server is about to lex (a simple Query or a
+    /// Parse). A text holding a backslash is refused while a change to how
+    /// the server reads backslashes may be in flight.
     pub fn check_sql(&mut self, cache: &mut ClassificationCache, sql: &[u8]) -> Decision {
-        let classified = match cache.classify(sql, self.strings) {
+        let backslash = memchr::memchr(b'\\', sql).is_some();
+        if backslash && self.lexing.uncertain() {
+            return refuse(
+                "pgward: the statement holds a backslash while a change to how the server reads backslashes is in flight",
+                "rule: built-in; an earlier statement may change standard_conforming_strings or client_encoding (SET, RESET, DISCARD, ROLLBACK, a function), and its answer has not arrived: pgward cannot tell how the server will read this text",
+                "send it again once the earlier statement's result has arrived, or write it without backslashes",
+            );
+        }
+        let d = self.judge(cache, sql, self.strings);
+        if backslash && d.is_allowed() {
+            self.lexing.backslash_until = self.lexing.answer();
+        }
+        d
+    }
+
+    /// Judges `sql` as the server lexes it under `strings`.
+    fn judge(&mut self, cache: &mut ClassificationCache, sql: &[u8], strings: Strings) -> Decision {
+        let text = match strings {
+            Strings::Standard => Cow::Borrowed(sql),
+            Strings::Escaped => match to_standard(sql) {
+                Ok(t) => t,
+                Err(e) => {
+                    return refuse(
+                        format!("pgward: the statement cannot be analysed: {e}"),
+                        "rule: built-in; statements pgward cannot analyse are refused",
+                        "check the quoting of strings, identifiers and comments",
+                    )
+                }
+            },
+        };
+        if matches!(text, Cow::Owned(_)) && !same_tokens(sql, &text) {
+            return refuse(
+                "pgward: the statement's strings cannot be read with certainty while standard_conforming_strings is off",
+                "rule: built-in; pgward reads the text two ways and they disagree",
+                "write strings that hold backslashes as E'...' strings, without continuation lines",
+            );
+        }
+        self.judge_standard(cache, &text)
+    }
+
+    /// Judges a text whose strings are standard ones.
+    fn judge_standard(&mut self, cache: &mut ClassificationCache, sql: &[u8]) -> Decision {
+        let classified = match cache.classify(sql, Strings::Standard) {
             Ok(c) => c,
             Err(LookupError::NotUtf8) => {
                 return refuse(
@@ -158,9 +374,12 @@ impl Guard {
         let key = Rc::as_ptr(&classified) as usize;
         if let Some(r) = self.decisions.get(&key) {
             // The side effects of a decision apply on every use, cached or not.
-            self.last_reads_masked = r.reads_masked;
-            self.ddl_allowed |= r.ddl_allowed;
-            return r.decision.clone();
+            let (decision, facts) = (r.decision.clone(), r.facts);
+            self.last = facts;
+            if decision.is_allowed() && facts.ddl {
+                self.schema_changes();
+            }
+            return decision;
         }
         let c = match classified.as_ref() {
             Ok(c) => c,
@@ -183,13 +402,16 @@ impl Guard {
                 );
             }
         }
-        let reads_masked = self.reads_masked(c);
-        self.last_reads_masked = reads_masked;
+        let facts = Facts {
+            reads_masked: self.reads_masked(c),
+            ..facts_of(c)
+        };
+        self.last = facts;
         let roles: Vec<&Role> = self.roles.iter().collect();
         let decision = decide(&roles, c, &self.view());
-        let ddl_allowed =
-            decision.is_allowed() && c.operations.contains(&crate::sql::Operation::Ddl);
-        self.ddl_allowed |= ddl_allowed;
+        if decision.is_allowed() && facts.ddl {
+            self.schema_changes();
+        }
         let mut path_changed = false;
         if decision.is_allowed() {
             for s in &c.search_path {
@@ -209,16 +431,21 @@ impl Guard {
                 Remembered {
                     _classification: classified.clone(),
                     decision: decision.clone(),
-                    reads_masked,
-                    ddl_allowed,
+                    facts,
                 },
             );
         }
         decision
     }
 
+    /// Notes an allowed statement that changes the schema.
+    fn schema_changes(&mut self) {
+        self.ddl_allowed = true;
+        self.ddl_count += 1;
+    }
+
     /// True when the classification reads a table with masked columns.
-    fn reads_masked(&self, c: &crate::sql::Classification) -> bool {
+    fn reads_masked(&self, c: &Classification) -> bool {
         let Some(masks) = self.masks.as_deref().filter(|m| !m.is_empty()) else {
             return false;
         };
@@ -229,83 +456,354 @@ impl Guard {
         })
     }
 
-    /// Judges a Parse; an allowed statement may then be bound.
+    /// What running an allowed statement or portal does to the mirror and to
+    /// how the server lexes what follows (its answer: the next ReadyForQuery).
+    fn runs(&mut self, f: Facts) {
+        if f.forgets_statements {
+            self.statements.clear();
+            self.pending
+                .retain(|(_, p)| !matches!(p, Pending::Parse { .. }));
+        }
+        if f.forgets_portals {
+            self.portals.clear();
+            self.pending
+                .retain(|(_, p)| !matches!(p, Pending::Bind { .. }));
+        }
+        if f.changes_strings {
+            self.lexing.changed = true;
+        }
+        if f.lexing || (f.transaction && self.lexing.changed) {
+            self.lexing.settled_at = self.lexing.settled_at.max(self.lexing.answer());
+        }
+    }
+
+    /// Forgets a portal at once, and any Bind of it in flight.
+    fn forget_portal(&mut self, name: &[u8]) {
+        self.portals.remove(name);
+        self.pending
+            .retain(|(_, p)| !matches!(p, Pending::Bind { name: n, .. } if n == name));
+    }
+
+    fn pend(&mut self, p: Pending) -> Ticket {
+        let t = self.next_ticket;
+        self.next_ticket += 1;
+        self.pending.push_back((t, p));
+        t
+    }
+
+    /// Judges a simple Query.
+    pub fn on_query(&mut self, cache: &mut ClassificationCache, sql: &[u8]) -> Decision {
+        let d = self.check_sql(cache, sql);
+        // The server runs a Query's statements in the unnamed portal, which
+        // is gone afterwards (a refusal runs in one too).
+        self.forget_unnamed_portal();
+        if d.is_allowed() {
+            self.runs(self.last);
+        }
+        d
+    }
+
+    /// Notes a message the server runs as a simple Query in the unnamed
+    /// portal (pgward's refusal of a FunctionCall, say).
+    pub fn forget_unnamed_portal(&mut self) {
+        self.forget_portal(b"");
+    }
+
+    /// Judges a Parse; an allowed one waits for ParseComplete under the
+    /// returned ticket.
     pub fn on_parse(
         &mut self,
         cache: &mut ClassificationCache,
         name: &[u8],
         sql: &[u8],
-    ) -> Decision {
-        let d = self.check_sql(cache, sql);
-        if d.is_allowed() {
-            self.statements
-                .insert(name.to_vec(), self.last_reads_masked);
-        } else {
-            self.statements.remove(name);
+    ) -> Result<Ticket, Denial> {
+        if name == REFUSAL_NAME {
+            return Err(reserved());
         }
-        d
-    }
-
-    /// Judges a Bind: its statement must have been allowed.
-    pub fn on_bind(&mut self, portal: &[u8], statement: &[u8]) -> Option<Denial> {
-        if let Some(&masked) = self
-            .statements
-            .get(statement)
-            .filter(|_| portal != super::denial::REFUSAL_NAME)
-        {
-            self.portals.insert(portal.to_vec(), masked);
-            None
-        } else {
-            self.portals.remove(portal);
-            Some(unknown("prepared statement", statement))
+        let strings = self.strings;
+        if let Decision::Deny(d) = self.check_sql(cache, sql) {
+            return Err(d);
         }
-    }
-
-    /// Judges an Execute: its portal must have been bound from an allowed statement.
-    pub fn on_execute(&self, portal: &[u8]) -> Option<Denial> {
-        (!self.portals.contains_key(portal)).then(|| unknown("portal", portal))
-    }
-
-    /// Judges a Describe of a statement (`S`) or portal (`P`).
-    pub fn on_describe(&self, kind: u8, name: &[u8]) -> Option<Denial> {
-        let known = match kind {
-            b'S' => self.statements.contains_key(name),
-            _ => self.portals.contains_key(name),
+        // A client re-parsing the same text under the same name (the unnamed
+        // statement, usually) shares the stored text.
+        let sql = match self.statements.get(name) {
+            Some(s) if *s.sql == *sql => s.sql.clone(),
+            _ => Rc::from(sql),
         };
-        (!known).then(|| {
-            unknown(
-                if kind == b'S' {
-                    "prepared statement"
-                } else {
-                    "portal"
-                },
-                name,
-            )
-        })
+        let statement = Statement {
+            sql,
+            strings,
+            judged: self.epoch(),
+            facts: self.last,
+        };
+        Ok(self.pend(Pending::Parse {
+            name: name.to_vec(),
+            statement,
+        }))
+    }
+
+    /// Judges a Bind: every statement the server may bind under that name
+    /// must have been allowed, and must still be if judged again. An allowed
+    /// Bind waits for BindComplete under the returned ticket.
+    pub fn on_bind(
+        &mut self,
+        cache: &mut ClassificationCache,
+        portal: &[u8],
+        statement: &[u8],
+    ) -> Result<Ticket, Denial> {
+        if portal == REFUSAL_NAME {
+            return Err(reserved());
+        }
+        let facts = self.statement_facts(cache, statement)?;
+        if facts.ddl {
+            // Running prepared DDL changes the schema again.
+            self.schema_changes();
+        }
+        Ok(self.pend(Pending::Bind {
+            name: portal.to_vec(),
+            portal: Portal { facts },
+        }))
+    }
+
+    /// What running the statement `name` may imply: the one the server
+    /// holds and any Parse of it in flight, each judged again first if the
+    /// server would analyse it again; a denial when none is known or one is
+    /// refused now.
+    fn statement_facts(
+        &mut self,
+        cache: &mut ClassificationCache,
+        statement: &[u8],
+    ) -> Result<Facts, Denial> {
+        // The statement the server holds, and any Parse of it in flight.
+        let mut found = false;
+        let mut facts = Facts::default();
+        if self.statements.contains_key(statement) {
+            found = true;
+            facts = self.current_facts(cache, statement, None)?;
+        }
+        // (By index: judging never changes what is pending.)
+        for i in 0..self.pending.len() {
+            let t = match &self.pending[i] {
+                (t, Pending::Parse { name, .. }) if name == statement => *t,
+                _ => continue,
+            };
+            found = true;
+            facts = facts.or(self.current_facts(cache, statement, Some(t))?);
+        }
+        if !found {
+            return Err(unknown("prepared statement", statement));
+        }
+        Ok(facts)
+    }
+
+    /// What running a statement held (`None`) or in flight (under a ticket)
+    /// implies now, judging it again first when the server would analyse it
+    /// again; a denial when it is refused now.
+    fn current_facts(
+        &mut self,
+        cache: &mut ClassificationCache,
+        name: &[u8],
+        at: Option<Ticket>,
+    ) -> Result<Facts, Denial> {
+        let now = self.epoch();
+        let Some(s) = self.statement_mut(name, at) else {
+            return Ok(Facts::default());
+        };
+        if s.judged == now {
+            return Ok(s.facts);
+        }
+        let (sql, strings) = (s.sql.clone(), s.strings);
+        // The server analyses the statement again: so does pgward.
+        if let Decision::Deny(d) = self.judge(cache, &sql, strings) {
+            return Err(Denial {
+                detail: format!(
+                    "{}; prepared statement {} was judged again, as the server analyses it again: the search path, the schema or the catalog changed since it was prepared",
+                    d.detail,
+                    shown(name)
+                ),
+                ..d
+            });
+        }
+        let (judged, facts) = (self.epoch(), self.last);
+        if let Some(s) = self.statement_mut(name, at) {
+            s.judged = judged;
+            s.facts = facts;
+        }
+        Ok(facts)
+    }
+
+    /// The record of a statement held (`None`) or in flight under a ticket.
+    fn statement_mut(&mut self, name: &[u8], at: Option<Ticket>) -> Option<&mut Statement> {
+        match at {
+            None => self.statements.get_mut(name),
+            Some(t) => self.pending.iter_mut().find_map(|(pt, p)| match p {
+                Pending::Parse { statement, .. } if *pt == t => Some(statement),
+                _ => None,
+            }),
+        }
+    }
+
+    /// What running a portal may imply: its record and any Bind of it in
+    /// flight; `None` when pgward knows of no such portal.
+    fn portal_facts(&self, name: &[u8]) -> Option<Facts> {
+        let held = self.portals.get(name).map(|p| p.facts);
+        let flying = self.pending.iter().filter_map(|(_, p)| match p {
+            Pending::Bind { name: n, portal } if n == name => Some(portal.facts),
+            _ => None,
+        });
+        held.into_iter().chain(flying).reduce(Facts::or)
+    }
+
+    /// Judges an Execute: its portal must have been bound from an allowed
+    /// statement.
+    pub fn on_execute(&mut self, portal: &[u8]) -> Option<Denial> {
+        match self.portal_facts(portal) {
+            None => Some(unknown("portal", portal)),
+            Some(f) => {
+                self.runs(f);
+                None
+            }
+        }
+    }
+
+    /// Judges a Describe of a statement (`S`), which the server analyses
+    /// again as it would for a Bind, or of a portal (`P`).
+    pub fn on_describe(
+        &mut self,
+        cache: &mut ClassificationCache,
+        kind: u8,
+        name: &[u8],
+    ) -> Option<Denial> {
+        match kind {
+            b'S' => self.statement_facts(cache, name).err(),
+            _ => self
+                .portal_facts(name)
+                .is_none()
+                .then(|| unknown("portal", name)),
+        }
     }
 
     /// True when a portal's rows may need masking, so its description must
     /// be known before its rows arrive.
     pub fn portal_reads_masked(&self, portal: &[u8]) -> bool {
-        self.portals.get(portal).copied().unwrap_or(false)
+        self.portal_facts(portal).is_some_and(|f| f.reads_masked)
     }
 
-    /// Forgets a closed statement or portal.
-    pub fn on_close(&mut self, kind: u8, name: &[u8]) {
-        match kind {
-            b'S' => self.statements.remove(name),
-            _ => self.portals.remove(name),
+    /// A Close of a statement or portal, applied at CloseComplete.
+    pub fn on_close(&mut self, kind: u8, name: &[u8]) -> Ticket {
+        self.pend(Pending::Close {
+            kind,
+            name: name.to_vec(),
+        })
+    }
+
+    /// Applies (or drops) the change waiting under `ticket` once the server
+    /// answered its message, failed it, or skipped it after an earlier error.
+    pub fn settle(&mut self, ticket: Ticket, outcome: Outcome) {
+        let Some(i) = self.pending.iter().position(|(t, _)| *t == ticket) else {
+            // Forgotten meanwhile (DEALLOCATE, DISCARD, a Query).
+            return;
         };
+        let Some((_, p)) = self.pending.remove(i) else {
+            return;
+        };
+        match (p, outcome) {
+            (Pending::Parse { name, statement }, Outcome::Done) => {
+                // A named statement is never replaced (the server refuses a
+                // Parse of an existing name), so this is new or the unnamed one.
+                self.statements.insert(name, statement);
+            }
+            (Pending::Parse { name, .. }, Outcome::Failed) if name.is_empty() => {
+                // The server drops the unnamed statement before parsing.
+                self.statements.remove(&name);
+            }
+            (Pending::Bind { name, portal }, Outcome::Done) => {
+                self.portals.insert(name, portal);
+            }
+            (Pending::Bind { name, .. }, Outcome::Failed) if name.is_empty() => {
+                // The unnamed portal may be gone (it is replaced before the
+                // parameters are read).
+                self.portals.remove(&name);
+            }
+            (Pending::Close { kind: b'S', name }, Outcome::Done) => {
+                self.statements.remove(&name);
+            }
+            (Pending::Close { name, .. }, Outcome::Done) => {
+                self.portals.remove(&name);
+            }
+            _ => {}
+        }
     }
 
-    /// Sets how strings are lexed, from the server's ParameterStatus.
-    pub fn set_standard_conforming_strings(&mut self, on: bool) {
+    /// Counts a message the server answers with ReadyForQuery (a Query,
+    /// pgward's own or the client's, or a Sync), once forwarded.
+    pub fn owe_ready(&mut self) {
+        self.lexing.ready_owed += 1;
+    }
+
+    /// Takes back a Sync counted by `owe_ready` that the server ignored
+    /// (it came during COPY FROM STDIN).
+    pub fn sync_ignored(&mut self) {
+        self.lexing.ready_owed -= 1;
+    }
+
+    /// Notes a ReadyForQuery: outside a transaction block no portal survives.
+    pub fn on_ready_for_query(&mut self, status: u8) {
+        self.lexing.ready_seen += 1;
+        if status == b'I' {
+            self.portals.clear();
+        }
+    }
+
+    /// The server's standard_conforming_strings at login.
+    pub fn start_with_standard_conforming_strings(&mut self, on: bool) {
         self.strings = if on {
             Strings::Standard
         } else {
             Strings::Escaped
         };
     }
+
+    /// Follows the server's ParameterStatus for standard_conforming_strings.
+    /// An error when the change came unannounced while a text holding a
+    /// backslash was in flight: the server may have read it differently than
+    /// pgward judged it, and the session cannot go on.
+    pub fn set_standard_conforming_strings(&mut self, on: bool) -> Result<(), String> {
+        let strings = if on {
+            Strings::Standard
+        } else {
+            Strings::Escaped
+        };
+        if strings == self.strings {
+            return Ok(());
+        }
+        self.strings = strings;
+        self.lexing.changed = true;
+        if !self.lexing.uncertain() && self.lexing.backslash_until > self.lexing.ready_seen {
+            return Err(format!(
+                "pgward: standard_conforming_strings changed to {} without a statement pgward saw asking for it, while a statement holding a backslash was in flight",
+                if on { "on" } else { "off" }
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// True when the fingerprint lexer reads `escaped` (under
+/// standard_conforming_strings off) and its standard rewrite `standard` as
+/// the same tokens: a second opinion on the rewrite.
+fn same_tokens(escaped: &[u8], standard: &[u8]) -> bool {
+    use crate::sql::fingerprint::{fingerprint, Fingerprint};
+    let (mut a, mut b) = (Fingerprint::default(), Fingerprint::default());
+    if fingerprint(escaped, Strings::Escaped, &mut a).is_err()
+        || fingerprint(standard, Strings::Standard, &mut b).is_err()
+    {
+        return false;
+    }
+    // Escaped keys carry a "~e" mark, then the tokens.
+    let tokens = a.key.strip_prefix(b"~e").unwrap_or(&a.key);
+    let tokens = tokens.strip_prefix(b" ").unwrap_or(tokens);
+    tokens == b.key.as_slice()
 }
 
 fn refuse(message: impl Into<String>, detail: &str, hint: &str) -> Decision {
@@ -316,17 +814,319 @@ fn refuse(message: impl Into<String>, detail: &str, hint: &str) -> Decision {
     })
 }
 
-fn unknown(what: &str, name: &[u8]) -> Denial {
-    let name = String::from_utf8_lossy(name);
-    let shown = if name.is_empty() {
+/// A statement or portal name as messages show it.
+fn shown(name: &[u8]) -> String {
+    if name.is_empty() {
         "(unnamed)".into()
     } else {
-        format!("\"{name}\"")
-    };
+        format!("\"{}\"", String::from_utf8_lossy(name))
+    }
+}
+
+fn reserved() -> Denial {
+    Denial {
+        message: format!(
+            "pgward: the name \"{}\" is reserved for pgward's own refusals",
+            String::from_utf8_lossy(REFUSAL_NAME)
+        ),
+        detail: "rule: built-in; pgward raises refusals under this statement and portal name"
+            .into(),
+        hint: "use another name".into(),
+    }
+}
+
+fn unknown(what: &str, name: &[u8]) -> Denial {
+    let shown = shown(name);
     Denial {
         message: format!("pgward: {what} {shown} was refused or does not exist"),
         detail: "rule: built-in; only statements pgward allowed at Parse may be bound and executed"
             .into(),
         hint: "send Parse again with an allowed statement".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::masks::{MaskSpec, Masks};
+    use crate::policy::Policy;
+
+    fn guard(role: &str) -> (Guard, ClassificationCache) {
+        let policy = Policy::from_toml(include_str!("../../examples/policy.toml")).unwrap();
+        let roles: Rc<[Role]> = policy
+            .roles_of(&[role.to_string()])
+            .into_iter()
+            .cloned()
+            .collect();
+        let mut g = Guard::new(roles, "shop", "shop", None);
+        let raw = [(
+            "public.customers.email".to_string(),
+            MaskSpec::Name("email".into()),
+        )];
+        g.set_masks(Rc::new(Masks::compile(&raw.into_iter().collect()).unwrap()));
+        (g, ClassificationCache::new(100))
+    }
+
+    fn parse(g: &mut Guard, c: &mut ClassificationCache, name: &str, sql: &str) -> Ticket {
+        g.on_parse(c, name.as_bytes(), sql.as_bytes())
+            .unwrap_or_else(|d| panic!("{sql}: {}", d.message))
+    }
+
+    fn bind(
+        g: &mut Guard,
+        c: &mut ClassificationCache,
+        portal: &str,
+        stmt: &str,
+    ) -> Result<Ticket, Denial> {
+        g.on_bind(c, portal.as_bytes(), stmt.as_bytes())
+    }
+
+    #[test]
+    fn records_change_only_when_the_server_confirms() {
+        let (mut g, mut c) = guard("reader");
+        // Parse then Bind in flight: the Bind may use the statement.
+        let p = parse(&mut g, &mut c, "s", "SELECT email FROM customers");
+        let b = bind(&mut g, &mut c, "p", "s").unwrap();
+        assert!(g.portal_reads_masked(b"p"));
+        g.settle(p, Outcome::Done);
+        g.settle(b, Outcome::Done);
+        // Parse of the existing name with an unmasked text: the server will
+        // refuse it (42P05), so until then a Bind may get either statement.
+        let again = parse(&mut g, &mut c, "s", "SELECT 1");
+        let b = bind(&mut g, &mut c, "q", "s").unwrap();
+        assert!(
+            g.portal_reads_masked(b"q"),
+            "the masked statement may be the one bound"
+        );
+        g.settle(again, Outcome::Failed);
+        g.settle(b, Outcome::Done);
+        let b = bind(&mut g, &mut c, "r", "s").unwrap();
+        assert!(
+            g.portal_reads_masked(b"r"),
+            "the server kept the masked statement"
+        );
+        g.settle(b, Outcome::Done);
+        // A Close the server skipped (an error before it) leaves the statement.
+        let close = g.on_close(b'S', b"s");
+        g.settle(close, Outcome::Skipped);
+        assert!(bind(&mut g, &mut c, "", "s").is_ok());
+        // One it did forgets it.
+        let close = g.on_close(b'S', b"s");
+        assert!(
+            bind(&mut g, &mut c, "", "s").is_ok(),
+            "the Close is still in flight"
+        );
+        g.settle(close, Outcome::Done);
+        assert!(bind(&mut g, &mut c, "", "s").is_err());
+    }
+
+    #[test]
+    fn skipped_and_failed_messages_change_nothing() {
+        let (mut g, mut c) = guard("reader");
+        let p = parse(&mut g, &mut c, "s", "SELECT 1");
+        g.settle(p, Outcome::Skipped);
+        assert!(
+            bind(&mut g, &mut c, "", "s").is_err(),
+            "a skipped Parse made nothing"
+        );
+        let p = parse(&mut g, &mut c, "s", "SELECT 1");
+        g.settle(p, Outcome::Failed);
+        assert!(
+            bind(&mut g, &mut c, "", "s").is_err(),
+            "a failed Parse made nothing"
+        );
+        // The unnamed statement is dropped before the server parses, so a
+        // failed unnamed Parse leaves none.
+        let p = parse(&mut g, &mut c, "", "SELECT 1");
+        g.settle(p, Outcome::Done);
+        let p = parse(&mut g, &mut c, "", "SELECT 2");
+        g.settle(p, Outcome::Failed);
+        assert!(bind(&mut g, &mut c, "", "").is_err());
+        // A skipped Bind binds nothing.
+        let p = parse(&mut g, &mut c, "t", "SELECT 1");
+        g.settle(p, Outcome::Done);
+        let b = bind(&mut g, &mut c, "p", "t").unwrap();
+        g.settle(b, Outcome::Skipped);
+        assert!(g.on_execute(b"p").is_some());
+        // The reserved name is never the client's.
+        assert!(g.on_parse(&mut c, REFUSAL_NAME, b"SELECT 1").is_err());
+        assert!(bind(&mut g, &mut c, "pgward_refusal", "t").is_err());
+    }
+
+    #[test]
+    fn portals_end_with_the_transaction_and_with_queries() {
+        let (mut g, mut c) = guard("reader");
+        let p = parse(&mut g, &mut c, "s", "SELECT 1");
+        g.settle(p, Outcome::Done);
+        let b = bind(&mut g, &mut c, "named", "s").unwrap();
+        g.settle(b, Outcome::Done);
+        let b = bind(&mut g, &mut c, "", "s").unwrap();
+        g.settle(b, Outcome::Done);
+        // Inside a transaction block both live on.
+        g.on_ready_for_query(b'T');
+        assert!(g.on_execute(b"named").is_none());
+        assert!(g.on_execute(b"").is_none());
+        // A simple Query runs in the unnamed portal.
+        let _ = g.on_query(&mut c, b"SELECT 2");
+        assert!(g.on_execute(b"").is_some());
+        assert!(g.on_execute(b"named").is_none());
+        // Outside a block, Sync ends every portal.
+        g.on_ready_for_query(b'I');
+        assert!(g.on_execute(b"named").is_some());
+        // The statement lives on.
+        assert!(bind(&mut g, &mut c, "", "s").is_ok());
+    }
+
+    #[test]
+    fn sql_level_names_changes_forget_what_they_may_replace() {
+        let (mut g, mut c) = guard("migrator");
+        let p = parse(&mut g, &mut c, "s", "SELECT 1");
+        g.settle(p, Outcome::Done);
+        let b = bind(&mut g, &mut c, "p", "s").unwrap();
+        g.settle(b, Outcome::Done);
+        // A Parse in flight when DEALLOCATE goes out is forgotten too.
+        let flying = parse(&mut g, &mut c, "t", "SELECT 1");
+        g.runs(Facts {
+            forgets_statements: true,
+            forgets_portals: true,
+            ..Facts::default()
+        });
+        g.settle(flying, Outcome::Done);
+        assert!(bind(&mut g, &mut c, "", "s").is_err());
+        assert!(bind(&mut g, &mut c, "", "t").is_err());
+        assert!(g.on_execute(b"p").is_some());
+    }
+
+    #[test]
+    fn facts_follow_the_classification() {
+        let f = |sql: &str| facts_of(&crate::sql::classify(sql).unwrap());
+        for sql in [
+            "SET standard_conforming_strings = off",
+            "SET LOCAL standard_conforming_strings TO on",
+            "RESET ALL",
+            "DISCARD ALL",
+            "SELECT set_config('standard_conforming_strings', 'off', false)",
+        ] {
+            assert!(f(sql).lexing && f(sql).changes_strings, "{sql}");
+        }
+        for sql in [
+            "SET client_encoding = 'UTF8'",
+            "SET NAMES 'UTF8'",
+            "SELECT public.f()",
+        ] {
+            assert!(f(sql).lexing && !f(sql).changes_strings, "{sql}");
+        }
+        for sql in [
+            "SELECT 1",
+            "SELECT count(*), lower('a') FROM t",
+            "SET search_path = x",
+        ] {
+            assert!(!f(sql).lexing, "{sql}");
+        }
+        assert!(f("ROLLBACK").transaction && f("COMMIT").transaction);
+        assert!(f("DEALLOCATE ALL").forgets_statements);
+        assert!(f("PREPARE p AS SELECT 1").forgets_statements);
+        assert!(f("CLOSE ALL").forgets_portals);
+        assert!(f("DECLARE c CURSOR FOR SELECT 1").forgets_portals);
+        assert!(f("DISCARD ALL").forgets_statements && f("DISCARD ALL").forgets_portals);
+    }
+
+    #[test]
+    fn a_statement_is_judged_again_when_its_names_may_resolve_elsewhere() {
+        let (mut g, mut c) = guard("reader");
+        let p = parse(&mut g, &mut c, "s", "SELECT * FROM customers");
+        g.settle(p, Outcome::Done);
+        assert!(bind(&mut g, &mut c, "", "s").is_ok());
+        assert!(g
+            .on_query(&mut c, b"SET search_path = internal, public")
+            .is_allowed());
+        let d = bind(&mut g, &mut c, "", "s").unwrap_err();
+        assert_eq!(
+            d.message,
+            "pgward: role reader may not read internal.customers"
+        );
+        assert!(d.detail.contains("judged again"), "{}", d.detail);
+        // A qualified one still binds.
+        let p = parse(&mut g, &mut c, "q", "SELECT * FROM public.customers");
+        g.settle(p, Outcome::Done);
+        assert!(bind(&mut g, &mut c, "", "q").is_ok());
+    }
+
+    #[test]
+    fn backslashes_wait_while_a_lexing_change_is_in_flight() {
+        let (mut g, mut c) = guard("migrator");
+        let tricky = b"SELECT '\\' AS x, ' , 1 --'";
+        // Pipelined behind a SET of standard_conforming_strings: refused.
+        assert!(g
+            .on_query(&mut c, b"SET standard_conforming_strings = off")
+            .is_allowed());
+        g.owe_ready();
+        let d = g.check_sql(&mut c, tricky);
+        assert!(
+            matches!(&d, Decision::Deny(d) if d.message.contains("backslash")),
+            "{d:?}"
+        );
+        // Without a backslash the text reads the same either way.
+        assert!(g.check_sql(&mut c, b"SELECT 'plain'").is_allowed());
+        // The report, then the SET's ReadyForQuery: settled, in the new mode.
+        assert_eq!(g.set_standard_conforming_strings(false), Ok(()));
+        g.on_ready_for_query(b'I');
+        assert_eq!(g.strings(), Strings::Escaped);
+        assert!(g.check_sql(&mut c, tricky).is_allowed());
+        // Now a ROLLBACK may revert it: uncertain again until answered.
+        assert!(g.on_query(&mut c, b"ROLLBACK").is_allowed());
+        g.owe_ready();
+        assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
+        g.on_ready_for_query(b'I');
+        assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
+    }
+
+    #[test]
+    fn extended_protocol_changes_settle_at_the_next_sync() {
+        let (mut g, mut c) = guard("migrator");
+        let p = parse(&mut g, &mut c, "", "SET standard_conforming_strings = off");
+        let b = bind(&mut g, &mut c, "", "").unwrap();
+        // Nothing runs at Parse or Bind; Execute makes the change pending.
+        assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
+        assert!(g.on_execute(b"").is_none());
+        assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
+        g.settle(p, Outcome::Done);
+        g.settle(b, Outcome::Done);
+        g.owe_ready(); // the Sync
+        g.on_ready_for_query(b'I');
+        assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
+    }
+
+    #[test]
+    fn an_unannounced_change_with_a_backslash_in_flight_ends_the_session() {
+        let (mut g, mut c) = guard("reader");
+        assert!(g.on_query(&mut c, b"SELECT E'\\\\'").is_allowed());
+        g.owe_ready();
+        assert!(g.set_standard_conforming_strings(false).is_err());
+        // Without one in flight, pgward just follows.
+        let (mut g, _) = guard("reader");
+        assert_eq!(g.set_standard_conforming_strings(false), Ok(()));
+        assert_eq!(g.strings(), Strings::Escaped);
+    }
+
+    #[test]
+    fn strings_are_read_as_the_server_reads_them() {
+        let (mut g, mut c) = guard("reader");
+        // Under off, the table name is code; under on, it is in a string.
+        let trick = b"SELECT '\\' AS x, ' , key_value FROM api_keys --'";
+        assert!(g.check_sql(&mut c, trick).is_allowed());
+        g.start_with_standard_conforming_strings(false);
+        let d = g.check_sql(&mut c, trick);
+        assert!(
+            matches!(&d, Decision::Deny(d) if d.message == "pgward: role reader may not read public.api_keys"),
+            "{d:?}"
+        );
+        assert!(g.check_sql(&mut c, b"SELECT 'it\\'s'").is_allowed());
+        // A statement prepared under off is judged again under off.
+        let p = parse(&mut g, &mut c, "s", "SELECT '\\' AS x, ' , 1 --'");
+        g.settle(p, Outcome::Done);
+        g.start_with_standard_conforming_strings(true);
+        assert!(g.on_query(&mut c, b"SET search_path = x").is_allowed());
+        assert!(bind(&mut g, &mut c, "", "s").is_ok());
     }
 }

@@ -2,7 +2,12 @@
 //! upstream that the server answers leaves an entry here; the relay matches
 //! each server message against the head entry, so it knows which client
 //! message a reply belongs to, which replies to hide (those of messages pgward
-//! injected itself), and where its own synthetic replies go. Pure logic.
+//! injected itself), and where its own synthetic replies go. An entry may
+//! carry a ticket: the guard's change waiting for that reply, settled as
+//! done, failed or skipped (after an earlier error, the server skips
+//! extended-protocol messages until Sync). While the server takes COPY data
+//! from the client it ignores Sync, so a Sync sent then owes nothing. Pure
+//! logic.
 
 use std::collections::VecDeque;
 
@@ -24,8 +29,35 @@ pub enum Owed {
     Execute,
     /// Sync: ReadyForQuery.
     Sync,
+    /// Nothing: marks where the client ended its COPY data (CopyDone or
+    /// CopyFail), so the Syncs the server ignores during COPY are known.
+    CopyEnd,
     /// Bytes pgward writes to the client itself, once everything before is answered.
     Synthetic(Bytes),
+}
+
+/// Names a change that waits for the server's answer to one message.
+pub type Ticket = u64;
+
+/// What the queue tells its owner while routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The fate of a message that carried a ticket.
+    Settled(Ticket, Outcome),
+    /// A Sync that arrived during COPY FROM STDIN: the server ignores it, so
+    /// one ReadyForQuery fewer is owed.
+    SyncIgnored,
+}
+
+/// What became of a message that carried a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server did it (ParseComplete, BindComplete, CloseComplete).
+    Done,
+    /// The server answered it with an error.
+    Failed,
+    /// The server skipped it, after an earlier error, until Sync.
+    Skipped,
 }
 
 /// One entry of the queue.
@@ -35,6 +67,8 @@ pub struct Entry {
     pub owed: Owed,
     /// False for replies to messages pgward injected: they are not forwarded.
     pub visible: bool,
+    /// The change to settle when the reply comes.
+    pub ticket: Option<Ticket>,
 }
 
 /// What to do with one server message.
@@ -50,12 +84,66 @@ pub enum Route {
 #[derive(Debug, Default)]
 pub struct Pipeline {
     entries: VecDeque<Entry>,
+    /// The server is taking COPY data and the client's end of it has not
+    /// been forwarded yet.
+    copy_in: bool,
 }
 
 impl Pipeline {
     /// Records that the server owes `owed` for a message just forwarded.
     pub fn push(&mut self, owed: Owed, visible: bool) {
-        self.entries.push_back(Entry { owed, visible });
+        self.push_ticket(owed, visible, None);
+    }
+
+    /// Records an owed reply that settles `ticket`. True when a
+    /// ReadyForQuery is owed for it (a Query, or a Sync outside COPY).
+    pub fn push_ticket(&mut self, owed: Owed, visible: bool, ticket: Option<Ticket>) -> bool {
+        match owed {
+            Owed::Sync if self.copy_in => return false,
+            Owed::CopyEnd if self.copy_in => {
+                self.copy_in = false;
+                return false;
+            }
+            _ => {}
+        }
+        let ready = matches!(owed, Owed::Query | Owed::Sync);
+        self.entries.push_back(Entry {
+            owed,
+            visible,
+            ticket,
+        });
+        ready
+    }
+
+    /// Drops the markers at the head: they owe nothing.
+    fn skip_markers(&mut self) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|e| e.owed == Owed::CopyEnd)
+        {
+            self.entries.pop_front();
+        }
+    }
+
+    /// The server started taking COPY data (CopyInResponse): the Syncs the
+    /// client sent before ending its data are ignored.
+    fn copy_started(&mut self, mut event: impl FnMut(Event)) {
+        let mut i = 1;
+        while i < self.entries.len() {
+            match self.entries[i].owed {
+                Owed::CopyEnd => {
+                    self.entries.remove(i);
+                    return;
+                }
+                Owed::Sync => {
+                    self.entries.remove(i);
+                    event(Event::SyncIgnored);
+                }
+                _ => i += 1,
+            }
+        }
+        self.copy_in = true;
     }
 
     /// True when nothing is owed.
@@ -70,6 +158,7 @@ impl Pipeline {
 
     /// Takes the synthetic replies now at the head of the queue, in order.
     pub fn take_synthetic(&mut self, out: &mut Vec<Bytes>) {
+        self.skip_markers();
         while let Some(Entry {
             owed: Owed::Synthetic(_),
             ..
@@ -85,11 +174,16 @@ impl Pipeline {
         }
     }
 
-    /// Routes one server message by its tag and updates the queue.
-    pub fn route(&mut self, tag: u8) -> Route {
+    /// Routes one server message by its tag and updates the queue; what the
+    /// owner must know (tickets settled, Syncs ignored) goes to `event`.
+    pub fn route(&mut self, tag: u8, mut event: impl FnMut(Event)) -> Route {
         // Asynchronous messages belong to no request.
         if matches!(tag, b'N' | b'A' | b'S') {
             return Route::Forward;
+        }
+        self.skip_markers();
+        if tag == b'G' {
+            self.copy_started(&mut event);
         }
         let Some(head) = self.entries.front() else {
             // Nothing owed (a FATAL error before shutdown, say): pass it on.
@@ -109,16 +203,27 @@ impl Pipeline {
             (Owed::Execute, b'C' | b'I' | b's' | b'E') => true,
             (Owed::Execute, _) => false,
             (Owed::Sync, _) => false,
-            (Owed::Synthetic(_), _) => false,
+            (Owed::Synthetic(_), _) | (Owed::CopyEnd, _) => false,
         };
         if done {
             let extended_error = tag == b'E' && !matches!(head.owed, Owed::Query | Owed::Sync);
+            if let Some(t) = head.ticket {
+                let outcome = if tag == b'E' {
+                    Outcome::Failed
+                } else {
+                    Outcome::Done
+                };
+                event(Event::Settled(t, outcome));
+            }
             self.entries.pop_front();
             if extended_error {
                 // The server skips every extended message up to the next Sync.
                 while let Some(e) = self.entries.front() {
                     if matches!(e.owed, Owed::Sync | Owed::Query | Owed::Synthetic(_)) {
                         break;
+                    }
+                    if let Some(t) = e.ticket {
+                        event(Event::Settled(t, Outcome::Skipped));
                     }
                     self.entries.pop_front();
                 }
@@ -134,7 +239,7 @@ mod tests {
 
     fn routes(p: &mut Pipeline, tags: &[u8]) -> String {
         tags.iter()
-            .map(|&t| match p.route(t) {
+            .map(|&t| match p.route(t, |_| {}) {
                 Route::Forward => (t as char).to_string(),
                 Route::Hide => "-".to_string(),
             })
@@ -183,6 +288,87 @@ mod tests {
         p.push(Owed::DescribeStatement, false);
         p.push(Owed::Query, true);
         assert_eq!(routes(&mut p, b"tNTTDCZ"), "-N-TDCZ");
+    }
+
+    #[test]
+    fn tickets_settle_as_the_server_answers() {
+        let mut p = Pipeline::default();
+        // Parse 0, Bind 1, Sync; Parse 2, Bind 3, Close 4, Sync.
+        for (o, t) in [
+            (Owed::One, Some(0)),
+            (Owed::One, Some(1)),
+            (Owed::Sync, None),
+            (Owed::One, Some(2)),
+            (Owed::One, Some(3)),
+            (Owed::One, Some(4)),
+            (Owed::Sync, None),
+        ] {
+            p.push_ticket(o, true, t);
+        }
+        let mut settled = Vec::new();
+        // Done, done; then the Parse fails and the rest is skipped.
+        for tag in *b"12ZEZ" {
+            p.route(tag, |e| {
+                if let Event::Settled(t, o) = e {
+                    settled.push((t, o))
+                }
+            });
+        }
+        assert_eq!(
+            settled,
+            [
+                (0, Outcome::Done),
+                (1, Outcome::Done),
+                (2, Outcome::Failed),
+                (3, Outcome::Skipped),
+                (4, Outcome::Skipped),
+            ]
+        );
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn syncs_sent_during_copy_in_are_not_owed() {
+        // Bind, Execute (COPY FROM STDIN), Sync sent at once; the data and
+        // CopyDone follow CopyInResponse, then a Sync.
+        let mut p = Pipeline::default();
+        assert!(!p.push_ticket(Owed::One, true, None));
+        assert!(!p.push_ticket(Owed::Execute, true, None));
+        assert!(p.push_ticket(Owed::Sync, true, None));
+        let mut ignored = 0;
+        let mut count = |e: Event| ignored += usize::from(e == Event::SyncIgnored);
+        assert_eq!(p.route(b'2', &mut count), Route::Forward);
+        p.route(b'G', &mut count);
+        assert!(
+            !p.push_ticket(Owed::Sync, true, None),
+            "ignored during COPY"
+        );
+        assert!(!p.push_ticket(Owed::CopyEnd, true, None));
+        assert!(p.push_ticket(Owed::Sync, true, None));
+        for tag in *b"CZ" {
+            p.route(tag, &mut count);
+        }
+        assert!(p.is_empty());
+        assert_eq!(ignored, 1);
+        // All at once, CopyDone before CopyInResponse arrives: only the Sync
+        // before CopyDone is ignored.
+        let mut p = Pipeline::default();
+        for o in [Owed::Query, Owed::Sync, Owed::CopyEnd, Owed::Sync] {
+            p.push_ticket(o, true, None);
+        }
+        let mut ignored = 0;
+        for tag in *b"GCZZ" {
+            p.route(tag, |e| ignored += usize::from(e == Event::SyncIgnored));
+        }
+        assert!(p.is_empty());
+        assert_eq!(ignored, 1);
+        // A COPY that fails to start ignores nothing; the markers owe nothing.
+        let mut p = Pipeline::default();
+        for o in [Owed::Execute, Owed::Sync, Owed::CopyEnd, Owed::Sync] {
+            p.push_ticket(o, true, None);
+        }
+        assert_eq!(routes(&mut p, b"EZZ"), "EZZ");
+        assert!(p.is_empty());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::catalog::CatalogCache;
 use super::denial::{raise_extended, raise_query, EXTENDED_HIDDEN_REPLIES};
 use super::guard::Guard;
 use super::masker::{Masked, Masker};
-use super::pipeline::{Owed, Pipeline, Route};
+use super::pipeline::{Event, Owed, Pipeline, Route, Ticket};
 use super::row_cap::{CapAction, RowCap};
 use super::stream::Stream;
 use crate::config::DatabaseConfig;
@@ -223,7 +223,18 @@ impl<'a> ClientPump<'a> {
     }
 
     fn owe(&self, owed: Owed, visible: bool) {
-        self.state.pipeline.borrow_mut().push(owed, visible);
+        self.owe_ticket(owed, visible, None);
+    }
+
+    fn owe_ticket(&self, owed: Owed, visible: bool, ticket: Option<Ticket>) {
+        let ready = self
+            .state
+            .pipeline
+            .borrow_mut()
+            .push_ticket(owed, visible, ticket);
+        if ready {
+            self.state.guard.borrow_mut().owe_ready();
+        }
     }
 
     /// Replaces a refused message with the server-raised refusal: a simple
@@ -234,6 +245,8 @@ impl<'a> ClientPump<'a> {
         tracing::info!(message = %d.message, "statement refused");
         let mut out = BytesMut::new();
         if simple {
+            // The server runs it in the unnamed portal, as any simple Query.
+            self.state.guard.borrow_mut().forget_unnamed_portal();
             self.owe(Owed::Query, true);
             raise_query(d, &mut out);
         } else {
@@ -260,25 +273,27 @@ impl<'a> ClientPump<'a> {
             Decision::Deny(d) => Some(d),
         };
         let mut guard = self.state.guard.borrow_mut();
-        // Each message: what the server will owe for it, and whether it is refused.
-        let (owed, refusal) = match tag {
+        // Each message: what the server will owe for it, the guard's change
+        // that waits for that reply, and whether it is refused.
+        let (owed, ticket, refusal) = match tag {
             b'Q' => {
                 let q = Query::parse(body)?;
-                (
-                    Owed::Query,
-                    refused(guard.check_sql(&mut self.cache.borrow_mut(), q.sql)),
-                )
+                let d = guard.on_query(&mut self.cache.borrow_mut(), q.sql);
+                (Owed::Query, None, refused(d))
             }
             b'P' => {
                 let p = Parse::parse(body)?;
-                (
-                    Owed::One,
-                    refused(guard.on_parse(&mut self.cache.borrow_mut(), p.name, p.sql)),
-                )
+                match guard.on_parse(&mut self.cache.borrow_mut(), p.name, p.sql) {
+                    Ok(t) => (Owed::One, Some(t), None),
+                    Err(d) => (Owed::One, None, Some(d)),
+                }
             }
             b'B' => {
                 let b = BindNames::parse(body)?;
-                (Owed::One, guard.on_bind(b.portal, b.statement))
+                match guard.on_bind(&mut self.cache.borrow_mut(), b.portal, b.statement) {
+                    Ok(t) => (Owed::One, Some(t), None),
+                    Err(d) => (Owed::One, None, Some(d)),
+                }
             }
             b'E' => {
                 let e = Execute::parse(body)?;
@@ -299,7 +314,7 @@ impl<'a> ClientPump<'a> {
                     });
                     return Ok(Action::Replace(out));
                 }
-                (Owed::Execute, refusal)
+                (Owed::Execute, None, refusal)
             }
             b'D' => {
                 let t = Target::parse(body, "Describe")?;
@@ -308,21 +323,27 @@ impl<'a> ClientPump<'a> {
                 } else {
                     Owed::DescribePortal
                 };
-                (owed, guard.on_describe(t.kind, t.name))
+                (
+                    owed,
+                    None,
+                    guard.on_describe(&mut self.cache.borrow_mut(), t.kind, t.name),
+                )
             }
             b'C' => {
                 let t = Target::parse(body, "Close")?;
-                guard.on_close(t.kind, t.name);
-                (Owed::One, None)
+                (Owed::One, Some(guard.on_close(t.kind, t.name)), None)
             }
             b'S' => {
                 self.skip_until_sync = false;
-                (Owed::Sync, None)
+                (Owed::Sync, None, None)
             }
+            // CopyDone, CopyFail: the server takes Syncs again.
+            b'c' | b'f' => (Owed::CopyEnd, None, None),
             // A fast-path function call names a function by OID with no SQL
             // to analyse: refused like any unanalysable statement.
             b'F' => (
                 Owed::Query,
+                None,
                 Some(Denial {
                     message: "pgward: fast-path function calls are never allowed".into(),
                     detail: "rule: built-in; a FunctionCall message carries no SQL to analyse"
@@ -335,7 +356,7 @@ impl<'a> ClientPump<'a> {
         drop(guard);
         Ok(match refusal {
             None => {
-                self.owe(owed, true);
+                self.owe_ticket(owed, true, ticket);
                 Action::Forward
             }
             Some(d) => self.refuse(&d, owed == Owed::Query),
@@ -476,6 +497,7 @@ fn note(state: &SessionState, tag: u8, body: &[u8]) -> Result<Route, Stop> {
         b'Z' => {
             if let Some(&s) = body.first() {
                 state.tx_status.set(s);
+                state.guard.borrow_mut().on_ready_for_query(s);
             }
         }
         b'E' if ErrorFields::parse(body).is_ok_and(|f| f.is_fatal()) => {
@@ -486,10 +508,17 @@ fn note(state: &SessionState, tag: u8, body: &[u8]) -> Result<Route, Stop> {
             let p = ParameterStatus::parse(body)?;
             match p.name {
                 "standard_conforming_strings" => {
-                    state
+                    let followed = state
                         .guard
                         .borrow_mut()
                         .set_standard_conforming_strings(p.value == "on");
+                    if let Err(why) = followed {
+                        return Err(halt(
+                            state,
+                            PgError::fatal("0A000", why)
+                                .with_hint("reconnect to start a new session"),
+                        ));
+                    }
                 }
                 "client_encoding" if !is_supported_client_encoding(p.value) => {
                     return Err(halt(
@@ -506,7 +535,11 @@ fn note(state: &SessionState, tag: u8, body: &[u8]) -> Result<Route, Stop> {
         }
         _ => {}
     }
-    Ok(state.pipeline.borrow_mut().route(tag))
+    let mut guard = state.guard.borrow_mut();
+    Ok(state.pipeline.borrow_mut().route(tag, |e| match e {
+        Event::Settled(ticket, outcome) => guard.settle(ticket, outcome),
+        Event::SyncIgnored => guard.sync_ignored(),
+    }))
 }
 
 /// Stops the session: the client pump forwards nothing more from now on.

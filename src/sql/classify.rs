@@ -125,7 +125,7 @@ fn setting_name(n: &ObjectName) -> String {
 const IDENTITY_SETTINGS: &[&str] = &["role", "session_authorization", "session authorization"];
 
 /// Settings that change how pgward must read later statements.
-const LEXER_SETTINGS: &[&str] = &["standard_conforming_strings"];
+const LEXER_SETTINGS: &[&str] = &[];
 
 /// One FROM item visible to column references: the name it is referred to by
 /// (alias or table name) and the base relation behind it (none for derived
