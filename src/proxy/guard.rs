@@ -10,8 +10,8 @@
 //! statements keep their text and are judged again before a Bind when the
 //! server would analyse them again (the search path, the schema or the catalog
 //! changed). And the guard knows when the server may be reading backslashes
-//! differently than pgward does (a change of standard_conforming_strings or
-//! client_encoding still in flight), and refuses texts holding one until then.
+//! differently than pgward does (while anything it forwarded still runs), and
+//! refuses texts holding one until then.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -108,14 +108,6 @@ struct Facts {
     reads_masked: bool,
     /// It changes the schema.
     ddl: bool,
-    /// Running it may change how the server lexes later texts:
-    /// standard_conforming_strings, client_encoding or every setting, DISCARD,
-    /// or a function pgward cannot see into.
-    lexing: bool,
-    /// It changes standard_conforming_strings (or may: RESET ALL, DISCARD).
-    changes_strings: bool,
-    /// A transaction statement: a ROLLBACK reverts settings.
-    transaction: bool,
     /// SQL-level PREPARE, DEALLOCATE or DISCARD: statement names change.
     forgets_statements: bool,
     /// DECLARE, CLOSE, FETCH or DISCARD: portal names change.
@@ -128,72 +120,46 @@ impl Facts {
         Facts {
             reads_masked: self.reads_masked || o.reads_masked,
             ddl: self.ddl || o.ddl,
-            lexing: self.lexing || o.lexing,
-            changes_strings: self.changes_strings || o.changes_strings,
-            transaction: self.transaction || o.transaction,
             forgets_statements: self.forgets_statements || o.forgets_statements,
             forgets_portals: self.forgets_portals || o.forgets_portals,
         }
     }
 }
 
-/// The settings that change how the server lexes.
-const LEXING_SETTINGS: &[&str] = &["standard_conforming_strings", "client_encoding", "all"];
-
 /// The facts a classification implies (all but reads_masked, which depends
 /// on the session). The one place that reads these classification fields.
 fn facts_of(c: &Classification) -> Facts {
     let ops = &c.operations;
-    let lexing_setting = c
-        .settings
-        .iter()
-        .any(|s| LEXING_SETTINGS.contains(&s.as_str()));
-    let opaque_function = c.functions.iter().any(|f| {
-        !(matches!(f.schema.as_deref(), None | Some("pg_catalog"))
-            && crate::policy::builtins::is_safe(&f.name))
-    });
     let discard = ops.contains(&Operation::Discard);
     Facts {
         reads_masked: false,
         ddl: ops.contains(&Operation::Ddl),
-        lexing: lexing_setting || discard || opaque_function,
-        changes_strings: discard
-            || c.settings
-                .iter()
-                .any(|s| s == "standard_conforming_strings" || s == "all"),
-        transaction: ops.contains(&Operation::Transaction),
         forgets_statements: discard || ops.contains(&Operation::Prepare),
         forgets_portals: discard || ops.contains(&Operation::Cursor),
     }
 }
 
-/// Counts of ReadyForQuery, to know when a change to how the server lexes
-/// has settled: one answers each Query and each Sync, in order.
+/// Whether the server may read backslashes differently than pgward: any
+/// statement still running may change standard_conforming_strings or
+/// client_encoding (a SET, and as well a function, view, trigger, row
+/// security policy or domain check calling set_config, which pgward cannot
+/// see), and the server reports such a change only just before its
+/// ReadyForQuery, after the replies to whatever it ran in the meantime.
 #[derive(Debug, Default)]
 struct Lexing {
-    /// ReadyForQuery messages the server owes for what was forwarded.
+    /// ReadyForQuery messages the server owes for what was forwarded (one
+    /// per Query and per Sync).
     ready_owed: u64,
     /// ReadyForQuery messages received.
     ready_seen: u64,
-    /// A change may be pending until this many have been received.
-    settled_at: u64,
-    /// The ReadyForQuery that answers the latest forwarded text holding a
-    /// backslash.
-    backslash_until: u64,
-    /// True once the session changed standard_conforming_strings, so a
-    /// ROLLBACK may change it back.
-    changed: bool,
+    /// A Bind or Execute was forwarded since the last Sync (planning at
+    /// Bind may run functions too).
+    running: bool,
 }
 
 impl Lexing {
-    /// The ReadyForQuery that answers the message being judged now (a Query,
-    /// or an extended-protocol message answered at the next Sync).
-    fn answer(&self) -> u64 {
-        self.ready_owed + 1
-    }
-
     fn uncertain(&self) -> bool {
-        self.ready_seen < self.settled_at
+        self.ready_seen < self.ready_owed || self.running
     }
 }
 
@@ -309,22 +275,18 @@ impl Guard {
     }
 
     /// Judges one SQL text the server is about to lex (a simple Query or a
-    /// Parse). A text holding a backslash is refused while a change to how
-    /// the server reads backslashes may be in flight.
+    /// Parse). A text holding a backslash is refused while anything forwarded
+    /// before it is still running: it may change how the server reads
+    /// backslashes, and pgward would learn of that only afterwards.
     pub fn check_sql(&mut self, cache: &mut ClassificationCache, sql: &[u8]) -> Decision {
-        let backslash = memchr::memchr(b'\\', sql).is_some();
-        if backslash && self.lexing.uncertain() {
+        if self.lexing.uncertain() && memchr::memchr(b'\\', sql).is_some() {
             return refuse(
-                "pgward: the statement holds a backslash while a change to how the server reads backslashes is in flight",
-                "rule: built-in; an earlier statement may change standard_conforming_strings or client_encoding (SET, RESET, DISCARD, ROLLBACK, a function), and its answer has not arrived: pgward cannot tell how the server will read this text",
-                "send it again once the earlier statement's result has arrived, or write it without backslashes",
+                "pgward: the statement holds a backslash while earlier statements are still running",
+                "rule: built-in; a running statement may change standard_conforming_strings or client_encoding (by SET, or by a function, view or trigger calling set_config), and the server reports that only when it is done: until then pgward cannot tell how the server will read a backslash",
+                "send it once the earlier results have arrived (after their ReadyForQuery), or write it without backslashes",
             );
         }
-        let d = self.judge(cache, sql, self.strings);
-        if backslash && d.is_allowed() {
-            self.lexing.backslash_until = self.lexing.answer();
-        }
-        d
+        self.judge(cache, sql, self.strings)
     }
 
     /// Judges `sql` as the server lexes it under `strings`.
@@ -456,8 +418,7 @@ impl Guard {
         })
     }
 
-    /// What running an allowed statement or portal does to the mirror and to
-    /// how the server lexes what follows (its answer: the next ReadyForQuery).
+    /// What running an allowed statement or portal does to the mirror.
     fn runs(&mut self, f: Facts) {
         if f.forgets_statements {
             self.statements.clear();
@@ -468,12 +429,6 @@ impl Guard {
             self.portals.clear();
             self.pending
                 .retain(|(_, p)| !matches!(p, Pending::Bind { .. }));
-        }
-        if f.changes_strings {
-            self.lexing.changed = true;
-        }
-        if f.lexing || (f.transaction && self.lexing.changed) {
-            self.lexing.settled_at = self.lexing.settled_at.max(self.lexing.answer());
         }
     }
 
@@ -559,6 +514,7 @@ impl Guard {
             // Running prepared DDL changes the schema again.
             self.schema_changes();
         }
+        self.lexing.running = true;
         Ok(self.pend(Pending::Bind {
             name: portal.to_vec(),
             portal: Portal { facts },
@@ -661,6 +617,7 @@ impl Guard {
             None => Some(unknown("portal", portal)),
             Some(f) => {
                 self.runs(f);
+                self.lexing.running = true;
                 None
             }
         }
@@ -739,6 +696,7 @@ impl Guard {
     /// pgward's own or the client's, or a Sync), once forwarded.
     pub fn owe_ready(&mut self) {
         self.lexing.ready_owed += 1;
+        self.lexing.running = false;
     }
 
     /// Takes back a Sync counted by `owe_ready` that the server ignored
@@ -755,37 +713,14 @@ impl Guard {
         }
     }
 
-    /// The server's standard_conforming_strings at login.
-    pub fn start_with_standard_conforming_strings(&mut self, on: bool) {
+    /// Follows the server's standard_conforming_strings (at login and in
+    /// every ParameterStatus).
+    pub fn set_standard_conforming_strings(&mut self, on: bool) {
         self.strings = if on {
             Strings::Standard
         } else {
             Strings::Escaped
         };
-    }
-
-    /// Follows the server's ParameterStatus for standard_conforming_strings.
-    /// An error when the change came unannounced while a text holding a
-    /// backslash was in flight: the server may have read it differently than
-    /// pgward judged it, and the session cannot go on.
-    pub fn set_standard_conforming_strings(&mut self, on: bool) -> Result<(), String> {
-        let strings = if on {
-            Strings::Standard
-        } else {
-            Strings::Escaped
-        };
-        if strings == self.strings {
-            return Ok(());
-        }
-        self.strings = strings;
-        self.lexing.changed = true;
-        if !self.lexing.uncertain() && self.lexing.backslash_until > self.lexing.ready_seen {
-            return Err(format!(
-                "pgward: standard_conforming_strings changed to {} without a statement pgward saw asking for it, while a statement holding a backslash was in flight",
-                if on { "on" } else { "off" }
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -1000,35 +935,13 @@ mod tests {
     #[test]
     fn facts_follow_the_classification() {
         let f = |sql: &str| facts_of(&crate::sql::classify(sql).unwrap());
-        for sql in [
-            "SET standard_conforming_strings = off",
-            "SET LOCAL standard_conforming_strings TO on",
-            "RESET ALL",
-            "DISCARD ALL",
-            "SELECT set_config('standard_conforming_strings', 'off', false)",
-        ] {
-            assert!(f(sql).lexing && f(sql).changes_strings, "{sql}");
-        }
-        for sql in [
-            "SET client_encoding = 'UTF8'",
-            "SET NAMES 'UTF8'",
-            "SELECT public.f()",
-        ] {
-            assert!(f(sql).lexing && !f(sql).changes_strings, "{sql}");
-        }
-        for sql in [
-            "SELECT 1",
-            "SELECT count(*), lower('a') FROM t",
-            "SET search_path = x",
-        ] {
-            assert!(!f(sql).lexing, "{sql}");
-        }
-        assert!(f("ROLLBACK").transaction && f("COMMIT").transaction);
         assert!(f("DEALLOCATE ALL").forgets_statements);
         assert!(f("PREPARE p AS SELECT 1").forgets_statements);
         assert!(f("CLOSE ALL").forgets_portals);
         assert!(f("DECLARE c CURSOR FOR SELECT 1").forgets_portals);
         assert!(f("DISCARD ALL").forgets_statements && f("DISCARD ALL").forgets_portals);
+        assert!(f("CREATE TABLE t (a int)").ddl);
+        assert_eq!(f("SELECT 1; SET search_path = x"), Facts::default());
     }
 
     #[test]
@@ -1053,7 +966,7 @@ mod tests {
     }
 
     #[test]
-    fn backslashes_wait_while_a_lexing_change_is_in_flight() {
+    fn backslashes_wait_while_anything_runs() {
         let (mut g, mut c) = guard("migrator");
         let tricky = b"SELECT '\\' AS x, ' , 1 --'";
         // Pipelined behind a SET of standard_conforming_strings: refused.
@@ -1069,12 +982,12 @@ mod tests {
         // Without a backslash the text reads the same either way.
         assert!(g.check_sql(&mut c, b"SELECT 'plain'").is_allowed());
         // The report, then the SET's ReadyForQuery: settled, in the new mode.
-        assert_eq!(g.set_standard_conforming_strings(false), Ok(()));
+        g.set_standard_conforming_strings(false);
         g.on_ready_for_query(b'I');
         assert_eq!(g.strings(), Strings::Escaped);
         assert!(g.check_sql(&mut c, tricky).is_allowed());
-        // Now a ROLLBACK may revert it: uncertain again until answered.
-        assert!(g.on_query(&mut c, b"ROLLBACK").is_allowed());
+        // Behind anything at all (a view or a trigger may call set_config).
+        assert!(g.on_query(&mut c, b"SELECT * FROM customers").is_allowed());
         g.owe_ready();
         assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         g.on_ready_for_query(b'I');
@@ -1082,31 +995,25 @@ mod tests {
     }
 
     #[test]
-    fn extended_protocol_changes_settle_at_the_next_sync() {
+    fn in_the_extended_protocol_bind_and_execute_run_until_sync() {
         let (mut g, mut c) = guard("migrator");
         let p = parse(&mut g, &mut c, "", "SET standard_conforming_strings = off");
-        let b = bind(&mut g, &mut c, "", "").unwrap();
-        // Nothing runs at Parse or Bind; Execute makes the change pending.
+        // Parses alone run nothing.
         assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
+        let b = bind(&mut g, &mut c, "", "").unwrap();
+        assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         assert!(g.on_execute(b"").is_none());
         assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         g.settle(p, Outcome::Done);
         g.settle(b, Outcome::Done);
         g.owe_ready(); // the Sync
+        assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         g.on_ready_for_query(b'I');
         assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
-    }
-
-    #[test]
-    fn an_unannounced_change_with_a_backslash_in_flight_ends_the_session() {
-        let (mut g, mut c) = guard("reader");
-        assert!(g.on_query(&mut c, b"SELECT E'\\\\'").is_allowed());
+        // A Sync the server ignored (during COPY) is not waited for.
         g.owe_ready();
-        assert!(g.set_standard_conforming_strings(false).is_err());
-        // Without one in flight, pgward just follows.
-        let (mut g, _) = guard("reader");
-        assert_eq!(g.set_standard_conforming_strings(false), Ok(()));
-        assert_eq!(g.strings(), Strings::Escaped);
+        g.sync_ignored();
+        assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
     }
 
     #[test]
@@ -1115,7 +1022,7 @@ mod tests {
         // Under off, the table name is code; under on, it is in a string.
         let trick = b"SELECT '\\' AS x, ' , key_value FROM api_keys --'";
         assert!(g.check_sql(&mut c, trick).is_allowed());
-        g.start_with_standard_conforming_strings(false);
+        g.set_standard_conforming_strings(false);
         let d = g.check_sql(&mut c, trick);
         assert!(
             matches!(&d, Decision::Deny(d) if d.message == "pgward: role reader may not read public.api_keys"),
@@ -1125,7 +1032,7 @@ mod tests {
         // A statement prepared under off is judged again under off.
         let p = parse(&mut g, &mut c, "s", "SELECT '\\' AS x, ' , 1 --'");
         g.settle(p, Outcome::Done);
-        g.start_with_standard_conforming_strings(true);
+        g.set_standard_conforming_strings(true);
         assert!(g.on_query(&mut c, b"SET search_path = x").is_allowed());
         assert!(bind(&mut g, &mut c, "", "s").is_ok());
     }

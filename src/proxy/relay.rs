@@ -508,17 +508,10 @@ fn note(state: &SessionState, tag: u8, body: &[u8]) -> Result<Route, Stop> {
             let p = ParameterStatus::parse(body)?;
             match p.name {
                 "standard_conforming_strings" => {
-                    let followed = state
+                    state
                         .guard
                         .borrow_mut()
                         .set_standard_conforming_strings(p.value == "on");
-                    if let Err(why) = followed {
-                        return Err(halt(
-                            state,
-                            PgError::fatal("0A000", why)
-                                .with_hint("reconnect to start a new session"),
-                        ));
-                    }
                 }
                 "client_encoding" if !is_supported_client_encoding(p.value) => {
                     return Err(halt(

@@ -222,7 +222,7 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
         state
             .guard
             .borrow_mut()
-            .start_with_standard_conforming_strings(scs);
+            .set_standard_conforming_strings(scs);
     }
     let wake = Wake {
         client: client_fd,
