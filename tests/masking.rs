@@ -48,6 +48,11 @@ fn gateway(role: &'static str) -> Gateway {
 }
 
 #[test]
+fn masks_leave_the_catalog_readable() {
+    assert_catalog_reads_match_direct(&gateway("reader"));
+}
+
+#[test]
 fn psql_sees_masked_values_whatever_the_spelling() {
     let gw = gateway("reader");
     let out = psql(
