@@ -27,6 +27,7 @@ pub struct Catalog {
     relations: HashMap<String, u8>,
     views: HashMap<String, ViewDef>,
     by_oid: HashMap<u32, String>,
+    oid_by_name: HashMap<String, u32>,
     attributes: HashMap<(u32, i16), String>,
     /// Changes whenever a new snapshot replaces an old one.
     pub version: u64,
@@ -53,6 +54,7 @@ impl Catalog {
             relations,
             views,
             by_oid: HashMap::new(),
+            oid_by_name: HashMap::new(),
             attributes: HashMap::new(),
             version,
         }
@@ -67,6 +69,7 @@ impl Catalog {
             self.by_oid
                 .entry(oid)
                 .or_insert_with(|| qualified.to_string());
+            self.oid_by_name.entry(qualified.to_string()).or_insert(oid);
             self.attributes.insert((oid, attnum), column.to_string());
         }
     }
@@ -89,11 +92,7 @@ impl Catalog {
                 return Some((base, col.clone()));
             }
             // A view over a view: find the column's position in the inner view.
-            let inner_oid = self
-                .by_oid
-                .iter()
-                .find(|(_, t)| **t == base)
-                .map(|(o, _)| *o)?;
+            let inner_oid = *self.oid_by_name.get(&base)?;
             let inner_attnum = self
                 .attributes
                 .iter()
@@ -102,6 +101,26 @@ impl Catalog {
             current = (base, inner_attnum);
         }
         None
+    }
+
+    /// For a view: each of its columns that shows a base column as it is,
+    /// as (view column, base `schema.name`, base column).
+    pub fn view_column_bases(&self, view: &str) -> Vec<(String, String, String)> {
+        let Some(oid) = self.oid_by_name.get(view) else {
+            return Vec::new();
+        };
+        if !self.views.contains_key(view) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for ((o, attnum), name) in &self.attributes {
+            if o == oid {
+                if let Some((table, column)) = self.view_base(view, *attnum) {
+                    out.push((name.clone(), table, column));
+                }
+            }
+        }
+        out
     }
 
     /// The `schema.name` and column behind a RowDescription field's
