@@ -272,17 +272,44 @@ fn migrator_changes_the_schema() {
             ("CREATE TABLE internal.x (id int)", "deny"),
             ("DROP SCHEMA internal CASCADE", "deny"),
             // Code that runs later needs `code`, which the migrator lacks.
-            ("CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'", "deny"),
-            ("CREATE TRIGGER t BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION public.f()", "deny"),
-            ("CREATE RULE r AS ON INSERT TO orders DO INSTEAD NOTHING", "deny"),
-            ("CREATE OPERATOR public.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq)", "deny"),
-            ("CREATE AGGREGATE public.agg (int) (SFUNC = int4pl, STYPE = int)", "deny"),
+            (
+                "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+                "deny",
+            ),
+            (
+                "CREATE TRIGGER t BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION public.f()",
+                "deny",
+            ),
+            (
+                "CREATE RULE r AS ON INSERT TO orders DO INSTEAD NOTHING",
+                "deny",
+            ),
+            (
+                "CREATE OPERATOR public.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq)",
+                "deny",
+            ),
+            (
+                "CREATE AGGREGATE public.agg (int) (SFUNC = int4pl, STYPE = int)",
+                "deny",
+            ),
             ("DO $$ BEGIN END $$", "deny"),
-            ("ALTER FUNCTION public.customer_order_count(int) SECURITY DEFINER", "deny"),
+            (
+                "ALTER FUNCTION public.customer_order_count(int) SECURITY DEFINER",
+                "deny",
+            ),
             // Defaults and checks are expressions: their functions are checked.
-            ("CREATE TABLE public.w2 (x text DEFAULT pg_read_file('/etc/passwd'))", "deny"),
-            ("ALTER TABLE orders ALTER COLUMN status SET DEFAULT public.nope()", "deny"),
-            ("CREATE TABLE public.w3 AS SELECT * FROM internal.secrets", "deny"),
+            (
+                "CREATE TABLE public.w2 (x text DEFAULT pg_read_file('/etc/passwd'))",
+                "deny",
+            ),
+            (
+                "ALTER TABLE orders ALTER COLUMN status SET DEFAULT public.nope()",
+                "deny",
+            ),
+            (
+                "CREATE TABLE public.w3 AS SELECT * FROM internal.secrets",
+                "deny",
+            ),
             ("CREATE ROLE x SUPERUSER", "deny"),
             ("CREATE EXTENSION dblink", "deny"),
             ("INSERT INTO orders (id) VALUES (1)", "deny"),
