@@ -9,18 +9,33 @@ use bytes::{BufMut, BytesMut};
 use crate::policy::Denial;
 use crate::wire::build::{cstr, message};
 
-/// An E'' literal that is safe for any text, whatever the session's settings.
+/// An E'' literal that is safe for any text, whatever the session's settings
+/// and encoding: the literal is pure ASCII, so no client-chosen byte can be
+/// read as part of a multibyte character that swallows the closing quote or a
+/// backslash. Every non-ASCII character is written as `\x` escapes of its
+/// UTF-8 bytes; quotes are doubled rather than backslash-escaped, so
+/// `backslash_quote = off` cannot turn a refusal into a syntax error. (In a
+/// database whose encoding is not UTF-8 or SQL_ASCII, such characters show
+/// garbled or make the server refuse the bytes: the refusal stays a refusal.)
 fn literal(text: &str) -> String {
+    use std::fmt::Write;
     let mut out = String::with_capacity(text.len() + 4);
     out.push_str("E'");
     for ch in text.chars() {
         match ch {
-            '\'' => out.push_str("\\'"),
+            '\'' => out.push_str("''"),
             '\\' => out.push_str("\\\\"),
             // Keep the DO body's dollar quote unbreakable.
             '$' => out.push_str("\\x24"),
             c if (c as u32) < 0x20 => out.push(' '),
-            c => out.push(c),
+            c if c.is_ascii() => out.push(c),
+            c => {
+                let mut utf8 = [0u8; 4];
+                for b in c.encode_utf8(&mut utf8).bytes() {
+                    // Always two digits: the next character is never taken in.
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            }
         }
     }
     out.push('\'');
@@ -84,6 +99,48 @@ pub fn raise_extended(d: &Denial, out: &mut BytesMut) {
 mod tests {
     use super::*;
 
+    /// Reads an E'' literal as PostgreSQL's scanner does (the escapes
+    /// `literal` writes, and the rest of the scanner's rules for the bytes
+    /// around them): the value's bytes and what follows the closing quote.
+    fn read_e_literal(sql: &[u8]) -> (Vec<u8>, &[u8]) {
+        assert!(sql.starts_with(b"E'"), "{:?}", String::from_utf8_lossy(sql));
+        let mut value = Vec::new();
+        let mut i = 2;
+        loop {
+            match sql[i] {
+                b'\'' if sql.get(i + 1) == Some(&b'\'') => {
+                    value.push(b'\'');
+                    i += 2;
+                }
+                b'\'' => return (value, &sql[i + 1..]),
+                b'\\' => match sql[i + 1] {
+                    b'x' => {
+                        let hex = |b: u8| (b as char).to_digit(16);
+                        let hi = hex(sql[i + 2]).expect("a hex digit") as u8;
+                        match sql.get(i + 3).and_then(|&b| hex(b)) {
+                            Some(lo) => {
+                                value.push(hi << 4 | lo as u8);
+                                i += 4;
+                            }
+                            None => {
+                                value.push(hi);
+                                i += 3;
+                            }
+                        }
+                    }
+                    c => {
+                        value.push(c);
+                        i += 2;
+                    }
+                },
+                b => {
+                    value.push(b);
+                    i += 1;
+                }
+            }
+        }
+    }
+
     #[test]
     fn literals_cannot_escape_the_do_block() {
         let d = Denial {
@@ -94,9 +151,39 @@ mod tests {
         let sql = raise_sql(&d);
         assert_eq!(sql.matches("$pgward$").count(), 2, "{sql}");
         assert!(
-            sql.contains("x\\'\\x24pgward\\x24; DROP TABLE t; --\\\\'"),
+            sql.contains("x''\\x24pgward\\x24; DROP TABLE t; --\\\\'"),
             "{sql}"
         );
         assert!(!sql.contains('\n'));
+    }
+
+    #[test]
+    fn literals_are_ascii_and_read_back_as_the_text() {
+        // Names a client chose: non-ASCII, and the bytes of characters whose
+        // second byte is a backslash in SJIS or BIG5 (0x95 0x5c is SJIS for
+        // U+8868, 0xa5 0x5c is BIG5 for U+529F), as pgward turns them into
+        // text (invalid UTF-8 becomes U+FFFD) and as proper characters.
+        let names: [&[u8]; 6] = [
+            "public.\"çé表功\"".as_bytes(),
+            b"s\x95\x5c' || (SELECT 1) --",
+            b"\xa5\x5c'; DROP TABLE t; --",
+            "\u{8868}\\'x".as_bytes(),
+            "emoji \u{1F600}\u{1F600}' \\".as_bytes(),
+            "ends in a lead byte \u{00e8}".as_bytes(),
+        ];
+        for name in names {
+            let text = format!(
+                "pgward: prepared statement \"{}\" was refused",
+                String::from_utf8_lossy(name)
+            );
+            let lit = literal(&text);
+            assert!(lit.is_ascii(), "{lit}");
+            let (value, rest) = read_e_literal(lit.as_bytes());
+            assert_eq!(rest, b"", "the literal ended early: {lit}");
+            assert_eq!(value, text.as_bytes(), "{lit}");
+            // No byte of the literal can start a multibyte character in any
+            // encoding PostgreSQL supports, so it lexes the same in all of them.
+            assert!(lit.bytes().all(|b| b < 0x80));
+        }
     }
 }

@@ -35,6 +35,9 @@ use crate::wire::frame::{next, Next, HEADER_LEN};
 use crate::wire::frontend::{BindNames, Execute, Parse, Query, Target};
 use crate::wire::WireError;
 
+use super::session::ENCODING_HINT;
+use super::startup_options::{is_supported_client_encoding, unsupported_encoding};
+
 /// The client's writing half, shared by whoever must answer the client.
 pub type ClientSink = Rc<Mutex<OwnedWriteHalf<Stream>>>;
 
@@ -62,6 +65,10 @@ pub enum RelayEnd {
     },
     /// The upstream sent bytes that are not a valid frame.
     UpstreamProtocol(WireError),
+    /// The server's session changed in a way pgward cannot follow (a client
+    /// encoding it cannot lex, say): the client is told why, nothing more is
+    /// forwarded either way, and the upstream is closed.
+    Halted(PgError),
 }
 
 /// What the two pumps share.
@@ -74,6 +81,9 @@ pub struct SessionState {
     pub closing: Cell<bool>,
     /// A FATAL error for the client, sent once the server has finished.
     pub pending_fatal: Cell<Option<PgError>>,
+    /// True once pgward stopped trusting its view of the session: the client
+    /// pump forwards nothing more.
+    pub halted: Cell<bool>,
     /// Replies the server owes, in order.
     pub pipeline: RefCell<Pipeline>,
     /// The statement guard.
@@ -92,6 +102,7 @@ impl SessionState {
             upstream_fatal: Cell::new(false),
             closing: Cell::new(false),
             pending_fatal: Cell::new(None),
+            halted: Cell::new(false),
             pipeline: RefCell::new(Pipeline::default()),
             guard: RefCell::new(guard),
             row_cap: RefCell::new(RowCap::new(max_rows)),
@@ -237,6 +248,9 @@ impl<'a> ClientPump<'a> {
     }
 
     fn judge(&mut self, tag: u8, body: &[u8]) -> Result<Action, WireError> {
+        if self.state.halted.get() {
+            return Ok(Action::Drop);
+        }
         let extended = matches!(tag, b'P' | b'B' | b'E' | b'D' | b'C' | b'H' | b'Q' | b'F');
         if self.skip_until_sync && extended {
             return Ok(Action::Drop);
@@ -426,10 +440,24 @@ enum Delivery {
     Rewrite,
 }
 
+/// Why the server pump stops early.
+enum Stop {
+    /// The server broke the protocol.
+    Protocol(WireError),
+    /// The session can no longer be judged: end it with this FATAL error.
+    Halt(PgError),
+}
+
+impl From<WireError> for Stop {
+    fn from(e: WireError) -> Self {
+        Stop::Protocol(e)
+    }
+}
+
 /// Notes what a server message tells the session (status, fatal errors,
 /// string rules), and decides what the client gets for it.
-fn observe(state: &SessionState, tag: u8, body: &[u8]) -> Result<Delivery, WireError> {
-    let route = note(state, tag, body);
+fn observe(state: &SessionState, tag: u8, body: &[u8]) -> Result<Delivery, Stop> {
+    let route = note(state, tag, body)?;
     // The masker sees hidden RowDescriptions too (pgward's own Describes).
     let masked = state.masker.borrow_mut().on_message(tag, body)?;
     let cap = state.row_cap.borrow_mut().on_message(tag);
@@ -443,7 +471,7 @@ fn observe(state: &SessionState, tag: u8, body: &[u8]) -> Result<Delivery, WireE
     })
 }
 
-fn note(state: &SessionState, tag: u8, body: &[u8]) -> Route {
+fn note(state: &SessionState, tag: u8, body: &[u8]) -> Result<Route, Stop> {
     match tag {
         b'Z' => {
             if let Some(&s) = body.first() {
@@ -454,18 +482,38 @@ fn note(state: &SessionState, tag: u8, body: &[u8]) -> Route {
             state.upstream_fatal.set(true);
         }
         b'S' => {
-            if let Ok(p) = ParameterStatus::parse(body) {
-                if p.name == "standard_conforming_strings" {
+            // An unreadable report might be one pgward must follow.
+            let p = ParameterStatus::parse(body)?;
+            match p.name {
+                "standard_conforming_strings" => {
                     state
                         .guard
                         .borrow_mut()
                         .set_standard_conforming_strings(p.value == "on");
                 }
+                "client_encoding" if !is_supported_client_encoding(p.value) => {
+                    return Err(halt(
+                        state,
+                        PgError::fatal("0A000", unsupported_encoding(p.value))
+                            .with_detail(
+                                "the server reported this client_encoding during the session; pgward cannot read statements as the server would, so the session is closed",
+                            )
+                            .with_hint(ENCODING_HINT),
+                    ));
+                }
+                _ => {}
             }
         }
         _ => {}
     }
-    state.pipeline.borrow_mut().route(tag)
+    Ok(state.pipeline.borrow_mut().route(tag))
+}
+
+/// Stops the session: the client pump forwards nothing more from now on.
+fn halt(state: &SessionState, e: PgError) -> Stop {
+    tracing::warn!(reason = %e.message, "session halted");
+    state.halted.set(true);
+    Stop::Halt(e)
 }
 
 /// Relays server frames to the client until one side ends.
@@ -480,6 +528,7 @@ pub async fn upstream_to_client(
         let mut need = HEADER_LEN;
         let mut stream_through = None;
         let mut bad = None;
+        let mut halted = None;
         let mut pieces = Pieces::default();
         while end < upstream.buf.len() {
             state.pipeline.borrow_mut().take_synthetic(&mut synthetic);
@@ -504,15 +553,26 @@ pub async fn upstream_to_client(
                         }
                         Ok(Delivery::Rewrite) => {
                             let out = pieces.joined(&upstream.buf);
-                            state.masker.borrow_mut().rewrite(body, out)
+                            state
+                                .masker
+                                .borrow_mut()
+                                .rewrite(body, out)
+                                .map_err(Stop::from)
                         }
                         Err(e) => Err(e),
                     };
                     match delivered {
                         Ok(()) => {}
-                        Err(e) => {
+                        Err(Stop::Protocol(e)) => {
                             end -= h.total;
                             bad = Some(e);
+                            break;
+                        }
+                        Err(Stop::Halt(e)) => {
+                            // Neither this message nor anything after it
+                            // reaches the client.
+                            end -= h.total;
+                            halted = Some(e);
                             break;
                         }
                     }
@@ -569,6 +629,9 @@ pub async fn upstream_to_client(
             if let Err(e) = forward(client, upstream.take(end).freeze(), pieces).await {
                 return RelayEnd::ClientGone(Some(e));
             }
+        }
+        if let Some(e) = halted {
+            return RelayEnd::Halted(e);
         }
         if let Some(e) = bad {
             return RelayEnd::UpstreamProtocol(e);

@@ -19,7 +19,9 @@ use super::masker::Masker;
 use super::relay::{
     upstream_to_client, CatalogSource, ClientPump, ClientSink, RelayEnd, SessionState,
 };
-use super::startup_options::startup_settings;
+use super::startup_options::{
+    client_encoding_refusal, is_supported_client_encoding, startup_settings, unsupported_encoding,
+};
 use super::stream::Stream;
 use super::upstream::{self, UpstreamError};
 use super::worker::WorkerContext;
@@ -98,6 +100,18 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
         .into_iter()
         .cloned()
         .collect();
+    if let Some(refusal) = client_encoding_refusal(&params) {
+        info!(reason = %refusal, "login refused: client encoding");
+        let _ = write_all(
+            conn.io_mut(),
+            PgError::fatal("0A000", refusal)
+                .with_hint(ENCODING_HINT)
+                .to_frame()
+                .freeze(),
+        )
+        .await;
+        return;
+    }
     let settings = startup_settings(&params);
     if let Some(refusal) = refuse_startup_settings(&roles, &settings) {
         info!(reason = %refusal, "login refused by policy");
@@ -108,9 +122,9 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
         .await;
         return;
     }
+    // The value the server applies (startup_settings resolved precedence).
     let search_path = settings
         .iter()
-        .rev()
         .find(|(k, _)| k == "search_path")
         .map(|(_, v)| v.as_str());
     let mut guard = Guard::new(roles, &database, &db.dbname, search_path);
@@ -143,6 +157,29 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
             return;
         }
     };
+    // The server's own word on the encoding: a default of the database or of
+    // pgward's upstream role applies when the client named none.
+    let reported = up.client_encoding.as_deref().unwrap_or("(not reported)");
+    if !is_supported_client_encoding(reported) {
+        info!(
+            client_encoding = reported,
+            "session refused: client encoding"
+        );
+        let mut up_conn = up.conn;
+        let mut terminate = BytesMut::new();
+        build::terminate(&mut terminate);
+        let _ = write_all(up_conn.io_mut(), terminate.freeze()).await;
+        let _ = write_all(
+            conn.io_mut(),
+            PgError::fatal("0A000", unsupported_encoding(reported))
+                .with_detail("the server reported this client_encoding at login")
+                .with_hint(ENCODING_HINT)
+                .to_frame()
+                .freeze(),
+        )
+        .await;
+        return;
+    }
     let key = CancelKey::register(up.addr, up.pid, &up.secret);
     let mut greeting = up.greeting;
     build::backend_key_data(&mut greeting, key.pid, u32::from_be_bytes(key.secret));
@@ -230,6 +267,11 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let ((front_first, front_end), (_, back_end)) = monoio::join!(front, back);
     let cause = if front_first { front_end } else { back_end };
     log_end(&cause);
+    if matches!(cause, RelayEnd::Halted(_)) {
+        let mut terminate = BytesMut::new();
+        build::terminate(&mut terminate);
+        let _ = write_all(&mut up_wr, terminate.freeze()).await;
+    }
     use monoio::io::AsyncWriteRent;
     let _ = sink.lock().await.shutdown().await;
     let _ = up_wr.shutdown().await;
@@ -249,13 +291,13 @@ fn roles_max_rows(roles: &[&Role]) -> Option<u64> {
     roles.iter().filter_map(|r| r.max_rows).min()
 }
 
+/// What a client refused for its encoding is told to do.
+pub const ENCODING_HINT: &str = "connect with client_encoding=UTF8 (libpq: PGCLIENTENCODING=UTF8)";
+
 /// Startup settings the user's roles do not allow, as a FATAL message.
 fn refuse_startup_settings(roles: &[Role], settings: &[(String, String)]) -> Option<String> {
     for (name, _) in settings {
-        if matches!(
-            name.as_str(),
-            "role" | "session_authorization" | "standard_conforming_strings"
-        ) {
+        if matches!(name.as_str(), "role" | "session_authorization") {
             return Some(format!(
                 "pgward: the startup option {name} is never allowed"
             ));
@@ -322,6 +364,9 @@ async fn client_side_end(
 /// The upstream ended the relay: tell the client why, unless the server did or
 /// the client is the one leaving.
 async fn upstream_side_end(end: &RelayEnd, first: bool, state: &SessionState, sink: &ClientSink) {
+    if let RelayEnd::Halted(e) = end {
+        return tell_client(sink, e.clone()).await;
+    }
     if let Some(e) = state.pending_fatal.take() {
         return tell_client(sink, e).await;
     }
@@ -369,5 +414,6 @@ fn log_end(end: &RelayEnd) {
         RelayEnd::UpstreamProtocol(e) => {
             warn!(error = %e, "upstream protocol violation; session closed")
         }
+        RelayEnd::Halted(e) => warn!(reason = %e.message, "session halted by pgward"),
     }
 }

@@ -1,18 +1,65 @@
 //! Settings a client asks for in its startup packet, directly (`name=value`
 //! parameters) or through `options` (`-c name=value`, `--name=value`), so
-//! the policy sees them before the upstream session exists.
+//! the policy sees them before the upstream session exists, with the values
+//! the server will end up applying.
 
-/// Every setting the startup parameters set, names lowercased.
-pub fn startup_settings(params: &[(String, String)]) -> Vec<(String, String)> {
+/// Every setting the startup parameters set, names lowercased, in the order
+/// the server applies them: `options` first (its switches left to right),
+/// then the other parameters. A name may appear more than once.
+fn applied_in_order(params: &[(String, String)]) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (k, v) in params {
-        match k.as_str() {
-            "options" => parse_options(v, &mut out),
-            "application_name" | "client_encoding" => {}
-            _ => out.push((k.to_lowercase(), v.clone())),
+    for (_, v) in params.iter().filter(|(k, _)| k == "options") {
+        parse_options(v, &mut out);
+    }
+    for (k, v) in params.iter().filter(|(k, _)| k != "options") {
+        out.push((k.to_lowercase(), v.clone()));
+    }
+    out
+}
+
+/// Every setting the startup parameters set, each once with the value the
+/// server ends up with (a plain parameter overrides the same setting in
+/// `options`; within `options` the last switch wins), names lowercased.
+/// `application_name` and `client_encoding` are left out: any role may set
+/// the first, and the second is checked by [`client_encoding_refusal`].
+pub fn startup_settings(params: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in applied_in_order(params) {
+        if matches!(k.as_str(), "application_name" | "client_encoding") {
+            continue;
+        }
+        match out.iter_mut().find(|(name, _)| *name == k) {
+            Some(slot) => slot.1 = v,
+            None => out.push((k, v)),
         }
     }
     out
+}
+
+/// True for the client encodings pgward lexes as the server does: UTF8 and
+/// SQL_ASCII under any name PostgreSQL accepts for them (it ignores case and
+/// every character that is not a letter or a digit).
+pub fn is_supported_client_encoding(name: &str) -> bool {
+    let clean: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    matches!(clean.as_str(), "utf8" | "unicode" | "sqlascii")
+}
+
+/// Why the startup parameters' client encoding cannot be used, if it cannot.
+/// Every occurrence counts, even one a later one overrides.
+pub fn client_encoding_refusal(params: &[(String, String)]) -> Option<String> {
+    applied_in_order(params)
+        .into_iter()
+        .find(|(k, v)| k == "client_encoding" && !is_supported_client_encoding(v))
+        .map(|(_, v)| unsupported_encoding(&v))
+}
+
+/// The message for a client encoding pgward cannot lex as the server does.
+pub fn unsupported_encoding(value: &str) -> String {
+    format!("pgward: client_encoding \"{value}\" is not supported; only UTF8 is (or SQL_ASCII)")
 }
 
 /// Splits `options` as the server does: whitespace separates arguments and a
@@ -104,5 +151,84 @@ mod tests {
                 ("datestyle", "ISO"),
             ])
         );
+    }
+
+    #[test]
+    fn values_are_the_ones_the_server_applies() {
+        let search_path = |params: &[(&str, &str)]| {
+            startup_settings(&p(params))
+                .into_iter()
+                .filter(|(k, _)| k == "search_path")
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+        };
+        // A plain parameter wins over options, wherever options sits.
+        for params in [
+            [
+                ("options", "-c search_path=internal"),
+                ("search_path", "public"),
+            ],
+            [
+                ("search_path", "public"),
+                ("options", "-c search_path=internal"),
+            ],
+        ] {
+            assert_eq!(search_path(&params), ["public"], "{params:?}");
+        }
+        // Within options, the last switch wins; case and dashes do not matter.
+        assert_eq!(
+            search_path(&[(
+                "options",
+                "-c search_path=public --search-path=internal -c SEARCH_PATH=x"
+            )]),
+            ["x"]
+        );
+        assert_eq!(
+            search_path(&[("options", "-c search_path=x"), ("Search_Path", "y")]),
+            ["y"]
+        );
+    }
+
+    #[test]
+    fn only_utf8_and_sql_ascii_client_encodings_pass() {
+        for ok in [
+            "UTF8",
+            "utf8",
+            "UTF-8",
+            "utf_8",
+            "Unicode",
+            "SQL_ASCII",
+            "sql-ascii",
+        ] {
+            assert!(is_supported_client_encoding(ok), "{ok}");
+            assert_eq!(
+                client_encoding_refusal(&p(&[("client_encoding", ok)])),
+                None,
+                "{ok}"
+            );
+        }
+        for bad in [
+            "SJIS", "sjis", "BIG5", "GBK", "GB18030", "UHC", "JOHAB", "LATIN1", "auto", "", "utf16",
+        ] {
+            assert!(!is_supported_client_encoding(bad), "{bad}");
+        }
+        for params in [
+            vec![("client_encoding", "SJIS")],
+            vec![("options", "-c client_encoding=BIG5")],
+            vec![("options", "--client-encoding=gbk")],
+            vec![("options", "-cclient_encoding=auto")],
+            // Overridden later, but applied first: refused all the same.
+            vec![
+                ("options", "-c client_encoding=SJIS"),
+                ("client_encoding", "UTF8"),
+            ],
+        ] {
+            let why = client_encoding_refusal(&p(&params));
+            assert!(
+                why.as_deref()
+                    .is_some_and(|m| m.starts_with("pgward: client_encoding")),
+                "{params:?}: {why:?}"
+            );
+        }
     }
 }

@@ -68,6 +68,8 @@ pub struct Upstream {
     pub status: u8,
     /// standard_conforming_strings as the server reported it.
     pub standard_conforming_strings: Option<bool>,
+    /// client_encoding as the server reported it.
+    pub client_encoding: Option<String>,
 }
 
 /// Opens and logs in an upstream session with the client's startup parameters.
@@ -193,6 +195,7 @@ async fn login(
     let mut key: Option<(u32, Vec<u8>)> = None;
     let mut scram: Option<ScramClient> = None;
     let mut scs = None;
+    let mut client_encoding = None;
     let password = || {
         db.password.as_deref().ok_or_else(|| {
             UpstreamError::Protocol(format!(
@@ -259,8 +262,10 @@ async fn login(
             b'S' | b'N' => {
                 if h.tag == b'S' {
                     if let Ok(p) = crate::wire::backend::ParameterStatus::parse(body) {
-                        if p.name == "standard_conforming_strings" {
-                            scs = Some(p.value == "on");
+                        match p.name {
+                            "standard_conforming_strings" => scs = Some(p.value == "on"),
+                            "client_encoding" => client_encoding = Some(p.value.to_string()),
+                            _ => {}
                         }
                     }
                 }
@@ -291,6 +296,7 @@ async fn login(
                     greeting,
                     status,
                     standard_conforming_strings: scs,
+                    client_encoding,
                 });
             }
             other => {

@@ -59,6 +59,14 @@ pub fn cluster() -> &'static Cluster {
 }
 
 impl Cluster {
+    /// A `[databases.NAME]` section for pgward's config reaching `dbname`.
+    pub fn database_section(&self, name: &str, dbname: &str) -> String {
+        format!(
+            "[databases.{name}]\ndbname = \"{dbname}\"\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword_env = \"PGWARD_TEST_SVC_PASSWORD\"\nsslmode = \"disable\"\nconnect_timeout_secs = 3\n\n",
+            self.host, self.port, self.svc_user
+        )
+    }
+
     /// A libpq DSN straight to the cluster as the service user.
     pub fn direct_dsn(&self, db: &str) -> String {
         format!(
@@ -110,6 +118,8 @@ pub struct GatewayOptions {
     pub role: &'static str,
     /// `[roles.*]` tables for the config.
     pub roles: String,
+    /// More TOML appended to the config (extra `[databases.*]`, say).
+    pub extra_config: String,
 }
 
 /// A role that may do everything the protocol tests exercise.
@@ -131,6 +141,7 @@ impl Default for GatewayOptions {
             workers: 2,
             role: "full",
             roles: FULL_ACCESS_ROLE.to_string(),
+            extra_config: String::new(),
         }
     }
 }
@@ -182,6 +193,8 @@ impl Gateway {
             opts.role
         );
         config += &opts.roles;
+        config += "\n";
+        config += &opts.extra_config;
         let path = dir.path().join("pgward.toml");
         std::fs::write(&path, config).unwrap();
         let log = dir.path().join("pgward.log");

@@ -115,8 +115,23 @@ impl Raw {
 
     /// Logs in with SCRAM and reads up to ReadyForQuery.
     pub fn login(port: u16, user: &str, password: &str, db: &str) -> Raw {
+        Raw::login_with(port, user, password, &[("database", db)])
+            .unwrap_or_else(|e| panic!("login failed: {e:?} {:?}", e.field(b'M')))
+    }
+
+    /// Logs in with SCRAM sending `params` after `user`, and reads up to
+    /// ReadyForQuery; an ErrorResponse after authentication is returned as
+    /// the error.
+    pub fn login_with(
+        port: u16,
+        user: &str,
+        password: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Raw, Msg> {
         let mut r = Raw::connect(port);
-        r.send(&startup_packet(&[("user", user), ("database", db)]));
+        let mut all = vec![("user", user)];
+        all.extend_from_slice(params);
+        r.send(&startup_packet(&all));
         let m = r.recv().expect("auth request");
         assert_eq!(m.tag, b'R', "expected AuthenticationSASL, got {m:?}");
         let mut client = ScramClient::new(password, "rawclientnonce");
@@ -131,8 +146,14 @@ impl Raw {
         let m = r.recv().expect("SASLFinal");
         assert_eq!(m.tag, b'R', "login failed: {m:?} {:?}", m.field(b'M'));
         client.verify_server_final(&m.body[4..]).unwrap();
-        r.recv_until(b'Z');
-        r
+        loop {
+            let m = r.recv().expect("a message after authentication");
+            match m.tag {
+                b'Z' => return Ok(r),
+                b'E' => return Err(m),
+                _ => {}
+            }
+        }
     }
 
     /// Sends a simple query and collects messages through ReadyForQuery.
