@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use common::raw::{frame, startup_packet, Msg, Raw};
 use common::*;
 use pgward::auth::scram_client::ScramClient;
+use pgward::policy::catalog::Catalog;
 use pgward::policy::decide::decide;
 use pgward::policy::masks::{MaskSpec, Masks};
 use pgward::policy::{Policy, SessionView};
@@ -32,9 +33,54 @@ fn allowed(role: &str, c: &Classification) -> bool {
     let raw: BTreeMap<String, MaskSpec> = toml::from_str(MASKS).unwrap();
     let masks = Masks::compile(&raw).unwrap();
     let path = vec!["$user".to_string(), "public".to_string()];
+    // The snapshot pgward decides with: the sample tables and their columns.
+    let mut catalog = Catalog::from_rows(
+        [
+            ("public", "customers", b'r', None),
+            ("public", "employees", b'r', None),
+        ],
+        1,
+    );
+    let customers = [
+        "id",
+        "full_name",
+        "email",
+        "phone",
+        "ssn",
+        "date_of_birth",
+        "city",
+        "country",
+        "loyalty_tier",
+        "created_at",
+    ];
+    let employees = [
+        "id",
+        "full_name",
+        "work_email",
+        "department",
+        "title",
+        "manager_id",
+        "hired_at",
+        "salary",
+        "ssn",
+        "home_address",
+        "personal_phone",
+    ];
+    catalog.add_attributes(
+        customers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (16390, "public.customers", i as i16 + 1, *c))
+            .chain(
+                employees
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (16400, "public.employees", i as i16 + 1, *c)),
+            ),
+    );
     let view = SessionView {
         masks: Some(&masks),
-        catalog: None,
+        catalog: Some(&catalog),
         database: "shop",
         upstream_database: "shop",
         search_path: &path,
@@ -51,8 +97,12 @@ fn allowed_sql(role: &str, sql: &str) -> bool {
 /// pgward worker does) and says whether `attack` is allowed.
 fn allowed_after(role: &str, primer: &str, attack: &str) -> bool {
     let mut cache = ClassificationCache::new(100);
-    let _ = cache.classify(primer.as_bytes(), Strings::Standard).unwrap();
-    let c = cache.classify(attack.as_bytes(), Strings::Standard).unwrap();
+    let _ = cache
+        .classify(primer.as_bytes(), Strings::Standard)
+        .unwrap();
+    let c = cache
+        .classify(attack.as_bytes(), Strings::Standard)
+        .unwrap();
     match c.as_ref() {
         Ok(c) => allowed(role, c),
         Err(_) => false,
@@ -101,7 +151,10 @@ fn f1_attribute_notation_function_on_whole_row_is_refused() {
 fn f2_uescape_identifier_does_not_reuse_a_cached_decision() {
     let primer = r##"SELECT * FROM U&"!0061pi_keys" UESCAPE '#'"##;
     let attack = r#"SELECT * FROM U&"!0061pi_keys" UESCAPE '!'"#;
-    assert!(!allowed_sql("reader", attack), "sanity: api_keys alone is denied");
+    assert!(
+        !allowed_sql("reader", attack),
+        "sanity: api_keys alone is denied"
+    );
     assert!(
         !allowed_after("reader", primer, attack),
         "the cached classification of the primer let the reader read public.api_keys"
@@ -124,7 +177,10 @@ fn f2_uescape_identifier_does_not_reuse_a_cached_decision() {
 fn f3_positional_order_by_does_not_reuse_a_cached_decision() {
     let primer = "SELECT ssn FROM customers ORDER BY 'x'";
     let attack = "SELECT ssn FROM customers ORDER BY 1";
-    assert!(!allowed_sql("reader", attack), "sanity: ORDER BY 1 = ssn is denied");
+    assert!(
+        !allowed_sql("reader", attack),
+        "sanity: ORDER BY 1 = ssn is denied"
+    );
     assert!(
         !allowed_after("reader", primer, attack),
         "ORDER BY 1 (= ORDER BY ssn) was allowed from the cache"
@@ -145,11 +201,17 @@ fn f3_positional_order_by_does_not_reuse_a_cached_decision() {
 #[test]
 fn f4_positions_after_a_star_count_the_expanded_columns() {
     assert!(
-        !allowed_sql("reader", "SELECT *, id, id, id, id FROM customers ORDER BY 5"),
+        !allowed_sql(
+            "reader",
+            "SELECT *, id, id, id, id FROM customers ORDER BY 5"
+        ),
         "ORDER BY 5 here is ORDER BY ssn"
     );
     assert!(
-        !allowed_sql("reader", "SELECT c.*, 1, 2, 3, 4 FROM customers c ORDER BY 5"),
+        !allowed_sql(
+            "reader",
+            "SELECT c.*, 1, 2, 3, 4 FROM customers c ORDER BY 5"
+        ),
         "ORDER BY 5 here is ORDER BY ssn"
     );
 }
@@ -162,7 +224,10 @@ fn f4_positions_after_a_star_count_the_expanded_columns() {
 #[test]
 fn f5_positions_inside_grouping_sets_are_predicates() {
     assert!(
-        !allowed_sql("reader", "SELECT ssn, count(*) FROM customers GROUP BY ROLLUP (1)"),
+        !allowed_sql(
+            "reader",
+            "SELECT ssn, count(*) FROM customers GROUP BY ROLLUP (1)"
+        ),
         "ROLLUP (1) groups by ssn"
     );
     assert!(
@@ -173,7 +238,10 @@ fn f5_positions_inside_grouping_sets_are_predicates() {
         "GROUPING SETS ((1)) groups by ssn"
     );
     let c = classify("SELECT id, ssn FROM customers GROUP BY CUBE (2)").unwrap();
-    assert!(c.literal_sensitive, "the meaning of CUBE (2) depends on the literal");
+    assert!(
+        c.literal_sensitive,
+        "the meaning of CUBE (2) depends on the literal"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -188,7 +256,10 @@ fn f6_select_into_copies_masked_columns_in_clear() {
         "sanity: CREATE TABLE AS is refused"
     );
     assert!(
-        !allowed_sql("migrator", "SELECT ssn, email INTO public.leak FROM customers"),
+        !allowed_sql(
+            "migrator",
+            "SELECT ssn, email INTO public.leak FROM customers"
+        ),
         "SELECT INTO stores the clear ssn/email in a new table"
     );
     assert!(

@@ -28,6 +28,7 @@ pub struct Catalog {
     views: HashMap<String, ViewDef>,
     by_oid: HashMap<u32, String>,
     oid_by_name: HashMap<String, u32>,
+    column_names: std::collections::HashSet<(String, String)>,
     attributes: HashMap<(u32, i16), String>,
     /// Changes whenever a new snapshot replaces an old one.
     pub version: u64,
@@ -55,6 +56,7 @@ impl Catalog {
             views,
             by_oid: HashMap::new(),
             oid_by_name: HashMap::new(),
+            column_names: std::collections::HashSet::new(),
             attributes: HashMap::new(),
             version,
         }
@@ -101,6 +103,17 @@ impl Catalog {
             current = (base, inner_attnum);
         }
         None
+    }
+
+    /// Whether the snapshot knows the columns of `schema.name`.
+    pub fn knows_columns(&self, qualified: &str) -> bool {
+        self.oid_by_name.contains_key(qualified)
+    }
+
+    /// Whether `schema.name` has a column `column`.
+    pub fn has_column(&self, qualified: &str, column: &str) -> bool {
+        self.column_names
+            .contains(&(qualified.to_string(), column.to_string()))
     }
 
     /// For a view: each of its columns that shows a base column as it is,

@@ -288,11 +288,44 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
     if let Some(d) = check_columns(&g, c, view) {
         return d;
     }
+    if let Some(d) = check_attribute_calls(&g, c, view) {
+        return d;
+    }
     if let Some(d) = check_masks(&g, c, view, false) {
         return d;
     }
     let max_rows = roles.iter().filter_map(|r| r.max_rows).min();
     Decision::Allow { max_rows }
+}
+
+/// `t.name` where no table behind `t` has a column `name` is the function
+/// call `name(t)` on the whole row (attribute notation): refused, since the
+/// row would leave through a function pgward never saw called.
+fn check_attribute_calls(g: &Grants, c: &Classification, view: &SessionView) -> Option<Decision> {
+    let catalog = view.catalog?;
+    for (relations, col) in &c.qualified_columns {
+        let resolved: Vec<String> = relations
+            .iter()
+            .filter_map(|n| resolve(n, view).ok())
+            .flatten()
+            .collect();
+        let known: Vec<&String> = resolved
+            .iter()
+            .filter(|r| catalog.knows_columns(r))
+            .collect();
+        if known.is_empty() || known.iter().any(|r| catalog.has_column(r, col)) {
+            continue;
+        }
+        return Some(g.deny(
+            format!("call {col}() on a whole row of {}", known[0]),
+            format!(
+                "rule: built-in; {} has no column {col}, so the server reads it as {col}(row)",
+                known[0]
+            ),
+            "name the columns you need, or call the function on them explicitly".into(),
+        ));
+    }
+    None
 }
 
 /// A view is readable only if everything its definition reads and calls is.

@@ -186,6 +186,11 @@ pub struct Classification {
     pub indirect_columns: std::collections::BTreeMap<Name, BTreeSet<String>>,
     /// Columns used in predicates: WHERE, HAVING, JOIN ON, ORDER BY, GROUP BY.
     pub predicate_columns: std::collections::BTreeMap<Name, BTreeSet<String>>,
+    /// Qualified column references `t.name` whose item is a table (or a join
+    /// of tables): the candidate relations and the name. When no candidate
+    /// has a column of that name, PostgreSQL reads `t.name` as `name(t)`, a
+    /// function call on the whole row: the policy checks them with the catalog.
+    pub qualified_columns: BTreeSet<(Vec<Name>, String)>,
     /// Column names in predicates that could not be tied to a relation (the
     /// ORDER BY of a query, say).
     pub predicate_unscoped: BTreeSet<String>,

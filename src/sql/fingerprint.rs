@@ -236,6 +236,12 @@ fn token(fp: &mut Fingerprint, t: &[u8]) {
 }
 
 fn literal(fp: &mut Fingerprint, raw: &[u8]) {
+    if fp.key.ends_with(b"uescape") {
+        // The escape character decides what a U&"..." identifier names: it
+        // is part of the statement, not a value.
+        token(fp, raw);
+        return;
+    }
     fp_sep(fp);
     fp.key.push(b'?');
     fp.literals.extend_from_slice(raw);

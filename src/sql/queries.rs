@@ -110,7 +110,14 @@ impl Walker<'_> {
             }
         }
         let direct = top && s.into_clause.is_none();
-        let out = if direct { Use::Direct } else { how };
+        let out = if direct {
+            Use::Direct
+        } else if s.into_clause.is_some() {
+            // SELECT INTO copies the values into a table, unmasked.
+            Use::Indirect
+        } else {
+            how
+        };
         for v in &s.values_lists {
             self.node(v, out.nested())?;
         }
@@ -126,7 +133,14 @@ impl Walker<'_> {
         for w in &s.window_clause {
             self.node(w, Use::Predicate)?;
         }
-        self.order_or_group(&s.distinct_clause, &s.target_list)?;
+        if s.distinct_clause.len() == 1 && s.distinct_clause[0].node.is_none() {
+            // Plain DISTINCT compares every output column, like GROUP BY.
+            for t in &s.target_list {
+                self.target_as_predicate(t)?;
+            }
+        } else {
+            self.order_or_group(&s.distinct_clause, &s.target_list)?;
+        }
         self.order_or_group(&s.sort_clause, &s.target_list)?;
         self.opt(&s.limit_offset, Use::Indirect)?;
         self.opt(&s.limit_count, Use::Indirect)?;
@@ -140,20 +154,27 @@ impl Walker<'_> {
         for item in items {
             let expr = match item.node.as_ref() {
                 Some(NodeEnum::SortBy(s)) => s.node.as_deref(),
+                Some(NodeEnum::GroupingSet(g)) => {
+                    // ROLLUP (1), CUBE, GROUPING SETS: the same positions.
+                    self.order_or_group(&g.content, targets)?;
+                    continue;
+                }
                 _ => Some(item),
             };
             if let Some(e) = expr {
-                if let Some(pos) = integer_constant(e) {
-                    // The position's meaning depends on the literal.
+                if matches!(e.node, Some(NodeEnum::AConst(_))) {
+                    // A constant item may be a position: its meaning depends
+                    // on the literal, so the cache must key it by its value.
                     self.c.literal_sensitive = true;
-                    let target = usize::try_from(pos)
-                        .ok()
-                        .and_then(|p| p.checked_sub(1))
-                        .and_then(|i| targets.get(i));
-                    match target {
-                        Some(t) => self.target_as_predicate(t)?,
-                        // Positions past a `*` name columns the catalog knows.
-                        None => self.attribute(None, "*", Use::Predicate),
+                }
+                if let Some(pos) = integer_constant(e) {
+                    let index = usize::try_from(pos).ok().and_then(|p| p.checked_sub(1));
+                    let star_before =
+                        index.is_none_or(|i| targets.iter().take(i + 1).any(is_star_target));
+                    match index.and_then(|i| targets.get(i)) {
+                        // After a `*`, positions name columns only the catalog knows.
+                        Some(t) if !star_before => self.target_as_predicate(t)?,
+                        _ => self.attribute(None, "*", Use::Predicate),
                     }
                 } else if let Some(alias) = bare_name(e) {
                     for t in targets {
@@ -434,6 +455,7 @@ impl Walker<'_> {
             }
             [.., Some(q), Some(col)] => {
                 if self.is_item_name(q) {
+                    self.qualified_reference(q, col);
                     self.attribute(Some(q), col, how);
                 } else {
                     self.attribute(Some(q), col, how);
@@ -450,6 +472,35 @@ impl Walker<'_> {
             _ => return Err(super::classify::unsupported("this column reference")),
         }
         Ok(())
+    }
+
+    /// Records `q.col` for the catalog check: if `col` is no column of the
+    /// item's tables, the server calls the function `col` on the whole row.
+    fn qualified_reference(&mut self, q: &str, col: &str) {
+        let items: Vec<(Vec<Name>, bool)> = self
+            .scopes
+            .iter()
+            .rev()
+            .flatten()
+            .filter(|i| i.visible && i.refname == q)
+            .map(|i| (i.relations.clone(), i.renamed))
+            .take(1)
+            .collect();
+        for (relations, renamed) in items {
+            if relations.is_empty() {
+                continue;
+            }
+            if renamed {
+                // Names are aliases: whatever it is, it may be the whole row.
+                for r in &relations {
+                    self.column_use(r, "*", Use::Indirect);
+                }
+                continue;
+            }
+            self.c
+                .qualified_columns
+                .insert((relations, col.to_string()));
+        }
     }
 
     /// A subquery in an expression.
@@ -663,6 +714,20 @@ fn item(refname: String, relations: Vec<Name>, renamed: bool) -> ScopeItem {
 
 fn alias_name(a: &Option<pb::Alias>) -> String {
     a.as_ref().map(|a| a.aliasname.clone()).unwrap_or_default()
+}
+
+/// True for a `*` or `t.*` output item.
+fn is_star_target(t: &Node) -> bool {
+    match t.node.as_ref() {
+        Some(NodeEnum::ResTarget(r)) => match r.val.as_deref().and_then(|v| v.node.as_ref()) {
+            Some(NodeEnum::ColumnRef(c)) => c
+                .fields
+                .last()
+                .is_some_and(|f| matches!(f.node, Some(NodeEnum::AStar(_)))),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// A single unqualified name (`ORDER BY x`).
