@@ -72,6 +72,8 @@ impl Catalog {
                 .entry(oid)
                 .or_insert_with(|| qualified.to_string());
             self.oid_by_name.entry(qualified.to_string()).or_insert(oid);
+            self.column_names
+                .insert((qualified.to_string(), column.to_string()));
             self.attributes.insert((oid, attnum), column.to_string());
         }
     }
@@ -112,8 +114,12 @@ impl Catalog {
 
     /// Whether `schema.name` has a column `column`.
     pub fn has_column(&self, qualified: &str, column: &str) -> bool {
-        self.column_names
-            .contains(&(qualified.to_string(), column.to_string()))
+        const SYSTEM_COLUMNS: &[&str] =
+            &["oid", "tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"];
+        SYSTEM_COLUMNS.contains(&column)
+            || self
+                .column_names
+                .contains(&(qualified.to_string(), column.to_string()))
     }
 
     /// For a view: each of its columns that shows a base column as it is,
