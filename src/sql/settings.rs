@@ -83,6 +83,11 @@ impl Walker<'_> {
         if IDENTITY_SETTINGS.contains(&name) {
             self.forbid(format!("setting {name} changes the session's identity"));
         }
+        if name == "standard_conforming_strings" {
+            // Until pgward holds later pipelined texts while the change is in
+            // flight, a change mid-session could make it lex them wrongly.
+            self.forbid("changing standard_conforming_strings mid-session");
+        }
         self.c.operations.insert(Operation::Set);
         self.c.settings.insert(name.to_string());
     }
