@@ -1,5 +1,5 @@
 //! The statement policy's cost per statement, on pgbench's statements: a cold
-//! classification (sqlparser), a fingerprint plus cache hit, and a hit plus
+//! classification (libpg_query), a fingerprint plus cache hit, and a hit plus
 //! the decision, and the session guard's path (fingerprint, cache hit and the
 //! session's remembered decision), in one run so the ratios show what the
 //! caches save.

@@ -23,6 +23,10 @@ operations = ["select"]
 read = ["public.*"]
 scan_entities = ["email", "card", "ssn"]
 
+[roles.exporter]
+operations = ["select", "copy_out"]
+read = ["public.*"]
+
 [roles.editor]
 operations = ["select", "update"]
 read = ["public.*"]
@@ -45,6 +49,11 @@ fn gateway(role: &'static str) -> Gateway {
         roles: MASKED_ROLES.to_string(),
         ..Default::default()
     })
+}
+
+#[test]
+fn masks_leave_the_catalog_readable() {
+    assert_catalog_reads_match_direct(&gateway("reader"));
 }
 
 #[test]
@@ -164,6 +173,59 @@ async fn prepared_statements_and_binary_results_are_masked() {
         err.code(),
         Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
     );
+}
+
+#[tokio::test]
+async fn views_over_masked_columns_obey_the_table_rules() {
+    let gw = gateway("reader");
+    let client = gw.connect("shop").await;
+    // Prepared and executed without a Describe of the portal: pgward must
+    // know the view shows masked columns to ask for the description itself.
+    let stmt = client
+        .prepare("SELECT email, phone, city FROM customer_directory WHERE id = $1")
+        .await
+        .unwrap();
+    let row = client.query_one(&stmt, &[&1i32]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "a***@example.com");
+    assert_eq!(row.get::<_, String>(1), "+*-***-***-0143");
+    assert_eq!(row.get::<_, String>(2), "Springfield");
+    // Any other use of a view column that shows a masked column is refused,
+    // exactly as for the table's own column.
+    let exporter = gateway("exporter");
+    let exporter = exporter.connect("shop").await;
+    for sql in [
+        "COPY (SELECT email FROM customer_directory) TO STDOUT",
+        "COPY (SELECT * FROM customer_directory) TO STDOUT",
+        "SELECT upper(email) FROM customer_directory",
+        "SELECT id FROM customer_directory WHERE email LIKE 'a%'",
+        "SELECT d FROM customer_directory d",
+        "SELECT email FROM customer_directory UNION SELECT 'x'",
+        "SELECT id FROM customer_directory ORDER BY email",
+    ] {
+        let err = exporter.simple_query(sql).await.unwrap_err();
+        let db = err.as_db_error().expect("a server error");
+        assert_eq!(
+            db.code(),
+            &tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE,
+            "{sql}"
+        );
+        assert!(
+            db.message().contains("masked column"),
+            "{sql}: {}",
+            db.message()
+        );
+    }
+    // The rest of the view stays usable.
+    let gw = gateway("exporter");
+    let out = psql(
+        &gw.dsn("shop"),
+        &[
+            "-c",
+            "COPY (SELECT id, city FROM customer_directory WHERE id = 1) TO STDOUT",
+        ],
+        "",
+    );
+    assert_eq!(stdout(&out), "1\tSpringfield", "{}", stderr(&out));
 }
 
 /// A date column read as raw bytes, so the test needs no date crate.

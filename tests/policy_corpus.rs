@@ -102,6 +102,25 @@ fn reader_is_refused_the_rest() {
         &[
             ("SELECT * FROM api_keys", "deny"),
             ("SELECT * FROM public.api_keys", "deny"),
+            // The parser's own view: Unicode escapes, TABLE inside queries,
+            // functions in FROM and LATERAL, whole rows in expressions.
+            ("SELECT * FROM U&\"\\0061pi_keys\"", "deny"),
+            ("SELECT * FROM (TABLE api_keys) k", "deny"),
+            ("WITH k AS (TABLE api_keys) SELECT * FROM k", "deny"),
+            ("SELECT * FROM orders, LATERAL pg_read_file('/etc/passwd') f", "deny"),
+            ("SELECT * FROM ROWS FROM (generate_series(1, 2), pg_ls_dir('.')) r", "deny"),
+            ("SELECT * FROM current_setting('app.secret') s", "deny"),
+            ("SELECT (e.*)::text FROM employees e", "deny"),
+            ("SELECT ARRAY[e.*] FROM employees e", "deny"),
+            ("SELECT x.c FROM employees AS x(a, b, c, d, e, f)", "deny"),
+            ("SELECT full_name FROM employees JOIN orders USING (salary)", "deny"),
+            ("SELECT full_name FROM employees NATURAL JOIN orders", "deny"),
+            ("SELECT 1 OPERATOR(public.===) 2", "deny"),
+            ("SELECT set_config(setting_name => 'role', new_value => 'postgres', is_local => false)", "deny"),
+            ("SELECT current_setting(setting_name => 'app.secret')", "deny"),
+            ("SET client_encoding = 'SJIS'", "deny"),
+            ("SET NAMES 'BIG5'", "deny"),
+            ("SELECT set_config('client_encoding', 'GBK', false)", "deny"),
             ("SELECT * FROM \"api_keys\"", "deny"),
             ("SELECT * FROM PUBLIC.API_KEYS", "deny"),
             ("SELECT * FROM shop.public.api_keys", "deny"),
@@ -252,6 +271,45 @@ fn migrator_changes_the_schema() {
             ("SET lock_timeout = '1s'", "allow"),
             ("CREATE TABLE internal.x (id int)", "deny"),
             ("DROP SCHEMA internal CASCADE", "deny"),
+            // Code that runs later needs `code`, which the migrator lacks.
+            (
+                "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+                "deny",
+            ),
+            (
+                "CREATE TRIGGER t BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION public.f()",
+                "deny",
+            ),
+            (
+                "CREATE RULE r AS ON INSERT TO orders DO INSTEAD NOTHING",
+                "deny",
+            ),
+            (
+                "CREATE OPERATOR public.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq)",
+                "deny",
+            ),
+            (
+                "CREATE AGGREGATE public.agg (int) (SFUNC = int4pl, STYPE = int)",
+                "deny",
+            ),
+            ("DO $$ BEGIN END $$", "deny"),
+            (
+                "ALTER FUNCTION public.customer_order_count(int) SECURITY DEFINER",
+                "deny",
+            ),
+            // Defaults and checks are expressions: their functions are checked.
+            (
+                "CREATE TABLE public.w2 (x text DEFAULT pg_read_file('/etc/passwd'))",
+                "deny",
+            ),
+            (
+                "ALTER TABLE orders ALTER COLUMN status SET DEFAULT public.nope()",
+                "deny",
+            ),
+            (
+                "CREATE TABLE public.w3 AS SELECT * FROM internal.secrets",
+                "deny",
+            ),
             ("CREATE ROLE x SUPERUSER", "deny"),
             ("CREATE EXTENSION dblink", "deny"),
             ("INSERT INTO orders (id) VALUES (1)", "deny"),

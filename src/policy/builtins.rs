@@ -385,7 +385,6 @@ pub const SAFE_FUNCTIONS: &[&str] = &[
     "pg_indexam_has_property",
     "pg_index_has_property",
     "pg_options_to_table",
-    "pg_get_function_sqlbody",
     "pg_get_ruledef",
     "pg_describe_object",
     "pg_identify_object",

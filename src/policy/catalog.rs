@@ -27,6 +27,8 @@ pub struct Catalog {
     relations: HashMap<String, u8>,
     views: HashMap<String, ViewDef>,
     by_oid: HashMap<u32, String>,
+    oid_by_name: HashMap<String, u32>,
+    column_names: std::collections::HashSet<(String, String)>,
     attributes: HashMap<(u32, i16), String>,
     /// Changes whenever a new snapshot replaces an old one.
     pub version: u64,
@@ -53,6 +55,8 @@ impl Catalog {
             relations,
             views,
             by_oid: HashMap::new(),
+            oid_by_name: HashMap::new(),
+            column_names: std::collections::HashSet::new(),
             attributes: HashMap::new(),
             version,
         }
@@ -67,6 +71,9 @@ impl Catalog {
             self.by_oid
                 .entry(oid)
                 .or_insert_with(|| qualified.to_string());
+            self.oid_by_name.entry(qualified.to_string()).or_insert(oid);
+            self.column_names
+                .insert((qualified.to_string(), column.to_string()));
             self.attributes.insert((oid, attnum), column.to_string());
         }
     }
@@ -89,11 +96,7 @@ impl Catalog {
                 return Some((base, col.clone()));
             }
             // A view over a view: find the column's position in the inner view.
-            let inner_oid = self
-                .by_oid
-                .iter()
-                .find(|(_, t)| **t == base)
-                .map(|(o, _)| *o)?;
+            let inner_oid = *self.oid_by_name.get(&base)?;
             let inner_attnum = self
                 .attributes
                 .iter()
@@ -102,6 +105,41 @@ impl Catalog {
             current = (base, inner_attnum);
         }
         None
+    }
+
+    /// Whether the snapshot knows the columns of `schema.name`.
+    pub fn knows_columns(&self, qualified: &str) -> bool {
+        self.oid_by_name.contains_key(qualified)
+    }
+
+    /// Whether `schema.name` has a column `column`.
+    pub fn has_column(&self, qualified: &str, column: &str) -> bool {
+        const SYSTEM_COLUMNS: &[&str] =
+            &["oid", "tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"];
+        SYSTEM_COLUMNS.contains(&column)
+            || self
+                .column_names
+                .contains(&(qualified.to_string(), column.to_string()))
+    }
+
+    /// For a view: each of its columns that shows a base column as it is,
+    /// as (view column, base `schema.name`, base column).
+    pub fn view_column_bases(&self, view: &str) -> Vec<(String, String, String)> {
+        let Some(oid) = self.oid_by_name.get(view) else {
+            return Vec::new();
+        };
+        if !self.views.contains_key(view) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for ((o, attnum), name) in &self.attributes {
+            if o == oid {
+                if let Some((table, column)) = self.view_base(view, *attnum) {
+                    out.push((name.clone(), table, column));
+                }
+            }
+        }
+        out
     }
 
     /// The `schema.name` and column behind a RowDescription field's

@@ -125,6 +125,27 @@ pub fn resolve(name: &Name, view: &SessionView) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// True when the text reads a relation with masked columns, directly or
+/// through a view that shows one (its rows then need a masking plan).
+pub fn reads_masked(c: &Classification, view: &SessionView) -> bool {
+    let Some(masks) = view.masks.filter(|m| !m.is_empty()) else {
+        return false;
+    };
+    let masked = |r: &str| masks.rules.keys().any(|(t, _)| t == r);
+    c.reads.iter().any(|n| {
+        resolve(n, view).is_ok_and(|rs| {
+            rs.iter().any(|r| {
+                masked(r)
+                    || view.catalog.is_some_and(|cat| {
+                        cat.view_column_bases(r)
+                            .iter()
+                            .any(|(_, table, _)| masked(table))
+                    })
+            })
+        })
+    })
+}
+
 /// Decides whether `roles` may run the classified text.
 pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decision {
     let who = match roles {
@@ -237,6 +258,24 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
             return d;
         }
     }
+    for op in &c.operators {
+        // An operator is a function call under another name; one outside
+        // pg_catalog runs whatever function its owner gave it.
+        let key = op.to_string();
+        let granted = g.any(|r| {
+            r.functions
+                .iter()
+                .any(|p| *p == key || (p.contains('*') && super::glob::glob(p, &key)))
+        });
+        if !granted {
+            return g.deny(
+                format!("use the operator {key}"),
+                "rule: functions; operators outside pg_catalog must be granted like functions"
+                    .into(),
+                format!("granted: {}", g.list(fn_list)),
+            );
+        }
+    }
     for s in &c.settings_read {
         if is_secret_setting(s) {
             return g.deny(
@@ -249,11 +288,44 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
     if let Some(d) = check_columns(&g, c, view) {
         return d;
     }
+    if let Some(d) = check_attribute_calls(&g, c, view) {
+        return d;
+    }
     if let Some(d) = check_masks(&g, c, view, false) {
         return d;
     }
     let max_rows = roles.iter().filter_map(|r| r.max_rows).min();
     Decision::Allow { max_rows }
+}
+
+/// `t.name` where no table behind `t` has a column `name` is the function
+/// call `name(t)` on the whole row (attribute notation): refused, since the
+/// row would leave through a function pgward never saw called.
+fn check_attribute_calls(g: &Grants, c: &Classification, view: &SessionView) -> Option<Decision> {
+    let catalog = view.catalog?;
+    for (relations, col) in &c.qualified_columns {
+        let resolved: Vec<String> = relations
+            .iter()
+            .filter_map(|n| resolve(n, view).ok())
+            .flatten()
+            .collect();
+        let known: Vec<&String> = resolved
+            .iter()
+            .filter(|r| catalog.knows_columns(r))
+            .collect();
+        if known.is_empty() || known.iter().any(|r| catalog.has_column(r, col)) {
+            continue;
+        }
+        return Some(g.deny(
+            format!("call {col}() on a whole row of {}", known[0]),
+            format!(
+                "rule: built-in; {} has no column {col}, so the server reads it as {col}(row)",
+                known[0]
+            ),
+            "name the columns you need, or call the function on them explicitly".into(),
+        ));
+    }
+    None
 }
 
 /// A view is readable only if everything its definition reads and calls is.
@@ -456,13 +528,23 @@ fn check_masks(
         if g.any(|r| r.unmask.iter().any(|(t, uc)| t == table && uc == col)) {
             continue;
         }
+        // A use of the column itself, or of a view column that shows it.
         let names = |cols: &std::collections::BTreeMap<
             crate::sql::Name,
             std::collections::BTreeSet<String>,
         >| {
             cols.iter().any(|(name, cols)| {
-                (cols.contains(col) || cols.contains("*"))
-                    && resolve(name, view).is_ok_and(|rs| rs.contains(table))
+                let used = |c: &str| cols.contains(c) || cols.contains("*");
+                resolve(name, view).is_ok_and(|rs| {
+                    rs.iter().any(|r| {
+                        (r == table && used(col))
+                            || view.catalog.is_some_and(|cat| {
+                                cat.view_column_bases(r)
+                                    .iter()
+                                    .any(|(vc, bt, bc)| bt == table && bc == col && used(vc))
+                            })
+                    })
+                })
             })
         };
         let mut used = names(&c.indirect_columns)

@@ -37,7 +37,7 @@ const ATTRIBUTES_SQL: &str = "SELECT c.oid, n.nspname, c.relname, a.attnum, a.at
      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
-       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')";
+       AND n.nspname <> 'pg_toast'";
 
 type Fetch = Shared<Pin<Box<dyn Future<Output = Result<Rc<Catalog>, String>>>>>;
 

@@ -408,14 +408,7 @@ impl Guard {
 
     /// True when the classification reads a table with masked columns.
     fn reads_masked(&self, c: &Classification) -> bool {
-        let Some(masks) = self.masks.as_deref().filter(|m| !m.is_empty()) else {
-            return false;
-        };
-        let view = self.view();
-        c.reads.iter().any(|n| {
-            crate::policy::decide::resolve(n, &view)
-                .is_ok_and(|rs| rs.iter().any(|r| masks.rules.keys().any(|(t, _)| t == r)))
-        })
+        crate::policy::decide::reads_masked(c, &self.view())
     }
 
     /// What running an allowed statement or portal does to the mirror.

@@ -1,6 +1,6 @@
 //! The decision cache's classification store: SQL texts classified once per
 //! worker and found again by fingerprint, so a repeated statement never
-//! reaches sqlparser. Bounded, single-threaded (one per worker), no locks.
+//! reaches the parser. Bounded, single-threaded (one per worker), no locks.
 //! Sound by construction: an entry is found only by the exact normalized
 //! form, and classifications that depended on literal values are found only
 //! with the same literals.
@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::classify::{classify, ClassifyError};
+use super::classify::{classify_with, ClassifyError};
 use super::fingerprint::{fingerprint, Fingerprint, LexError, Strings};
 use super::Classification;
 
@@ -63,7 +63,7 @@ impl ClassificationCache {
         }
         self.misses += 1;
         let text = std::str::from_utf8(sql).map_err(|_| LookupError::NotUtf8)?;
-        let classified: Classified = Rc::new(classify(text));
+        let classified: Classified = Rc::new(classify_with(text, strings));
         if self.by_key.len() + self.by_key_and_literals.len() >= self.capacity {
             // Rare: a workload with more distinct statements than the cache
             // holds. Starting over is cheaper than tracking recency per hit.

@@ -44,11 +44,15 @@ pub enum Operation {
     Cursor,
     /// DISCARD.
     Discard,
+    /// Code pgward cannot see into: DO blocks, and creating or changing
+    /// functions, procedures, triggers, rules, operators, casts, aggregates
+    /// and other objects whose code runs later with the server's rights.
+    Code,
 }
 
 impl Operation {
     /// Every operation, for parsing and listing.
-    pub const ALL: [Operation; 19] = [
+    pub const ALL: [Operation; 20] = [
         Operation::Select,
         Operation::Insert,
         Operation::Update,
@@ -68,6 +72,7 @@ impl Operation {
         Operation::Prepare,
         Operation::Cursor,
         Operation::Discard,
+        Operation::Code,
     ];
 
     /// The name used in the policy file.
@@ -92,6 +97,7 @@ impl Operation {
             Operation::Prepare => "prepare",
             Operation::Cursor => "cursor",
             Operation::Discard => "discard",
+            Operation::Code => "code",
         }
     }
 
@@ -165,6 +171,8 @@ pub struct Classification {
     pub writes: BTreeSet<Name>,
     /// Functions called anywhere, as written.
     pub functions: BTreeSet<Name>,
+    /// Operators written with a schema (`OPERATOR(s.===)`), as written.
+    pub operators: BTreeSet<Name>,
     /// Settings changed (SET, RESET, set_config with a literal name).
     pub settings: BTreeSet<String>,
     /// Settings read (SHOW, current_setting with a literal name).
@@ -178,6 +186,11 @@ pub struct Classification {
     pub indirect_columns: std::collections::BTreeMap<Name, BTreeSet<String>>,
     /// Columns used in predicates: WHERE, HAVING, JOIN ON, ORDER BY, GROUP BY.
     pub predicate_columns: std::collections::BTreeMap<Name, BTreeSet<String>>,
+    /// Qualified column references `t.name` whose item is a table (or a join
+    /// of tables): the candidate relations and the name. When no candidate
+    /// has a column of that name, PostgreSQL reads `t.name` as `name(t)`, a
+    /// function call on the whole row: the policy checks them with the catalog.
+    pub qualified_columns: BTreeSet<(Vec<Name>, String)>,
     /// Column names in predicates that could not be tied to a relation (the
     /// ORDER BY of a query, say).
     pub predicate_unscoped: BTreeSet<String>,

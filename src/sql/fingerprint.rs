@@ -19,6 +19,10 @@ pub enum LexError {
     /// A quoted identifier is empty (`""`), which PostgreSQL rejects.
     #[error("zero-length delimited identifier")]
     EmptyIdentifier,
+    /// A number runs into a name (`1abc`, `0x`), which PostgreSQL 16 and
+    /// later reject (older servers read `1abc` as `1 AS abc`).
+    #[error("trailing junk after numeric literal")]
+    TrailingJunk,
 }
 
 /// The normalized form of a statement and the literal values it collapsed.
@@ -176,11 +180,11 @@ pub fn fingerprint(sql: &[u8], strings: Strings, fp: &mut Fingerprint) -> Result
                 }
             }
             b'0'..=b'9' => {
-                i = number_end(sql, i);
+                i = number_end(sql, i)?;
                 literal(fp, &sql[start..i]);
             }
             b'.' if sql.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                i = number_end(sql, i);
+                i = number_end(sql, i)?;
                 literal(fp, &sql[start..i]);
             }
             _ if is_ident_start(b) => {
@@ -232,6 +236,12 @@ fn token(fp: &mut Fingerprint, t: &[u8]) {
 }
 
 fn literal(fp: &mut Fingerprint, raw: &[u8]) {
+    if fp.key.ends_with(b"uescape") {
+        // The escape character decides what a U&"..." identifier names: it
+        // is part of the statement, not a value.
+        token(fp, raw);
+        return;
+    }
     fp_sep(fp);
     fp.key.push(b'?');
     fp.literals.extend_from_slice(raw);
@@ -319,7 +329,17 @@ fn dollar_tag_end(sql: &[u8], i: usize) -> Option<usize> {
 /// optional fraction and exponent, or a 0x/0o/0b integer, with `_` separators.
 /// Letters after a number start a new token (PostgreSQL 15 and later reject
 /// them as trailing junk; older servers read them as the next token).
-fn number_end(sql: &[u8], mut i: usize) -> usize {
+fn number_end(sql: &[u8], i: usize) -> Result<usize, LexError> {
+    let end = number_body_end(sql, i);
+    // PostgreSQL's parser (libpg_query, PostgreSQL 18) refuses a number that
+    // runs straight into a name; so does pgward, so both read the same tokens.
+    if end == i || sql.get(end).is_some_and(|&b| is_ident_cont(b)) {
+        return Err(LexError::TrailingJunk);
+    }
+    Ok(end)
+}
+
+fn number_body_end(sql: &[u8], mut i: usize) -> usize {
     let n = sql.len();
     if sql[i] == b'0'
         && matches!(
@@ -327,11 +347,17 @@ fn number_end(sql: &[u8], mut i: usize) -> usize {
             Some(b'x' | b'X' | b'o' | b'O' | b'b' | b'B')
         )
     {
-        i += 2;
-        while i < n && (sql[i].is_ascii_hexdigit() || sql[i] == b'_') {
+        let digit: fn(u8) -> bool = match sql[i + 1] {
+            b'x' | b'X' => |b| b.is_ascii_hexdigit(),
+            b'o' | b'O' => |b| (b'0'..=b'7').contains(&b),
+            _ => |b| b == b'0' || b == b'1',
+        };
+        let start = i + 2;
+        i = start;
+        while i < n && (digit(sql[i]) || sql[i] == b'_') {
             i += 1;
         }
-        return i;
+        return if i == start { start - 1 } else { i };
     }
     let digits = |mut i: usize| {
         while i < n && (sql[i].is_ascii_digit() || sql[i] == b'_') {
@@ -394,8 +420,22 @@ mod tests {
         assert_eq!(fp("SELECT a$1 FROM t"), "select a$1 from t");
         assert_ne!(fp("SELECT 1 - -2"), fp("SELECT 1 --2"));
         // A number never swallows the word after it.
-        assert_eq!(fp("SELECT 1from customers"), "select ? from customers");
-        assert_ne!(fp("SELECT 1from customers"), fp("SELECT 1 customers"));
+        // PostgreSQL 16 and later refuse a number running into a name.
+        for junk in [
+            "SELECT 1from customers",
+            "SELECT 0x",
+            "SELECT 1e",
+            "SELECT 0b2",
+        ] {
+            let mut f = Fingerprint::default();
+            assert_eq!(
+                fingerprint(junk.as_bytes(), Strings::Standard, &mut f),
+                Err(LexError::TrailingJunk),
+                "{junk}"
+            );
+            assert!(pg_query::parse(junk, 0).is_err(), "{junk}");
+        }
+        assert_eq!(fp("SELECT 0x1F, 1_000, .5e-3"), "select ? , ? , ?");
     }
 
     #[test]

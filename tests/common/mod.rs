@@ -326,3 +326,61 @@ pub fn repo_path(p: &str) -> PathBuf {
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
+
+/// psql's describe commands and an information_schema query give, through
+/// `gw` (a role with `catalog = true`), exactly what they give directly.
+pub fn assert_catalog_reads_match_direct(gw: &Gateway) {
+    for cmd in [
+        "\\dt",
+        "\\d customers",
+        "\\d+ orders",
+        "\\dv",
+        "\\di",
+        "\\dn",
+        "\\df",
+        "\\du",
+        "\\l",
+        "\\dx",
+        "\\ds",
+        "\\d order_summary",
+        "\\dT",
+        "\\dD",
+        "\\dp",
+        "\\dc",
+        "\\dF",
+        "\\do",
+        "\\dL",
+        "\\dt+",
+        "SELECT table_name, column_name, data_type FROM information_schema.columns \
+         WHERE table_schema = 'public' ORDER BY 1, 2",
+        "SELECT c.relname, a.attname FROM pg_catalog.pg_attribute a \
+         JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+         WHERE c.relname = 'customers' AND a.attnum > 0 ORDER BY a.attnum",
+    ] {
+        let out = psql(&gw.dsn("shop"), &["-c", cmd], "");
+        assert!(out.status.success(), "{cmd}: {}", stderr(&out));
+        let direct = Command::new("psql")
+            .args(["-X", "-At", &cluster().direct_dsn("shop"), "-c", cmd])
+            .output()
+            .unwrap();
+        assert_eq!(
+            without_test_objects(&stdout(&out)),
+            without_test_objects(&stdout(&direct)),
+            "{cmd}: output differs from direct"
+        );
+    }
+}
+
+/// Output lines, without those naming objects that concurrent tests create
+/// and drop (their names end in `_` and a process id).
+fn without_test_objects(text: &str) -> Vec<&str> {
+    let temporary = |line: &str| {
+        line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|word| {
+                word.rsplit_once('_').is_some_and(|(head, tail)| {
+                    !head.is_empty() && tail.len() >= 3 && tail.bytes().all(|b| b.is_ascii_digit())
+                })
+            })
+    };
+    text.lines().filter(|l| !temporary(l)).collect()
+}

@@ -1,0 +1,175 @@
+//! Function calls, operators and casts. Every FuncCall node, wherever the
+//! walk meets it (select list, FROM, LATERAL, ROWS FROM, defaults, triggers,
+//! aggregates, window functions, CALL), comes here and is recorded with the
+//! same rules for literal arguments: the functions that take a setting or
+//! relation name as text are judged on that text, which must be a literal.
+
+use pg_query::protobuf::{AExpr, FuncCall, TypeCast};
+use pg_query::{Node, NodeEnum};
+
+use super::census::Kind;
+use super::classification::{Name, Operation};
+use super::names::{name_of_list, parse_qualified_text, parts, string_constant};
+use super::walker::{Use, Walk, Walker};
+
+/// Casts that turn a name given as text into an object reference.
+const NAME_LOOKUP_TYPES: &[&str] = &[
+    "regclass",
+    "regproc",
+    "regprocedure",
+    "regoper",
+    "regoperator",
+    "regtype",
+    "regnamespace",
+    "regrole",
+    "regconfig",
+    "regdictionary",
+    "regcollation",
+];
+
+/// The argument at `position`, or the one named `name` (named notation).
+fn argument<'a>(f: &'a FuncCall, position: usize, name: &str) -> Option<&'a Node> {
+    let named = f
+        .args
+        .iter()
+        .any(|a| matches!(a.node, Some(NodeEnum::NamedArgExpr(_))));
+    if !named {
+        return f.args.get(position);
+    }
+    // Positional arguments may precede named ones.
+    if let Some(a) = f.args.get(position) {
+        if !matches!(a.node, Some(NodeEnum::NamedArgExpr(_))) {
+            return Some(a);
+        }
+    }
+    f.args.iter().find_map(|a| match a.node.as_ref() {
+        Some(NodeEnum::NamedArgExpr(n)) if n.name == name => n.arg.as_deref(),
+        _ => None,
+    })
+}
+
+impl Walker<'_> {
+    /// A function call.
+    pub fn function_call(&mut self, f: &FuncCall, how: Use) -> Walk {
+        self.saw(Kind::Function, f.location);
+        let Some(name) = name_of_list(&f.funcname) else {
+            return Err(super::classify::unsupported("this function name"));
+        };
+        if name.catalog.is_none() && name.schema.as_deref().is_none_or(|s| s == "pg_catalog") {
+            self.builtin_with_names(&name.name, f);
+        }
+        self.c.functions.insert(name);
+        let inner = how.nested();
+        self.nodes(&f.args, inner)?;
+        self.nodes(&f.agg_order, Use::Predicate)?;
+        self.opt(&f.agg_filter, Use::Predicate)?;
+        if let Some(w) = &f.over {
+            self.window(w)?;
+        }
+        Ok(())
+    }
+
+    /// Built-ins whose text arguments name settings or relations.
+    fn builtin_with_names(&mut self, name: &str, f: &FuncCall) {
+        match name {
+            "set_config" => {
+                self.c.literal_sensitive = true;
+                let setting = argument(f, 0, "setting_name").and_then(string_constant);
+                let value = argument(f, 1, "new_value").and_then(string_constant);
+                match setting {
+                    Some(s) => self.setting_with_text(&s.to_lowercase(), value.as_deref()),
+                    None => self.forbid("set_config with a setting name that is not a literal"),
+                }
+            }
+            "current_setting" => {
+                self.c.literal_sensitive = true;
+                match argument(f, 0, "setting_name").and_then(string_constant) {
+                    Some(s) => {
+                        self.c.settings_read.insert(s.to_lowercase());
+                    }
+                    None => {
+                        self.forbid("current_setting with a setting name that is not a literal")
+                    }
+                }
+            }
+            "nextval" | "setval" | "currval" => {
+                self.c.literal_sensitive = true;
+                match argument(f, 0, "regclass")
+                    .and_then(string_constant)
+                    .and_then(|s| parse_qualified_text(&s))
+                {
+                    Some(seq) => {
+                        if name != "currval" {
+                            self.c.writes.insert(seq.clone());
+                        }
+                        self.c.reads.insert(seq);
+                    }
+                    None => self.forbid(format!("{name} with a sequence that is not a literal")),
+                }
+            }
+            "pg_notify" => {
+                self.c.operations.insert(Operation::Notify);
+            }
+            _ => {}
+        }
+    }
+
+    /// An operator expression: operators written with a schema are recorded.
+    pub fn operator(&mut self, e: &AExpr, how: Use) -> Walk {
+        self.saw(Kind::Operator, e.location);
+        self.operator_names(&e.name)?;
+        let inner = how.nested();
+        self.opt(&e.lexpr, inner)?;
+        self.opt(&e.rexpr, inner)
+    }
+
+    /// Records an operator name given as a list (`OPERATOR(schema.op)`).
+    pub fn operator_names(&mut self, name: &[Node]) -> Walk {
+        let Some(p) = parts(name) else {
+            return Err(super::classify::unsupported("this operator name"));
+        };
+        match p.as_slice() {
+            [] | [_] => Ok(()),
+            [schema, op] => {
+                if *schema != "pg_catalog" {
+                    self.c.operators.insert(Name::qualified(schema, op));
+                }
+                Ok(())
+            }
+            _ => Err(super::classify::unsupported("this operator name")),
+        }
+    }
+
+    /// A cast. Casting a literal to `regclass` names a relation, which is
+    /// then checked as read.
+    pub fn type_cast(&mut self, t: &TypeCast, how: Use) -> Walk {
+        self.opt(&t.arg, how.nested())?;
+        let Some(ty) = &t.type_name else {
+            return Ok(());
+        };
+        self.type_name(ty)?;
+        let last = ty.names.last().and_then(super::names::string_of);
+        let Some(last) = last.filter(|l| NAME_LOOKUP_TYPES.contains(l)) else {
+            return Ok(());
+        };
+        if last != "regclass" || !ty.array_bounds.is_empty() {
+            return Ok(());
+        }
+        self.c.literal_sensitive = true;
+        let Some(text) = t.arg.as_deref().and_then(string_constant) else {
+            return Ok(());
+        };
+        // A numeric OID names no relation pgward could check, and the cast
+        // only turns it into a name (psql's \d does this).
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(());
+        }
+        match parse_qualified_text(&text) {
+            Some(rel) => {
+                self.c.reads.insert(rel);
+            }
+            None => self.forbid("a regclass literal pgward cannot read"),
+        }
+        Ok(())
+    }
+}
