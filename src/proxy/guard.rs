@@ -13,13 +13,12 @@
 //! differently than pgward does (while anything it forwarded still runs), and
 //! refuses texts holding one until then.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use super::denial::REFUSAL_NAME;
-use super::escaped_strings::to_standard;
 use super::pipeline::{Outcome, Ticket};
+use super::string_scan::has_continued_string;
 use crate::policy::catalog::Catalog;
 use crate::policy::decide::decide;
 use crate::policy::role::Role;
@@ -291,32 +290,17 @@ impl Guard {
 
     /// Judges `sql` as the server lexes it under `strings`.
     fn judge(&mut self, cache: &mut ClassificationCache, sql: &[u8], strings: Strings) -> Decision {
-        let text = match strings {
-            Strings::Standard => Cow::Borrowed(sql),
-            Strings::Escaped => match to_standard(sql) {
-                Ok(t) => t,
-                Err(e) => {
-                    return refuse(
-                        format!("pgward: the statement cannot be analysed: {e}"),
-                        "rule: built-in; statements pgward cannot analyse are refused",
-                        "check the quoting of strings, identifiers and comments",
-                    )
-                }
-            },
-        };
-        if matches!(text, Cow::Owned(_)) && !same_tokens(sql, &text) {
+        if has_continued_string(sql, strings) {
+            // The fingerprint lexer reads the parts as separate strings, so
+            // the decision cache could answer for a text the server reads
+            // otherwise.
             return refuse(
-                "pgward: the statement's strings cannot be read with certainty while standard_conforming_strings is off",
-                "rule: built-in; pgward reads the text two ways and they disagree",
-                "write strings that hold backslashes as E'...' strings, without continuation lines",
+                "pgward: strings continued on the next line ('a' newline 'b') are not supported",
+                "rule: built-in; the server reads the parts as one string, under the first part's rules, and pgward's statement cache does not",
+                "write the string as one literal, or join the parts with ||",
             );
         }
-        self.judge_standard(cache, &text)
-    }
-
-    /// Judges a text whose strings are standard ones.
-    fn judge_standard(&mut self, cache: &mut ClassificationCache, sql: &[u8]) -> Decision {
-        let classified = match cache.classify(sql, Strings::Standard) {
+        let classified = match cache.classify(sql, strings) {
             Ok(c) => c,
             Err(LookupError::NotUtf8) => {
                 return refuse(
@@ -715,23 +699,6 @@ impl Guard {
             Strings::Escaped
         };
     }
-}
-
-/// True when the fingerprint lexer reads `escaped` (under
-/// standard_conforming_strings off) and its standard rewrite `standard` as
-/// the same tokens: a second opinion on the rewrite.
-fn same_tokens(escaped: &[u8], standard: &[u8]) -> bool {
-    use crate::sql::fingerprint::{fingerprint, Fingerprint};
-    let (mut a, mut b) = (Fingerprint::default(), Fingerprint::default());
-    if fingerprint(escaped, Strings::Escaped, &mut a).is_err()
-        || fingerprint(standard, Strings::Standard, &mut b).is_err()
-    {
-        return false;
-    }
-    // Escaped keys carry a "~e" mark, then the tokens.
-    let tokens = a.key.strip_prefix(b"~e").unwrap_or(&a.key);
-    let tokens = tokens.strip_prefix(b" ").unwrap_or(tokens);
-    tokens == b.key.as_slice()
 }
 
 fn refuse(message: impl Into<String>, detail: &str, hint: &str) -> Decision {
