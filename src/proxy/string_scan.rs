@@ -44,6 +44,10 @@ enum Body {
 /// finish (an unterminated string, say) is left to the parser, which refuses
 /// it: false.
 pub fn has_continued_string(sql: &[u8], strings: Strings) -> bool {
+    // Continuation needs a newline: most statements need no scan at all.
+    if memchr::memchr2(b'\n', b'\r', sql).is_none() {
+        return false;
+    }
     let plain = match strings {
         Strings::Standard => Body::Doubled,
         Strings::Escaped => Body::Escaped,
