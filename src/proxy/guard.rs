@@ -105,7 +105,7 @@ struct Epoch {
 struct Facts {
     /// It reads a table with masked columns.
     reads_masked: bool,
-    /// It changes the schema.
+    /// It changes (or may change) the schema.
     ddl: bool,
     /// SQL-level PREPARE, DEALLOCATE or DISCARD: statement names change.
     forgets_statements: bool,
@@ -132,7 +132,8 @@ fn facts_of(c: &Classification) -> Facts {
     let discard = ops.contains(&Operation::Discard);
     Facts {
         reads_masked: false,
-        ddl: ops.contains(&Operation::Ddl),
+        // Code (a DO block, say) may change the schema as well.
+        ddl: ops.contains(&Operation::Ddl) || ops.contains(&Operation::Code),
         forgets_statements: discard || ops.contains(&Operation::Prepare),
         forgets_portals: discard || ops.contains(&Operation::Cursor),
     }
@@ -901,6 +902,7 @@ mod tests {
         assert!(f("DECLARE c CURSOR FOR SELECT 1").forgets_portals);
         assert!(f("DISCARD ALL").forgets_statements && f("DISCARD ALL").forgets_portals);
         assert!(f("CREATE TABLE t (a int)").ddl);
+        assert!(f("DO $$ BEGIN CREATE TABLE t (a int); END $$").ddl);
         assert_eq!(f("SELECT 1; SET search_path = x"), Facts::default());
     }
 
