@@ -7,9 +7,9 @@
 //! BindComplete, CloseComplete, ReadyForQuery); until then a change waits under
 //! a ticket in the reply pipeline, and judging looks at both what the server
 //! holds and what it may hold once the changes in flight are done. Prepared
-//! statements keep their text and are judged again before a Bind when the
-//! server would analyse them again (the search path, the schema or the catalog
-//! changed). And the guard knows when the server may be reading backslashes
+//! statements keep their text and are judged again before a Bind or Describe
+//! when the server would analyse them again (the search path, the schema or
+//! the catalog changed). And the guard knows when the server may be reading backslashes
 //! differently than pgward does (while anything it forwarded still runs), and
 //! refuses texts holding one until then.
 
