@@ -374,3 +374,39 @@ fn psql_meta_commands_work_for_a_catalog_reader() {
     let gw = gateway("reader");
     assert_catalog_reads_match_direct(&gw);
 }
+
+#[test]
+fn the_upstream_logins_own_search_path_is_followed() {
+    // A login whose default search_path (ALTER ROLE ... SET) puts internal
+    // first: unqualified names resolve there, and pgward must know it.
+    let c = cluster();
+    let login = format!("sp_login_{}", std::process::id());
+    c.sql(
+        "shop",
+        &format!(
+            "CREATE ROLE {login} LOGIN PASSWORD 'sp-secret'; \
+             GRANT USAGE ON SCHEMA internal TO {login}; \
+             GRANT SELECT ON ALL TABLES IN SCHEMA internal, public TO {login}; \
+             ALTER ROLE {login} SET search_path = internal, public"
+        ),
+    );
+    let gw = Gateway::start(GatewayOptions {
+        role: "reader",
+        roles: include_str!("../examples/policy.toml").to_string(),
+        extra_config: format!(
+            "[databases.sp]\ndbname = \"shop\"\nhost = \"{}\"\nport = {}\nuser = \"{login}\"\npassword = \"sp-secret\"\nsslmode = \"disable\"\n",
+            c.host, c.port
+        ),
+        ..Default::default()
+    });
+    let leaked = psql(&gw.dsn("sp"), &["-c", "SELECT count(*) FROM customers"], "");
+    let allowed = psql(&gw.dsn("sp"), &["-c", "SELECT count(*) FROM orders"], "");
+    c.sql("shop", &format!("DROP OWNED BY {login}; DROP ROLE {login}"));
+    assert!(!leaked.status.success(), "{}", stdout(&leaked));
+    assert!(
+        stderr(&leaked).contains("internal.customers"),
+        "{}",
+        stderr(&leaked)
+    );
+    assert!(allowed.status.success(), "{}", stderr(&allowed));
+}

@@ -103,7 +103,19 @@ pub fn resolve(name: &Name, view: &SessionView) -> Result<Vec<String>, String> {
         return Ok(vec![format!("{s}.{}", name.name)]);
     }
     if name.name.starts_with("pg_") {
-        return Ok(vec![format!("pg_catalog.{}", name.name)]);
+        // pg_catalog is searched first; a `pg_` relation of a user schema is
+        // reached only when pg_catalog has none of that name.
+        let system = format!("pg_catalog.{}", name.name);
+        let shadowed_by_user = view.catalog.is_some_and(|c| {
+            !c.exists(&system)
+                && view
+                    .search_path
+                    .iter()
+                    .any(|s| c.exists(&format!("{s}.{}", name.name)))
+        });
+        if !shadowed_by_user {
+            return Ok(vec![system]);
+        }
     }
     let mut out: Vec<String> = view
         .search_path

@@ -25,6 +25,7 @@ use crate::policy::role::Role;
 use crate::policy::{Decision, Denial, SessionView};
 use crate::sql::cache::{ClassificationCache, Classified, LookupError};
 use crate::sql::fingerprint::Strings;
+use crate::sql::settings::split_identifier_list;
 use crate::sql::{Classification, Operation};
 
 /// The session's judge.
@@ -60,6 +61,8 @@ pub struct Guard {
     ddl_count: u64,
     /// Whether the server may be reading backslashes differently.
     lexing: Lexing,
+    /// The upstream login, which `$user` in a search_path names.
+    login: String,
 }
 
 /// What pgward knows of one prepared statement.
@@ -185,13 +188,9 @@ impl Guard {
     ) -> Guard {
         let mut search_path = vec!["public".to_string()];
         if let Some(p) = startup_search_path {
-            for s in p.split(',') {
-                let s = s.trim();
-                let s = match s.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
-                    Some(q) => q.to_string(),
-                    None => s.to_lowercase(),
-                };
-                if !s.is_empty() && !search_path.contains(&s) {
+            // Unparsable text is refused by the server at login.
+            for s in split_identifier_list(p).unwrap_or_default() {
+                if !search_path.contains(&s) {
                     search_path.push(s);
                 }
             }
@@ -214,7 +213,36 @@ impl Guard {
             ddl_allowed: false,
             ddl_count: 0,
             lexing: Lexing::default(),
+            login: String::new(),
         }
+    }
+
+    /// Adds the search_path the upstream session reported at its start (the
+    /// login's and the database's defaults apply there), with `$user` as
+    /// the upstream login. An unreadable value is an error: names could not
+    /// be resolved as the server does.
+    pub fn learn_search_path(&mut self, text: &str, login: &str) -> Result<(), String> {
+        self.login = login.to_string();
+        let schemas = split_identifier_list(text)
+            .ok_or_else(|| format!("the server's search_path {text:?} cannot be read"))?;
+        for s in schemas {
+            self.add_schema(s);
+        }
+        Ok(())
+    }
+
+    /// Adds a schema unqualified names may now resolve in; true if new.
+    fn add_schema(&mut self, schema: String) -> bool {
+        let schema = if schema == "$user" && !self.login.is_empty() {
+            self.login.clone()
+        } else {
+            schema
+        };
+        if self.search_path.contains(&schema) {
+            return false;
+        }
+        self.search_path.push(schema);
+        true
     }
 
     fn view(&self) -> SessionView<'_> {
@@ -362,10 +390,7 @@ impl Guard {
         let mut path_changed = false;
         if decision.is_allowed() {
             for s in &c.search_path {
-                if !self.search_path.contains(s) {
-                    self.search_path.push(s.clone());
-                    path_changed = true;
-                }
+                path_changed |= self.add_schema(s.clone());
             }
         }
         if path_changed || self.decisions.len() >= SESSION_DECISIONS {
@@ -761,6 +786,50 @@ mod tests {
         )];
         g.set_masks(Rc::new(Masks::compile(&raw.into_iter().collect()).unwrap()));
         (g, ClassificationCache::new(100))
+    }
+
+    #[test]
+    fn user_schemas_of_the_path_are_the_upstream_login() {
+        let (mut g, mut c) = guard("reader");
+        let catalog = Catalog::from_rows(
+            [
+                ("public", "orders", b'r', None),
+                ("svc", "orders", b'r', None),
+                ("public", "pg_notes", b'r', None),
+            ],
+            1,
+        );
+        g.set_catalog(Rc::new(catalog));
+        g.learn_search_path("\"$user\", public", "svc").unwrap();
+        assert!(g.learn_search_path("a b", "svc").is_err());
+        // The reader may read public.* only: `orders` may be svc.orders.
+        let d = g.on_query(&mut c, b"SELECT * FROM orders");
+        assert!(!d.is_allowed(), "{d:?}");
+        // A later SET search_path naming $user means the login too.
+        let (mut g, mut c) = guard("reader");
+        g.learn_search_path("public", "svc").unwrap();
+        assert!(g.on_query(&mut c, b"SELECT 1").is_allowed());
+        g.on_query(&mut c, b"SET search_path = \"$user\", public");
+        assert!(g.view().search_path.contains(&"svc".to_string()));
+    }
+
+    #[test]
+    fn a_user_relation_named_pg_something_is_checked_as_itself() {
+        let (mut g, mut c) = guard("reader");
+        let catalog = Catalog::from_rows(
+            [
+                ("internal", "pg_notes", b'r', None),
+                ("pg_catalog", "pg_class", b'r', None),
+            ],
+            1,
+        );
+        g.set_catalog(Rc::new(catalog));
+        g.learn_search_path("internal, public", "svc").unwrap();
+        // internal.pg_notes is not readable; pg_catalog has no pg_notes.
+        assert!(!g.on_query(&mut c, b"SELECT * FROM pg_notes").is_allowed());
+        assert!(g
+            .on_query(&mut c, b"SELECT relname FROM pg_class")
+            .is_allowed());
     }
 
     fn parse(g: &mut Guard, c: &mut ClassificationCache, name: &str, sql: &str) -> Ticket {

@@ -180,6 +180,30 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
         .await;
         return;
     }
+    // Unqualified names resolve through the path the server really uses:
+    // the login's or the database's defaults may have set it.
+    let mut up = up;
+    let learned = match upstream::search_path(&mut up.conn).await {
+        Ok(path) => guard.learn_search_path(&path, &db.user),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = learned {
+        warn!(error = %e, "session refused: search_path unknown");
+        let mut terminate = BytesMut::new();
+        build::terminate(&mut terminate);
+        let _ = write_all(up.conn.io_mut(), terminate.freeze()).await;
+        let _ = write_all(
+            conn.io_mut(),
+            PgError::fatal(
+                "08006",
+                "pgward: cannot read the session's search_path, so names cannot be checked",
+            )
+            .to_frame()
+            .freeze(),
+        )
+        .await;
+        return;
+    }
     let key = CancelKey::register(up.addr, up.pid, &up.secret);
     let mut greeting = up.greeting;
     build::backend_key_data(&mut greeting, key.pid, u32::from_be_bytes(key.secret));
