@@ -549,3 +549,33 @@ fn messages_raised_inside_functions_are_scrubbed() {
         stderr(&out)
     );
 }
+
+#[test]
+fn data_errors_never_quote_masked_values() {
+    // Predicates on ssn are allowed here, so a failing cast in one could
+    // carry the value out in the error's text.
+    let gw = Gateway::start(GatewayOptions {
+        role: "reader",
+        roles: r#"
+[roles.reader]
+operations = ["select"]
+read = ["public.*"]
+
+[masks]
+"public.customers.ssn" = { strategy = "redact", allow_predicates = true }
+"#
+        .to_string(),
+        ..Default::default()
+    });
+    for sql in [
+        "SELECT id FROM customers WHERE ssn::int = 1",
+        "SELECT id FROM customers WHERE ssn::date IS NULL",
+        "SELECT id FROM customers WHERE ssn::numeric > 0",
+    ] {
+        let out = psql(&gw.dsn("shop"), &["-c", sql], "");
+        assert!(!out.status.success(), "{sql}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(err.contains("[value withheld]"), "{sql}: {err}");
+        assert!(!err.contains("901-23-4567") && !err.contains("-45-"), "{sql}: {err}");
+    }
+}

@@ -227,6 +227,17 @@ impl Masker {
             }
             })));
         }
+        if !ours && fields.get(b'C').is_some_and(|c| c.starts_with(b"22")) {
+            // A data exception quotes the value it could not take
+            // (`invalid input syntax for type integer: "901-23-4567"`), which
+            // may be a masked column's, read by a predicate or a cast.
+            let message = fields.get(b'M').map(withhold_quoted).unwrap_or_default();
+            return Ok(Some(rebuild(tag, &fields, |f| match f {
+                b'M' => Some(Some(&message[..])),
+                b'D' | b'W' => Some(None),
+                _ => None,
+            })));
+        }
         let (Some(schema), Some(table)) = (fields.get(b's'), fields.get(b't')) else {
             return Ok(None);
         };
@@ -294,13 +305,32 @@ impl Masker {
     }
 }
 
+/// A message with every double-quoted part replaced by `"[value withheld]"`.
+fn withhold_quoted(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len());
+    let mut parts = message.split(|&b| b == b'"');
+    if let Some(first) = parts.next() {
+        out.extend_from_slice(first);
+    }
+    let mut inside = true;
+    for part in parts {
+        if inside {
+            out.extend_from_slice(b"\"[value withheld]\"");
+        } else {
+            out.extend_from_slice(part);
+        }
+        inside = !inside;
+    }
+    out
+}
+
 /// Rebuilds an ErrorResponse or NoticeResponse; `change(field)` returns
 /// `None` to keep a field, `Some(None)` to drop it, `Some(Some(text))` to
 /// replace its value.
-fn rebuild<'a>(
+fn rebuild<'a, 'b>(
     tag: u8,
     fields: &ErrorFields<'a>,
-    change: impl Fn(u8) -> Option<Option<&'static [u8]>>,
+    change: impl Fn(u8) -> Option<Option<&'b [u8]>>,
 ) -> Bytes {
     let mut out = BytesMut::with_capacity(256);
     build::message(&mut out, tag, |b| {
