@@ -576,6 +576,9 @@ read = ["public.*"]
         assert!(!out.status.success(), "{sql}: {}", stdout(&out));
         let err = stderr(&out);
         assert!(err.contains("[value withheld]"), "{sql}: {err}");
-        assert!(!err.contains("901-23-4567") && !err.contains("-45-"), "{sql}: {err}");
+        assert!(
+            !err.contains("901-23-4567") && !err.contains("-45-"),
+            "{sql}: {err}"
+        );
     }
 }

@@ -150,11 +150,11 @@ fn facts_of(c: &Classification) -> Facts {
 /// ReadyForQuery, after the replies to whatever it ran in the meantime.
 #[derive(Debug, Default)]
 struct Lexing {
-    /// ReadyForQuery messages the server owes for what was forwarded (one
-    /// per Query and per Sync).
-    ready_owed: u64,
-    /// ReadyForQuery messages received.
-    ready_seen: u64,
+    /// The ReadyForQuery messages the server owes (one per Query and per
+    /// Sync), in order, each true when what it ends may run code (a Query,
+    /// or a Sync after a Bind or Execute); a Sync after only Parse, Describe
+    /// or Close runs nothing that could change a setting.
+    owed: VecDeque<bool>,
     /// A Bind or Execute was forwarded since the last Sync (planning at
     /// Bind may run functions too).
     running: bool,
@@ -162,7 +162,7 @@ struct Lexing {
 
 impl Lexing {
     fn uncertain(&self) -> bool {
-        self.ready_seen < self.ready_owed || self.running
+        self.running || self.owed.iter().any(|&runs| runs)
     }
 }
 
@@ -697,20 +697,28 @@ impl Guard {
 
     /// Counts a message the server answers with ReadyForQuery (a Query,
     /// pgward's own or the client's, or a Sync), once forwarded.
-    pub fn owe_ready(&mut self) {
-        self.lexing.ready_owed += 1;
+    pub fn owe_ready(&mut self, query: bool) {
+        let runs = query || self.lexing.running;
+        self.lexing.owed.push_back(runs);
         self.lexing.running = false;
     }
 
     /// Takes back a Sync counted by `owe_ready` that the server ignored
     /// (it came during COPY FROM STDIN).
     pub fn sync_ignored(&mut self) {
-        self.lexing.ready_owed -= 1;
+        // One fewer ReadyForQuery comes; what the ignored Sync covered is
+        // covered by the next one instead.
+        if self.lexing.owed.pop_back() == Some(true) {
+            match self.lexing.owed.back_mut() {
+                Some(last) => *last = true,
+                None => self.lexing.running = true,
+            }
+        }
     }
 
     /// Notes a ReadyForQuery: outside a transaction block no portal survives.
     pub fn on_ready_for_query(&mut self, status: u8) {
-        self.lexing.ready_seen += 1;
+        self.lexing.owed.pop_front();
         if status == b'I' {
             self.portals.clear();
         }
@@ -1004,7 +1012,7 @@ mod tests {
         assert!(g
             .on_query(&mut c, b"SET standard_conforming_strings = off")
             .is_allowed());
-        g.owe_ready();
+        g.owe_ready(true);
         let d = g.check_sql(&mut c, tricky);
         assert!(
             matches!(&d, Decision::Deny(d) if d.message.contains("backslash")),
@@ -1019,7 +1027,7 @@ mod tests {
         assert!(g.check_sql(&mut c, tricky).is_allowed());
         // Behind anything at all (a view or a trigger may call set_config).
         assert!(g.on_query(&mut c, b"SELECT * FROM customers").is_allowed());
-        g.owe_ready();
+        g.owe_ready(true);
         assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         g.on_ready_for_query(b'I');
         assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
@@ -1037,14 +1045,24 @@ mod tests {
         assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         g.settle(p, Outcome::Done);
         g.settle(b, Outcome::Done);
-        g.owe_ready(); // the Sync
+        g.owe_ready(false); // the Sync, after a Bind and an Execute
         assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         g.on_ready_for_query(b'I');
         assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         // A Sync the server ignored (during COPY) is not waited for.
-        g.owe_ready();
+        g.owe_ready(false);
         g.sync_ignored();
         assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
+        // A Sync after only Parse, Describe or Close runs nothing: drivers
+        // close statements in the background, and that must not hold texts.
+        let _ = parse(&mut g, &mut c, "s", "SELECT 1");
+        g.owe_ready(false);
+        assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
+        // But an ignored Sync that ended a Bind hands that on.
+        let _ = bind(&mut g, &mut c, "", "s").unwrap();
+        g.owe_ready(false);
+        g.sync_ignored();
+        assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
     }
 
     #[test]

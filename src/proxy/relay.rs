@@ -227,13 +227,14 @@ impl<'a> ClientPump<'a> {
     }
 
     fn owe_ticket(&self, owed: Owed, visible: bool, ticket: Option<Ticket>) {
+        let query = owed == Owed::Query;
         let ready = self
             .state
             .pipeline
             .borrow_mut()
             .push_ticket(owed, visible, ticket);
         if ready {
-            self.state.guard.borrow_mut().owe_ready();
+            self.state.guard.borrow_mut().owe_ready(query);
         }
     }
 
