@@ -582,3 +582,39 @@ read = ["public.*"]
         );
     }
 }
+
+#[test]
+fn partitions_and_inheriting_tables_obey_their_parents_rules() {
+    // A child of customers holds customers' rows: read directly by its own
+    // name, its ssn is still masked, and the parent's other rules apply.
+    let child = format!("customers_child_{}", std::process::id());
+    cluster().sql(
+        "shop",
+        &format!(
+            "DROP TABLE IF EXISTS public.{child}; \
+             CREATE TABLE public.{child} () INHERITS (public.customers); \
+             INSERT INTO public.{child} (id, full_name, email, phone, ssn, city, country) \
+             VALUES (9001, 'Child Row', 'child@example.com', '+1-555-000-9001', '999-88-7777', 'X', 'US')"
+        ),
+    );
+    let gw = gateway("reader");
+    let direct = psql(
+        &gw.dsn("shop"),
+        &["-c", &format!("SELECT ssn, email FROM {child}")],
+        "",
+    );
+    let derived = psql(
+        &gw.dsn("shop"),
+        &["-c", &format!("SELECT upper(ssn) FROM {child}")],
+        "",
+    );
+    cluster().sql("shop", &format!("DROP TABLE public.{child}"));
+    assert!(direct.status.success(), "{}", stderr(&direct));
+    assert_eq!(stdout(&direct), "[redacted]|c***@example.com");
+    assert!(!derived.status.success(), "{}", stdout(&derived));
+    assert!(
+        stderr(&derived).contains("masked column"),
+        "{}",
+        stderr(&derived)
+    );
+}

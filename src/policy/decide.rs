@@ -100,7 +100,7 @@ pub fn resolve(name: &Name, view: &SessionView) -> Result<Vec<String>, String> {
         }
     }
     if let Some(s) = &name.schema {
-        return Ok(vec![format!("{s}.{}", name.name)]);
+        return Ok(with_ancestors(vec![format!("{s}.{}", name.name)], view));
     }
     if name.name.starts_with("pg_") {
         // pg_catalog is searched first; a `pg_` relation of a user schema is
@@ -131,10 +131,25 @@ pub fn resolve(name: &Name, view: &SessionView) -> Result<Vec<String>, String> {
         // exists nowhere, the statement fails (or names a temporary table).
         let existing: Vec<String> = out.iter().filter(|q| catalog.exists(q)).cloned().collect();
         if !existing.is_empty() {
-            return Ok(existing);
+            out = existing;
         }
     }
-    Ok(out)
+    Ok(with_ancestors(out, view))
+}
+
+/// A partition's or an inheriting table's rows are its parents' too: every
+/// rule of a parent (read, masks, deny_columns) applies to them.
+fn with_ancestors(mut names: Vec<String>, view: &SessionView) -> Vec<String> {
+    if let Some(catalog) = view.catalog {
+        for n in names.clone() {
+            for a in catalog.ancestors(&n) {
+                if !names.contains(&a) {
+                    names.push(a);
+                }
+            }
+        }
+    }
+    names
 }
 
 /// True when the text reads a relation with masked columns, directly or

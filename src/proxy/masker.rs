@@ -161,10 +161,18 @@ impl Masker {
             let rule = self
                 .base_column(f.table_oid, f.attnum)
                 .and_then(|(table, column)| {
-                    let unmasked = self.unmask.iter().any(|(t, c)| *t == table && *c == column);
-                    let rule = (!unmasked)
-                        .then(|| self.masks.rule(&table, &column))
-                        .flatten()?;
+                    // A partition or inheriting table is masked as its parents are.
+                    let mut tables = vec![table];
+                    if let Some(c) = self.catalog.as_deref() {
+                        tables.extend(c.ancestors(&tables[0]));
+                    }
+                    let (table, rule) = tables.into_iter().find_map(|t| {
+                        let unmasked = self.unmask.iter().any(|(ut, c)| *ut == t && *c == column);
+                        let rule = (!unmasked)
+                            .then(|| self.masks.rule(&t, &column))
+                            .flatten()?;
+                        Some((t, rule))
+                    })?;
                     columns.push(format!("{table}.{column}"));
                     Some(rule)
                 });
@@ -246,8 +254,12 @@ impl Masker {
             String::from_utf8_lossy(schema),
             String::from_utf8_lossy(table)
         );
+        let mut tables = vec![qualified.clone()];
+        if let Some(c) = self.catalog.as_deref() {
+            tables.extend(c.ancestors(&qualified));
+        }
         let masked = self.masks.rules.keys().any(|(t, c)| {
-            *t == qualified
+            tables.contains(t)
                 && !self
                     .unmask
                     .iter()
