@@ -30,6 +30,7 @@ pub struct Catalog {
     oid_by_name: HashMap<String, u32>,
     column_names: std::collections::HashSet<(String, String)>,
     parents: HashMap<String, Vec<String>>,
+    schemas: Option<std::collections::HashSet<String>>,
     attributes: HashMap<(u32, i16), String>,
     /// Changes whenever a new snapshot replaces an old one.
     pub version: u64,
@@ -59,6 +60,7 @@ impl Catalog {
             oid_by_name: HashMap::new(),
             column_names: std::collections::HashSet::new(),
             parents: HashMap::new(),
+            schemas: None,
             attributes: HashMap::new(),
             version,
         }
@@ -117,6 +119,18 @@ impl Catalog {
                 .or_default()
                 .push(parent.to_string());
         }
+    }
+
+    /// Records the schemas that exist.
+    pub fn add_schemas<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        self.schemas
+            .get_or_insert_with(Default::default)
+            .extend(names.into_iter().map(str::to_string));
+    }
+
+    /// Whether a schema exists (true when the snapshot has no schema list).
+    pub fn has_schema(&self, schema: &str) -> bool {
+        self.schemas.as_ref().is_none_or(|s| s.contains(schema))
     }
 
     /// Every table `schema.name` inherits from or is a partition of,

@@ -102,25 +102,31 @@ pub fn resolve(name: &Name, view: &SessionView) -> Result<Vec<String>, String> {
     if let Some(s) = &name.schema {
         return Ok(with_ancestors(vec![format!("{s}.{}", name.name)], view));
     }
+    let system = format!("pg_catalog.{}", name.name);
     if name.name.starts_with("pg_") {
-        // pg_catalog is searched first; a `pg_` relation of a user schema is
-        // reached only when pg_catalog has none of that name.
-        let system = format!("pg_catalog.{}", name.name);
-        let shadowed_by_user = view.catalog.is_some_and(|c| {
-            !c.exists(&system)
-                && view
-                    .search_path
-                    .iter()
-                    .any(|s| c.exists(&format!("{s}.{}", name.name)))
-        });
-        if !shadowed_by_user {
+        // pg_catalog is searched first unless the path names it later; a
+        // `pg_` relation of a path schema may win then, or when pg_catalog
+        // has none: every one that exists is a candidate.
+        let Some(catalog) = view.catalog else {
             return Ok(vec![system]);
+        };
+        let mut out: Vec<String> = view
+            .search_path
+            .iter()
+            .map(|s| format!("{s}.{}", name.name))
+            .filter(|q| *q != system && catalog.exists(q))
+            .collect();
+        if catalog.exists(&system) || out.is_empty() {
+            out.insert(0, system);
         }
+        return Ok(with_ancestors(out, view));
     }
     let mut out: Vec<String> = view
         .search_path
         .iter()
         .filter(|s| !matches!(s.as_str(), "$user" | "pg_catalog"))
+        // A schema that does not exist is skipped by the server.
+        .filter(|s| view.catalog.is_none_or(|c| c.has_schema(s)))
         .map(|s| format!("{s}.{}", name.name))
         .collect();
     if out.is_empty() {

@@ -228,6 +228,13 @@ impl<'a> ClientPump<'a> {
 
     fn owe_ticket(&self, owed: Owed, visible: bool, ticket: Option<Ticket>) {
         let query = owed == Owed::Query;
+        self.owe_runs(owed, visible, ticket, query);
+    }
+
+    /// Owes a reply; `runs` says whether the message may run client code
+    /// (pgward's own refusal does not: it only raises).
+    fn owe_runs(&self, owed: Owed, visible: bool, ticket: Option<Ticket>, runs: bool) {
+        let query = runs;
         let ready = self
             .state
             .pipeline
@@ -248,7 +255,7 @@ impl<'a> ClientPump<'a> {
         if simple {
             // The server runs it in the unnamed portal, as any simple Query.
             self.state.guard.borrow_mut().forget_unnamed_portal();
-            self.owe(Owed::Query, true);
+            self.owe_runs(Owed::Query, true, None, false);
             raise_query(d, &mut out);
         } else {
             for _ in 0..EXTENDED_HIDDEN_REPLIES {
