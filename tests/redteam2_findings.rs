@@ -280,3 +280,57 @@ fn r1_fetch_by_extended_protocol_is_masked() {
         "FETCH by the extended protocol returned clear masked values: {got:?} {err:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// R2. DDL moves masked data out from under the masks. Masks (and
+// deny_columns) name `schema.table.column`; the masker maps a result column
+// (table OID, attnum) to its current name in the catalog snapshot. A role
+// with `ddl` and write on the table (examples' migrator: no unmask) may
+// rename the table or the column, or make the table a child of a new parent;
+// after the snapshot is read again, the same values come out under a name no
+// mask names. decide.rs lets `ALTER TABLE ... RENAME`/`INHERIT` through
+// (they use no column); nothing checks that the target holds masked columns.
+
+#[test]
+fn r2_pure_ddl_that_unmasks_is_refused() {
+    for sql in [
+        "ALTER TABLE customers RENAME COLUMN ssn TO not_secret",
+        "ALTER TABLE customers RENAME TO clients",
+        "ALTER TABLE customers INHERIT public.parent",
+    ] {
+        assert!(!allowed("migrator", sql), "{sql}: the masks no longer apply afterwards");
+    }
+}
+
+#[test]
+fn r2_live_rename_and_inherit_unmask() {
+    let db = Scratch::new("r2", "");
+    let gw = live_gateway("migrator", db.section());
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "red2");
+    let (plain, _) = rows(&r.query("SELECT ssn FROM customers"));
+    assert_eq!(plain, ["[redacted]"], "sanity: ssn is masked");
+    // A parent with the same columns, then customers made its child: the
+    // parent's rows are customers' rows, under the parent's (unmasked) name.
+    let _ = r.query(
+        "CREATE TABLE public.parent (id int, full_name text, email text, phone text, \
+         ssn varchar(11), date_of_birth date, city text)",
+    );
+    let mut leaks = Vec::new();
+    let (_, err) = rows(&r.query("ALTER TABLE customers RENAME COLUMN ssn TO not_secret"));
+    let (got, _) = rows(&r.query("SELECT not_secret FROM customers"));
+    if got.iter().any(|v| v == "901-23-4567") {
+        leaks.push(format!("RENAME COLUMN ({err:?}): {got:?}"));
+    }
+    let _ = r.query("ALTER TABLE customers RENAME COLUMN not_secret TO ssn");
+    let (_, err) = rows(&r.query("ALTER TABLE customers INHERIT public.parent"));
+    let (got, _) = rows(&r.query("SELECT email, ssn FROM public.parent"));
+    if got.iter().any(|v| v == "901-23-4567") {
+        leaks.push(format!("INHERIT ({err:?}), then the parent: {got:?}"));
+    }
+    let (_, err) = rows(&r.query("ALTER TABLE customers RENAME TO clients"));
+    let (got, _) = rows(&r.query("SELECT email FROM clients"));
+    if got.iter().any(|v| v.starts_with("alice.anders@")) {
+        leaks.push(format!("RENAME TO ({err:?}): {got:?}"));
+    }
+    assert!(leaks.is_empty(), "masked values in clear after DDL: {leaks:#?}");
+}
