@@ -334,3 +334,89 @@ fn r2_live_rename_and_inherit_unmask() {
     }
     assert!(leaks.is_empty(), "masked values in clear after DDL: {leaks:#?}");
 }
+
+// ---------------------------------------------------------------------------
+// R3. The `$user` schema. The server's default search_path is
+// `"$user", public`: an unqualified name is looked up first in the schema
+// named like the session user (the service login), when it exists. pgward's
+// guard starts from `["public"]` (guard.rs Guard::new) and resolve()
+// (decide.rs) drops `$user` from any path, so it judges `vault` as
+// public.vault (readable) while the server reads pgward_svc.vault.
+
+#[test]
+fn r3_pure_user_schema_is_resolved() {
+    let d = decision(
+        "reader",
+        "SELECT * FROM vault",
+        &["$user", "public"],
+    )
+    .unwrap();
+    // Without knowing the login's name, pgward cannot know where `vault` is.
+    assert!(!d.is_allowed(), "unqualified name with $user on the path");
+}
+
+#[test]
+fn r3_live_user_schema_reads_an_ungranted_schema() {
+    let svc = cluster().svc_user.clone();
+    let db = Scratch::new(
+        "r3",
+        &format!(
+            "CREATE SCHEMA {svc}; CREATE TABLE {svc}.vault (secret text); \
+             INSERT INTO {svc}.vault VALUES ('user-schema-secret')"
+        ),
+    );
+    let gw = live_gateway("reader", db.section());
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "red2");
+    let (_, err) = rows(&r.query(&format!("SELECT secret FROM {svc}.vault")));
+    assert!(
+        err.is_some_and(|e| e.starts_with("pgward:")),
+        "sanity: the qualified name is refused"
+    );
+    let (got, err) = rows(&r.query("SELECT secret FROM vault"));
+    assert!(
+        !got.iter().any(|v| v == "user-schema-secret"),
+        "read {svc}.vault (not granted) by its unqualified name: {got:?} {err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// R4. Unqualified `pg_*` relation names. resolve() (decide.rs) maps every
+// unqualified name starting with `pg_` to pg_catalog, and check_read lets a
+// `catalog = true` role read pg_catalog. The server looks the name up in
+// pg_catalog and then along the search_path: a relation `internal.pg_vault`
+// (no such catalog relation) is read as internal.pg_vault, a schema the role
+// may not read. The same holds when the path names pg_catalog after another
+// schema (`public, pg_catalog`): that schema's `pg_x` wins.
+
+#[test]
+fn r4_pure_pg_prefix_is_resolved_on_the_path() {
+    let d = decision("reader", "SELECT * FROM pg_vault", &["internal", "public"]).unwrap();
+    assert!(!d.is_allowed(), "pg_vault may be internal.pg_vault");
+}
+
+#[test]
+fn r4_live_pg_prefixed_table_in_an_ungranted_schema() {
+    let db = Scratch::new(
+        "r4",
+        "CREATE SCHEMA internal; CREATE TABLE internal.pg_vault (secret text); \
+         INSERT INTO internal.pg_vault VALUES ('internal-secret')",
+    );
+    let gw = live_gateway("reader", db.section());
+    let mut r = Raw::login_with(
+        gw.port,
+        "agent",
+        AGENT_PASSWORD,
+        &[("database", "red2"), ("search_path", "internal, public")],
+    )
+    .unwrap_or_else(|e| panic!("login: {:?}", e.field(b'M')));
+    let (_, err) = rows(&r.query("SELECT secret FROM internal.pg_vault"));
+    assert!(
+        err.is_some_and(|e| e.starts_with("pgward:")),
+        "sanity: the qualified name is refused"
+    );
+    let (got, err) = rows(&r.query("SELECT secret FROM pg_vault"));
+    assert!(
+        !got.iter().any(|v| v == "internal-secret"),
+        "read internal.pg_vault (not granted) as pg_catalog.pg_vault: {got:?} {err:?}"
+    );
+}
