@@ -420,3 +420,45 @@ fn r4_live_pg_prefixed_table_in_an_ungranted_schema() {
         "read internal.pg_vault (not granted) as pg_catalog.pg_vault: {got:?} {err:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// R5. Foreign-server credentials through information_schema. builtins.rs
+// SENSITIVE_CATALOG lists pg_user_mapping and pg_user_mappings, but
+// information_schema.user_mapping_options (and its helper
+// information_schema._pg_user_mappings) show the same options, passwords
+// included, to a superuser or the mapping's owner (the service login is
+// both here). check_read lets any `catalog = true` role read them.
+
+#[test]
+fn r5_pure_user_mapping_options_are_sensitive() {
+    for sql in [
+        "SELECT option_value FROM information_schema.user_mapping_options",
+        "SELECT umoptions FROM information_schema._pg_user_mappings",
+    ] {
+        assert!(!allowed("reader", sql), "{sql}: user mapping passwords");
+    }
+}
+
+#[test]
+fn r5_live_user_mapping_password_is_readable() {
+    let db = Scratch::new(
+        "r5",
+        "CREATE EXTENSION postgres_fdw; \
+         CREATE SERVER billing FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host 'billing.internal'); \
+         CREATE USER MAPPING FOR PUBLIC SERVER billing OPTIONS (user 'billing', password 'fdw-secret-pw')",
+    );
+    let gw = live_gateway("reader", db.section());
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "red2");
+    let (_, err) = rows(&r.query("SELECT umoptions FROM pg_catalog.pg_user_mappings"));
+    assert!(
+        err.is_some_and(|e| e.starts_with("pgward:")),
+        "sanity: pg_user_mappings is refused"
+    );
+    let (got, err) = rows(&r.query(
+        "SELECT option_value FROM information_schema.user_mapping_options WHERE option_name = 'password'",
+    ));
+    assert!(
+        !got.iter().any(|v| v == "fdw-secret-pw"),
+        "the user mapping's password through information_schema: {got:?} {err:?}"
+    );
+}
