@@ -43,12 +43,29 @@ fn decision(role: &str, sql: &str, path: &[&str]) -> Result<Decision, String> {
         1,
     );
     let customers = [
-        "id", "full_name", "email", "phone", "ssn", "date_of_birth", "city", "country",
-        "loyalty_tier", "created_at",
+        "id",
+        "full_name",
+        "email",
+        "phone",
+        "ssn",
+        "date_of_birth",
+        "city",
+        "country",
+        "loyalty_tier",
+        "created_at",
     ];
     let employees = [
-        "id", "full_name", "work_email", "department", "title", "manager_id", "hired_at",
-        "salary", "ssn", "home_address", "personal_phone",
+        "id",
+        "full_name",
+        "work_email",
+        "department",
+        "title",
+        "manager_id",
+        "hired_at",
+        "salary",
+        "ssn",
+        "home_address",
+        "personal_phone",
     ];
     catalog.add_attributes(
         customers
@@ -75,22 +92,6 @@ fn decision(role: &str, sql: &str, path: &[&str]) -> Result<Decision, String> {
 
 fn allowed(role: &str, sql: &str) -> bool {
     decision(role, sql, &["public"]).is_ok_and(|d| d.is_allowed())
-}
-
-#[test]
-#[ignore]
-fn explore() {
-    let list = std::fs::read_to_string("/tmp/red2/explore.txt").unwrap();
-    for line in list.lines().filter(|l| !l.trim().is_empty()) {
-        let (role, sql) = line.split_once('|').unwrap();
-        let d = decision(role, sql, &["public"]);
-        let v = match &d {
-            Ok(Decision::Allow { .. }) => "ALLOW".to_string(),
-            Ok(Decision::Deny(d)) => format!("deny: {}", d.message),
-            Err(e) => format!("error: {e}"),
-        };
-        println!("{role:9} {sql}\n          => {v}");
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -276,7 +277,8 @@ fn r1_fetch_by_extended_protocol_is_masked() {
     r.send(&batch);
     let (got, err) = rows(&until_ready(&mut r));
     assert!(
-        !got.iter().any(|v| v == "901-23-4567" || v.starts_with("alice.anders@")),
+        !got.iter()
+            .any(|v| v == "901-23-4567" || v.starts_with("alice.anders@")),
         "FETCH by the extended protocol returned clear masked values: {got:?} {err:?}"
     );
 }
@@ -298,7 +300,10 @@ fn r2_pure_ddl_that_unmasks_is_refused() {
         "ALTER TABLE customers RENAME TO clients",
         "ALTER TABLE customers INHERIT public.parent",
     ] {
-        assert!(!allowed("migrator", sql), "{sql}: the masks no longer apply afterwards");
+        assert!(
+            !allowed("migrator", sql),
+            "{sql}: the masks no longer apply afterwards"
+        );
     }
 }
 
@@ -332,7 +337,10 @@ fn r2_live_rename_and_inherit_unmask() {
     if got.iter().any(|v| v.starts_with("alice.anders@")) {
         leaks.push(format!("RENAME TO ({err:?}): {got:?}"));
     }
-    assert!(leaks.is_empty(), "masked values in clear after DDL: {leaks:#?}");
+    assert!(
+        leaks.is_empty(),
+        "masked values in clear after DDL: {leaks:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -345,12 +353,7 @@ fn r2_live_rename_and_inherit_unmask() {
 
 #[test]
 fn r3_pure_user_schema_is_resolved() {
-    let d = decision(
-        "reader",
-        "SELECT * FROM vault",
-        &["$user", "public"],
-    )
-    .unwrap();
+    let d = decision("reader", "SELECT * FROM vault", &["$user", "public"]).unwrap();
     // Without knowing the login's name, pgward cannot know where `vault` is.
     assert!(!d.is_allowed(), "unqualified name with $user on the path");
 }
