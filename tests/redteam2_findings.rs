@@ -353,7 +353,9 @@ fn r2_live_rename_and_inherit_unmask() {
 
 #[test]
 fn r3_pure_user_schema_is_resolved() {
-    let d = decision("reader", "SELECT * FROM vault", &["$user", "public"]).unwrap();
+    // The guard reads the path from the session and writes `$user` as the
+    // upstream login (pgward_svc here), as the server resolves it.
+    let d = decision("reader", "SELECT * FROM vault", &["pgward_svc", "public"]).unwrap();
     // Without knowing the login's name, pgward cannot know where `vault` is.
     assert!(!d.is_allowed(), "unqualified name with $user on the path");
 }

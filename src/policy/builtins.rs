@@ -535,6 +535,9 @@ pub fn is_secret_setting(setting: &str) -> bool {
 
 /// Catalog relations that hold row data or secrets, not schema metadata.
 pub const SENSITIVE_CATALOG: &[&str] = &[
+    // information_schema's views of user mappings show their options, passwords included.
+    "user_mapping_options",
+    "_pg_user_mappings",
     "pg_statistic",
     "pg_stats",
     "pg_stats_ext",

@@ -116,7 +116,17 @@ pub fn resolve(name: &Name, view: &SessionView) -> Result<Vec<String>, String> {
             .map(|s| format!("{s}.{}", name.name))
             .filter(|q| *q != system && catalog.exists(q))
             .collect();
-        if catalog.exists(&system) || out.is_empty() {
+        let nowhere = out.is_empty() && !catalog.exists(&system);
+        if nowhere {
+            // Nowhere in the snapshot (a new table?): wherever it may be.
+            out = view
+                .search_path
+                .iter()
+                .filter(|s| !matches!(s.as_str(), "$user" | "pg_catalog"))
+                .map(|s| format!("{s}.{}", name.name))
+                .collect();
+        }
+        if nowhere || catalog.exists(&system) || out.is_empty() {
             out.insert(0, system);
         }
         return Ok(with_ancestors(out, view));
@@ -164,6 +174,10 @@ pub fn reads_masked(c: &Classification, view: &SessionView) -> bool {
     let Some(masks) = view.masks.filter(|m| !m.is_empty()) else {
         return false;
     };
+    if c.operations.contains(&Operation::Cursor) {
+        // FETCH returns a cursor's rows without naming what it reads.
+        return true;
+    }
     let masked = |r: &str| masks.rules.keys().any(|(t, _)| t == r);
     c.reads.iter().any(|n| {
         resolve(n, view).is_ok_and(|rs| {
@@ -286,6 +300,11 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
             }
         }
     }
+    if c.operations.contains(&Operation::Ddl) {
+        if let Some(d) = check_ddl_on_guarded_tables(&g, c, view) {
+            return d;
+        }
+    }
     for f in &c.functions {
         if let Some(d) = check_function(&g, f, view) {
             return d;
@@ -329,6 +348,36 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
     }
     let max_rows = roles.iter().filter_map(|r| r.max_rows).min();
     Decision::Allow { max_rows }
+}
+
+/// Masks and `deny_columns` name `schema.table.column`: DDL that renames,
+/// moves, reparents or attaches such a table or column would take its values
+/// out from under the rule, so DDL writing one is refused, unless the role
+/// sees every masked column of it in clear and has no denied column there.
+fn check_ddl_on_guarded_tables(
+    g: &Grants,
+    c: &Classification,
+    view: &SessionView,
+) -> Option<Decision> {
+    for name in &c.writes {
+        for rel in resolve(name, view).unwrap_or_default() {
+            let masked = view.masks.is_some_and(|m| {
+                m.rules.keys().any(|(t, col)| {
+                    *t == rel && !g.any(|r| r.unmask.iter().any(|(ut, uc)| *ut == rel && uc == col))
+                })
+            });
+            let denied = g.any(|r| r.deny_columns.iter().any(|(t, _)| *t == rel));
+            if masked || denied {
+                let what = if masked { "masked" } else { "denied" };
+                return Some(g.deny(
+                    format!("change the definition of {rel}"),
+                    format!("rule: masks; {rel} has {what} columns, which DDL could rename or move out from under the rule"),
+                    "run schema changes on such tables as the database owner, outside pgward".into(),
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// `t.name` where no table behind `t` has a column `name` is the function

@@ -305,8 +305,11 @@ impl<'a> ClientPump<'a> {
             }
             b'E' => {
                 let e = Execute::parse(body)?;
+                // Asked before the Execute is noted: running a FETCH forgets
+                // the portals it may have moved, the executed one included.
+                let masked = guard.portal_reads_masked(e.portal);
                 let refusal = guard.on_execute(e.portal);
-                if refusal.is_none() && guard.portal_reads_masked(e.portal) {
+                if refusal.is_none() && masked {
                     // The rows must be masked, so pgward needs the portal's
                     // description even if the client never asked for it.
                     drop(guard);
