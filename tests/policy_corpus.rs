@@ -119,6 +119,8 @@ fn reader_is_refused_the_rest() {
             ("SELECT full_name FROM employees JOIN orders USING (salary)", "deny"),
             ("SELECT full_name FROM employees NATURAL JOIN orders", "deny"),
             ("SELECT 1 OPERATOR(public.===) 2", "deny"),
+            ("SELECT rolname, rolconfig FROM pg_roles", "deny"),
+            ("SELECT rolname FROM pg_roles", "allow"),
             // Attribute notation: `t.f` with no column f is f(t), or a cast
             // of the whole row (`e.text`), checked against the catalog.
             ("SELECT e.text FROM employees e", "deny"),

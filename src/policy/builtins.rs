@@ -572,6 +572,9 @@ pub const SENSITIVE_CATALOG_COLUMNS: &[(&str, &str)] = &[
     ("pg_proc", "probin"),
     ("pg_proc", "prosqlbody"),
     ("routines", "routine_definition"),
+    // Per-role settings (ALTER ROLE ... SET) may hold secrets.
+    ("pg_roles", "rolconfig"),
+    ("pg_user", "useconfig"),
 ];
 
 /// Schemas that hold the system catalogs.
