@@ -243,6 +243,16 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
             );
         }
     }
+    let limits = super::limits::SessionLimits::of(roles);
+    for (name, value) in &c.setting_values {
+        if let Some(why) = limits.refuse(name, value) {
+            return g.deny(
+                why,
+                "rule: session limits; the role's read-only or timeout limit".into(),
+                "work within the limit; an operator can change the role".into(),
+            );
+        }
+    }
     if c.settings.contains("search_path") && c.statements > 1 {
         let unqualified = c
             .reads
