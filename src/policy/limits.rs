@@ -133,7 +133,7 @@ pub fn parse_duration_ms(v: &str) -> Option<u64> {
         _ => return None,
     };
     let ms = (number * factor).round();
-    (ms.is_finite() && ms >= 0.0 && ms < 2_147_483_647.0).then_some(ms as u64)
+    (0.0..2_147_483_647.0).contains(&ms).then_some(ms as u64)
 }
 
 #[cfg(test)]
