@@ -618,3 +618,32 @@ fn partitions_and_inheriting_tables_obey_their_parents_rules() {
         stderr(&derived)
     );
 }
+
+#[test]
+fn check_option_violations_do_not_quote_the_row() {
+    let view = format!("berlin_{}", std::process::id());
+    cluster().sql(
+        "shop",
+        &format!(
+            "CREATE VIEW public.{view} AS SELECT * FROM public.customers WHERE city = 'Springfield' WITH CHECK OPTION"
+        ),
+    );
+    let roles = MASKED_ROLES.replace(
+        "write = [\"public.customers\"]",
+        &format!("write = [\"public.customers\", \"public.{view}\"]"),
+    );
+    let gw = Gateway::start(GatewayOptions {
+        role: "editor",
+        roles,
+        ..Default::default()
+    });
+    let sql = format!("UPDATE {view} SET city = 'Elsewhere' WHERE id = 1");
+    let out = psql(&gw.dsn("shop"), &["-c", &sql], "");
+    cluster().sql("shop", &format!("DROP VIEW public.{view}"));
+    let err = stderr(&out);
+    assert!(err.contains("violates check option"), "{err}");
+    assert!(
+        !err.contains("901-23-4567") && !err.contains("alice.anders@"),
+        "{err}"
+    );
+}
