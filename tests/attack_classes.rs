@@ -98,6 +98,9 @@ async fn assert_refused(client: &Client, cases: &[&str]) {
                 "{path:?}: {sql}: {}",
                 db.message()
             );
+            // A clean error: none of the server's PL/pgSQL context.
+            assert_eq!(db.where_(), None, "{path:?}: {sql}");
+            assert_eq!(db.file(), None, "{path:?}: {sql}");
         }
     }
 }

@@ -6,14 +6,13 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use crate::mask::scan::Entities;
 use crate::mask::{rewrite_row, ColumnMask, HashKey, Strategy};
 use crate::policy::catalog::Catalog;
 use crate::policy::masks::Masks;
 use crate::wire::backend::RowDescription;
-use crate::wire::build;
 use crate::wire::error_response::ErrorFields;
 use crate::wire::WireError;
 
@@ -227,7 +226,7 @@ impl Masker {
             .is_some_and(|w| memchr::memmem::find(w, b"function").is_some());
         let ours = fields.get(b'M').is_some_and(|m| m.starts_with(b"pgward:"));
         if from_function && !ours {
-            return Ok(Some(rebuild(tag, &fields, |f| {
+            return Ok(Some(fields.rebuild(tag, |f| {
                 match f {
                 b'M' => Some(Some(&b"pgward: a message raised inside a function was removed; it may hold masked values"[..])),
                 b'D' | b'H' | b'W' => Some(None),
@@ -240,7 +239,7 @@ impl Masker {
             // (`invalid input syntax for type integer: "901-23-4567"`), which
             // may be a masked column's, read by a predicate or a cast.
             let message = fields.get(b'M').map(withhold_quoted).unwrap_or_default();
-            return Ok(Some(rebuild(tag, &fields, |f| match f {
+            return Ok(Some(fields.rebuild(tag, |f| match f {
                 b'M' => Some(Some(&message[..])),
                 b'D' | b'W' => Some(None),
                 _ => None,
@@ -252,7 +251,7 @@ impl Masker {
         {
             // A WITH CHECK OPTION violation quotes the failing row without
             // naming its table: it may be a table with masked columns.
-            return Ok(Some(rebuild(tag, &fields, |f| match f {
+            return Ok(Some(fields.rebuild(tag, |f| match f {
                 b'D' => Some(Some(
                     &b"pgward: detail removed; it may hold masked values"[..],
                 )),
@@ -282,7 +281,7 @@ impl Masker {
         if !masked || (fields.get(b'D').is_none() && fields.get(b'W').is_none()) {
             return Ok(None);
         }
-        Ok(Some(rebuild(tag, &fields, |f| match f {
+        Ok(Some(fields.rebuild(tag, |f| match f {
             b'D' => Some(Some(
                 &b"pgward: detail removed; it may hold masked values"[..],
             )),
@@ -348,30 +347,6 @@ fn withhold_quoted(message: &[u8]) -> Vec<u8> {
         inside = !inside;
     }
     out
-}
-
-/// Rebuilds an ErrorResponse or NoticeResponse; `change(field)` returns
-/// `None` to keep a field, `Some(None)` to drop it, `Some(Some(text))` to
-/// replace its value.
-fn rebuild<'a, 'b>(
-    tag: u8,
-    fields: &ErrorFields<'a>,
-    change: impl Fn(u8) -> Option<Option<&'b [u8]>>,
-) -> Bytes {
-    let mut out = BytesMut::with_capacity(256);
-    build::message(&mut out, tag, |b| {
-        for (f, v) in fields.iter().flatten() {
-            let value: &[u8] = match change(f) {
-                None => v,
-                Some(None) => continue,
-                Some(Some(text)) => text,
-            };
-            b.put_u8(f);
-            build::cstr(b, value);
-        }
-        b.put_u8(0);
-    });
-    out.freeze()
 }
 
 #[cfg(test)]

@@ -491,7 +491,14 @@ impl From<WireError> for Stop {
 fn observe(state: &SessionState, tag: u8, body: &[u8]) -> Result<Delivery, Stop> {
     let route = note(state, tag, body)?;
     // The masker sees hidden RowDescriptions too (pgward's own Describes).
-    let masked = state.masker.borrow_mut().on_message(tag, body)?;
+    let masked = match state.masker.borrow_mut().on_message(tag, body)? {
+        // pgward's own refusal, raised by the server: without its context.
+        Masked::Keep if tag == b'E' => match super::denial::clean_refusal(body) {
+            Some(clean) => Masked::Replace(clean),
+            None => Masked::Keep,
+        },
+        other => other,
+    };
     let cap = state.row_cap.borrow_mut().on_message(tag);
     Ok(match (route, cap, masked) {
         (Route::Hide, _, _) => Delivery::Hide,
