@@ -197,3 +197,30 @@ async fn masked_columns_arrive_masked_in_every_path() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_syntax_error_is_a_syntax_error_in_every_path() {
+    let gw = gateway("reader");
+    let client = gw.connect("shop").await;
+    for path in PATHS {
+        for sql in ["SELEC 1", "SELECT 1abc", "SELECT 'open"] {
+            let err = run(&client, path, sql).await.expect_err(sql);
+            let db = err
+                .as_db_error()
+                .unwrap_or_else(|| panic!("{path:?}: {sql}: {err}"));
+            assert_eq!(
+                db.code(),
+                &SqlState::SYNTAX_ERROR,
+                "{path:?}: {sql}: {}",
+                db.message()
+            );
+            assert!(
+                db.message().starts_with("pgward: syntax error"),
+                "{path:?}: {sql}: {}",
+                db.message()
+            );
+        }
+        // The session goes on.
+        assert!(run(&client, path, "SELECT 1").await.is_ok());
+    }
+}

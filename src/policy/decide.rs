@@ -34,6 +34,9 @@ pub struct SessionView<'a> {
 /// A refusal, ready to become an ErrorResponse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
+    /// The SQLSTATE: 42501 (insufficient privilege) for a refusal, 42601
+    /// for text PostgreSQL's parser rejects (a typo, not a denial).
+    pub code: &'static str,
     /// Starts with `pgward:` and names what was refused.
     pub message: String,
     /// The rule that refused it.
@@ -83,6 +86,7 @@ impl Grants<'_> {
 
     fn deny(&self, what: String, detail: String, hint: String) -> Decision {
         Decision::Deny(Denial {
+            code: "42501",
             message: format!("pgward: {} may not {what}", self.who),
             detail,
             hint,
@@ -210,6 +214,7 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
 
     if let Some(reason) = c.forbidden.first() {
         return Decision::Deny(Denial {
+            code: "42501",
             message: format!("pgward: {reason} is never allowed"),
             detail: "rule: built-in; pgward refuses this for every role".into(),
             hint: "run it directly against the database as its owner if it is really needed".into(),
@@ -442,6 +447,7 @@ fn check_view(g: &Grants, rel: &str, view: &SessionView, depth: usize) -> Option
             check_read(g, inner).or_else(|| check_view(g, inner, view, depth + 1))
         {
             return Some(Decision::Deny(Denial {
+                code: "42501",
                 message: format!("{} (through the view {rel})", d.message),
                 ..d
             }));
@@ -450,6 +456,7 @@ fn check_view(g: &Grants, rel: &str, view: &SessionView, depth: usize) -> Option
     for f in &def.functions {
         if let Some(Decision::Deny(d)) = check_function(g, f, view) {
             return Some(Decision::Deny(Denial {
+                code: "42501",
                 message: format!("{} (through the view {rel})", d.message),
                 ..d
             }));
@@ -460,6 +467,7 @@ fn check_view(g: &Grants, rel: &str, view: &SessionView, depth: usize) -> Option
             check_columns(g, c, view).or_else(|| check_masks(g, c, view, true))
         {
             return Some(Decision::Deny(Denial {
+                code: "42501",
                 message: format!("{} (through the view {rel})", d.message),
                 ..d
             }));

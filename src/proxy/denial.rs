@@ -42,10 +42,20 @@ fn literal(text: &str) -> String {
     out
 }
 
+/// A SQLSTATE as it may appear in the raise: five ASCII letters or digits.
+fn sqlstate(code: &str) -> &str {
+    if code.len() == 5 && code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        code
+    } else {
+        "42501"
+    }
+}
+
 /// The SQL that raises `d` as an ERROR with SQLSTATE 42501.
 pub fn raise_sql(d: &Denial) -> String {
     format!(
-        "DO $pgward$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = {}, DETAIL = {}, HINT = {}; END$pgward$",
+        "DO $pgward$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = {}, DETAIL = {}, HINT = {}; END$pgward$",
+        sqlstate(d.code),
         literal(&d.message),
         literal(&d.detail),
         literal(&d.hint)
@@ -185,6 +195,7 @@ mod tests {
     #[test]
     fn literals_cannot_escape_the_do_block() {
         let d = Denial {
+            code: "42501",
             message: "pgward: role r may not read public.\"x'$pgward$; DROP TABLE t; --\\".into(),
             detail: "d\nnewline".into(),
             hint: "h".into(),

@@ -24,6 +24,7 @@ use crate::policy::decide::decide;
 use crate::policy::role::Role;
 use crate::policy::{Decision, Denial, SessionView};
 use crate::sql::cache::{ClassificationCache, Classified, LookupError};
+use crate::sql::classify::ClassifyError;
 use crate::sql::fingerprint::Strings;
 use crate::sql::settings::split_identifier_list;
 use crate::sql::{Classification, Operation};
@@ -339,9 +340,8 @@ impl Guard {
                 )
             }
             Err(LookupError::Lex(e)) => {
-                return refuse(
-                    format!("pgward: the statement cannot be analysed: {e}"),
-                    "rule: built-in; statements pgward cannot analyse are refused",
+                return syntax_error(
+                    format!("pgward: syntax error: {e}"),
                     "check the quoting of strings, identifiers and comments",
                 )
             }
@@ -358,6 +358,12 @@ impl Guard {
         }
         let c = match classified.as_ref() {
             Ok(c) => c,
+            Err(ClassifyError::Parse(e)) => {
+                return syntax_error(
+                    format!("pgward: syntax error: {e}"),
+                    "fix the statement; PostgreSQL's own parser rejects it",
+                )
+            }
             Err(e) => {
                 return refuse(
                     format!("pgward: {e}"),
@@ -735,8 +741,20 @@ impl Guard {
     }
 }
 
+/// Text PostgreSQL's parser rejects: a syntax error (42601), so an agent can
+/// tell a typo from a denial.
+fn syntax_error(message: String, hint: &str) -> Decision {
+    Decision::Deny(Denial {
+        code: "42601",
+        message,
+        detail: "rule: syntax; the statement does not parse".into(),
+        hint: hint.into(),
+    })
+}
+
 fn refuse(message: impl Into<String>, detail: &str, hint: &str) -> Decision {
     Decision::Deny(Denial {
+        code: "42501",
         message: message.into(),
         detail: detail.into(),
         hint: hint.into(),
@@ -754,6 +772,7 @@ fn shown(name: &[u8]) -> String {
 
 fn reserved() -> Denial {
     Denial {
+        code: "42501",
         message: format!(
             "pgward: the name \"{}\" is reserved for pgward's own refusals",
             String::from_utf8_lossy(REFUSAL_NAME)
@@ -767,6 +786,7 @@ fn reserved() -> Denial {
 fn unknown(what: &str, name: &[u8]) -> Denial {
     let shown = shown(name);
     Denial {
+        code: "42501",
         message: format!("pgward: {what} {shown} was refused or does not exist"),
         detail: "rule: built-in; only statements pgward allowed at Parse may be bound and executed"
             .into(),

@@ -356,6 +356,7 @@ impl<'a> ClientPump<'a> {
                 Owed::Query,
                 None,
                 Some(Denial {
+                    code: "42501",
                     message: "pgward: fast-path function calls are never allowed".into(),
                     detail: "rule: built-in; a FunctionCall message carries no SQL to analyse"
                         .into(),
