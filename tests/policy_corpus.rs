@@ -231,7 +231,7 @@ fn reader_is_refused_the_rest() {
             ("SET search_path = internal; SELECT * FROM customers", "deny"),
             ("SELECT FROM WHERE garbage", "error"),
             ("SELECT * FROM orders; SELECT * FROM api_keys", "deny"),
-            ("BEGIN", "deny"),
+            ("BEGIN", "allow"),
         ],
     );
 }
@@ -469,8 +469,8 @@ fn more_agent_sql_under_the_reader() {
             ("SELECT current_setting(name) FROM pg_settings", "deny"),
             ("SET session_replication_role = replica", "deny"),
             ("RESET ALL", "deny"),
-            ("BEGIN; SELECT 1; COMMIT", "deny"),
-            ("START TRANSACTION READ ONLY", "deny"),
+            ("BEGIN; SELECT 1; COMMIT", "allow"),
+            ("START TRANSACTION READ ONLY", "allow"),
             ("PREPARE q AS SELECT 1", "deny"),
         ],
     );

@@ -226,6 +226,10 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
             Operation::Set => !c.settings.iter().all(|s| is_harmless_setting(s)),
             // Reading settings is metadata; secret ones are refused below.
             Operation::Show => false,
+            // Transaction control changes no data (what runs inside is judged
+            // statement by statement; READ WRITE is a session limit), and
+            // every driver sends BEGIN by default.
+            Operation::Transaction => false,
             _ => true,
         };
         if needed && !g.any(|r| r.operations.contains(op)) {
