@@ -121,6 +121,14 @@ fn reader_is_refused_the_rest() {
             ("SELECT 1 OPERATOR(public.===) 2", "deny"),
             ("SELECT rolname, rolconfig FROM pg_roles", "deny"),
             ("SELECT rolname FROM pg_roles", "allow"),
+            // Syntax newer than the server: PostgreSQL 15 reads SQL/JSON
+            // constructors as calls of functions of that name, and
+            // SYSTEM_USER as a column (or a whole row named system_user).
+            ("SELECT json_scalar(1)", "deny"),
+            ("SELECT JSON_VALUE('{}'::jsonb, '$.a')", "deny"),
+            ("SELECT system_user", "deny"),
+            ("SELECT id FROM orders TABLESAMPLE system (10)", "allow"),
+            ("SELECT 'a' IS NORMALIZED, COLLATION FOR ('a')", "allow"),
             // Attribute notation: `t.f` with no column f is f(t), or a cast
             // of the whole row (`e.text`), checked against the catalog.
             ("SELECT e.text FROM employees e", "deny"),

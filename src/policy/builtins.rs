@@ -106,6 +106,11 @@ pub const SAFE_FUNCTIONS: &[&str] = &[
     "array_to_string",
     "unistr",
     "normalize",
+    "is_normalized",
+    "pg_collation_for",
+    // TABLESAMPLE methods (handlers only the server can call).
+    "bernoulli",
+    "system",
     "to_ascii",
     "convert_from",
     "convert_to",
