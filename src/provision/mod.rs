@@ -1,0 +1,15 @@
+//! `pgward provision`: the second wall. Every login named in
+//! `[databases.NAME.logins]` gets exactly the grants its roles imply, so a
+//! statement the policy wrongly allows still meets `permission denied`.
+//!
+//! `catalog` reads the database (rows in, model out), `plan` computes each
+//! login's grants from its roles, `render` writes the SQL, `drift` compares
+//! the database with the plan. All pure.
+
+pub mod catalog;
+pub mod drift;
+pub mod dsn;
+pub mod ident;
+pub mod plan;
+pub mod privilege;
+pub mod render;
