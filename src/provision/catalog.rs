@@ -38,6 +38,7 @@ pub enum Part {
     Columns,
     SequenceOwners,
     ViewReads,
+    ViewCalls,
     Inherits,
     Routines,
     Roles,
@@ -53,7 +54,7 @@ pub enum Part {
 
 impl Part {
     /// Every query, in the order they are run.
-    pub const ALL: [Part; 18] = [
+    pub const ALL: [Part; 19] = [
         Part::Keywords,
         Part::Database,
         Part::Schemas,
@@ -61,6 +62,7 @@ impl Part {
         Part::Columns,
         Part::SequenceOwners,
         Part::ViewReads,
+        Part::ViewCalls,
         Part::Inherits,
         Part::Routines,
         Part::Roles,
@@ -84,6 +86,7 @@ impl Part {
             Part::Columns => "columns",
             Part::SequenceOwners => "sequence owners",
             Part::ViewReads => "view dependencies",
+            Part::ViewCalls => "view routines",
             Part::Inherits => "inheritance",
             Part::Routines => "routines",
             Part::Roles => "roles",
@@ -150,6 +153,18 @@ impl Part {
                  LEFT JOIN pg_catalog.pg_attribute da ON da.attrelid = d.refobjid \
                   AND da.attnum = d.refobjsubid AND d.refobjsubid > 0 \
                  WHERE v.relkind IN ('v', 'm') AND d.refobjid <> v.oid AND {USER_SCHEMA}"
+            ),
+            // The routines a view's rewrite rule calls.
+            Part::ViewCalls => format!(
+                "SELECT DISTINCT n.nspname, v.relname, pn.nspname, p.proname \
+                 FROM pg_catalog.pg_rewrite r \
+                 JOIN pg_catalog.pg_class v ON v.oid = r.ev_class \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = v.relnamespace \
+                 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
+                  AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass \
+                 JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid \
+                 JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace \
+                 WHERE v.relkind IN ('v', 'm') AND {USER_SCHEMA}"
             ),
             Part::Inherits => "SELECT cn.nspname, c.relname, pn.nspname, p.relname \
                  FROM pg_catalog.pg_inherits i \
@@ -277,6 +292,8 @@ pub struct Relation {
     /// For a view: the relations it reads and the columns it names
     /// (`None` for the relation as a whole).
     pub reads: BTreeSet<(String, String, Option<String>)>,
+    /// For a view: the routines it calls, (schema, name).
+    pub calls: BTreeSet<(String, String)>,
     /// Tables it inherits from or is a partition of.
     pub parents: Vec<(String, String)>,
 }
@@ -444,6 +461,7 @@ impl Catalog {
                             columns: Vec::new(),
                             owned_by: None,
                             reads: BTreeSet::new(),
+                            calls: BTreeSet::new(),
                             parents: Vec::new(),
                         },
                     );
@@ -463,6 +481,11 @@ impl Catalog {
                     let column = row.get(4).cloned().flatten();
                     if let Some(r) = self.relations.get_mut(&(f(0)?.into(), f(1)?.into())) {
                         r.reads.insert((f(2)?.into(), f(3)?.into(), column));
+                    }
+                }
+                Part::ViewCalls => {
+                    if let Some(r) = self.relations.get_mut(&(f(0)?.into(), f(1)?.into())) {
+                        r.calls.insert((f(2)?.into(), f(3)?.into()));
                     }
                 }
                 Part::Inherits => {

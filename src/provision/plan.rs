@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::catalog::{Catalog, Relation};
 use super::privilege::{Grant, Object, Privilege, RelKind};
 use crate::config::DatabaseConfig;
-use crate::policy::builtins::{is_catalog_schema, SENSITIVE_CATALOG, SENSITIVE_CATALOG_COLUMNS};
+use crate::policy::builtins::{
+    is_catalog_schema, is_dangerous, SENSITIVE_CATALOG, SENSITIVE_CATALOG_COLUMNS,
+};
 use crate::policy::glob::glob;
 use crate::policy::limits::SessionLimits;
 use crate::policy::role::{Policy, Role};
@@ -191,7 +193,8 @@ impl Union<'_> {
     }
 
     /// Whether the relation may be read: its name is granted, and a view's
-    /// definition reads only what may be read, denied columns excepted.
+    /// definition reads only what may be read, denied columns excepted, and
+    /// calls only routines that may be called.
     fn readable(
         &self,
         memo: &mut HashMap<(String, String), bool>,
@@ -223,13 +226,27 @@ impl Union<'_> {
         if depth >= MAX_VIEW_DEPTH {
             return false;
         }
-        view.reads.iter().all(|(s, n, column)| {
+        let calls = view.calls.iter().all(|(s, n)| {
             if is_catalog_schema(s) {
-                return self.reads_system(s, n, column.as_deref());
+                // A built-in that reaches beyond the session's data must be
+                // named; the others are the policy's to judge.
+                !is_dangerous(n)
+                    || self.any(|r| {
+                        r.functions.contains(n.as_str())
+                            || r.functions.contains(&format!("{s}.{n}"))
+                    })
+            } else {
+                self.calls(s, n)
             }
-            self.readable(memo, s, n, depth + 1)
-                && column.as_deref().is_none_or(|c| !self.denies(s, n, c))
-        })
+        });
+        calls
+            && view.reads.iter().all(|(s, n, column)| {
+                if is_catalog_schema(s) {
+                    return self.reads_system(s, n, column.as_deref());
+                }
+                self.readable(memo, s, n, depth + 1)
+                    && column.as_deref().is_none_or(|c| !self.denies(s, n, c))
+            })
     }
 }
 
@@ -414,6 +431,8 @@ pub(crate) mod tests {
                 &[s("public"), s("staff"), s("v"), s("svc")],
                 &[s("public"), s("pay"), s("v"), s("svc")],
                 &[s("public"), s("summary"), s("v"), s("svc")],
+                &[s("public"), s("leak"), s("v"), s("svc")],
+                &[s("public"), s("counts"), s("v"), s("svc")],
                 &[s("internal"), s("customers"), s("r"), s("svc")],
             ],
         );
@@ -473,6 +492,15 @@ pub(crate) mod tests {
                     s("pg_authid"),
                     None,
                 ],
+            ],
+        );
+        add(
+            &mut c,
+            Part::ViewCalls,
+            &[
+                &[s("public"), s("leak"), s("public"), s("get_api_key")],
+                &[s("public"), s("counts"), s("public"), s("count_orders")],
+                &[s("public"), s("counts"), s("pg_catalog"), s("count")],
             ],
         );
         add(
@@ -543,6 +571,7 @@ write = ["public.*"]
             vec![
                 "CONNECT database shop",
                 "USAGE schema public",
+                "SELECT view public.counts",
                 "SELECT table public.orders",
                 "SELECT sequence public.orders_id_seq",
                 "SELECT view public.staff",
@@ -553,7 +582,7 @@ write = ["public.*"]
             ]
         );
         // key_inventory reads api_keys, pay reads a denied column, summary
-        // reads pg_authid: none of them is granted.
+        // reads pg_authid, leak calls get_api_key: none of them is granted.
         assert!(plan.read_only);
         assert_eq!(plan.timeouts, vec![("statement_timeout", 30_000)]);
     }
