@@ -380,6 +380,21 @@ fn manual_changes_show_up_as_drift_and_apply_undoes_them() {
         cluster().svc_user
     ));
     assert_eq!(s.provision(&["--drift"]).status.code(), Some(0));
+    // A login reads the catalog for --drift, but never provisions itself.
+    let c = cluster();
+    let as_reader = format!(
+        "host={} port={} user={} password=reader-pw sslmode=disable",
+        c.host, c.port, s.reader
+    );
+    let out = s.provision(&["--drift", "--admin-dsn", &as_reader]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = s.provision(&["--apply", "--admin-dsn", &as_reader]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("the login this session runs as"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 fn error(reply: &[Msg]) -> Option<(String, String)> {

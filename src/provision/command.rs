@@ -93,6 +93,13 @@ fn run_inner(opts: &Options) -> Result<ExitCode, String> {
     rt.block_on(async {
         let mut conn = Connection::open(&target).await?;
         let catalog = read_catalog(&mut conn, &specs).await?;
+        let me = specs.iter().find(|s| s.user == catalog.current_user);
+        if let (Some(me), Mode::Apply) = (me, opts.mode) {
+            return Err(format!(
+                "{}: names {:?}, the login this session runs as; provision its roles with a login of their own",
+                me.source, me.user
+            ));
+        }
         let plan = Plan::new(&catalog, &specs);
         let code = match opts.mode {
             Mode::Print => {

@@ -46,6 +46,14 @@ pub fn logins<'p>(
             .get(role)
             .ok_or_else(|| format!("databases.{name}.logins.{role}: no such role"))?;
         let source = format!("databases.{name}.logins.{role}");
+        if login.user == db.user {
+            // Provisioning would strip the service login of what the roles
+            // without a login of their own use.
+            return Err(format!(
+                "{source}: names {:?}, the database's own user; give the role a login of its own",
+                login.user
+            ));
+        }
         let spec = by_user
             .entry(login.user.as_str())
             .or_insert_with(|| LoginSpec {
@@ -698,6 +706,10 @@ migrator = { user = "shop_m" }
         assert!(logins("shop", &db, &p)
             .unwrap_err()
             .contains("another password"));
+        db.logins.get_mut("writer").unwrap().user = "svc".into();
+        assert!(logins("shop", &db, &p)
+            .unwrap_err()
+            .contains("the database's own user"));
         db.logins.clear();
         assert!(logins("shop", &db, &p)
             .unwrap_err()
