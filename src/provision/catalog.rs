@@ -301,11 +301,15 @@ pub struct Relation {
 /// One function or procedure of a user schema.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Routine {
+    /// Its schema.
     pub schema: String,
+    /// Its name.
     pub name: String,
     /// Identity arguments, as SQL.
     pub args: String,
+    /// Function or procedure.
     pub kind: RoutineKind,
+    /// The role that owns it.
     pub owner: String,
 }
 
@@ -336,8 +340,11 @@ pub struct RoleAttributes {
 /// One privilege someone holds now.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AclEntry {
+    /// Who holds it.
     pub grantee: Grantee,
+    /// On what.
     pub object: Object,
+    /// Which privilege.
     pub privilege: Privilege,
 }
 
@@ -429,17 +436,16 @@ impl Catalog {
     /// Adds the rows of one query. Relations come before what refers to them
     /// (columns, sequence owners, view reads, inheritance): `Part::ALL` order.
     pub fn add(&mut self, part: Part, rows: &[Row]) -> Result<(), CatalogError> {
+        if part == Part::Keywords {
+            let words: Result<Vec<&str>, CatalogError> =
+                rows.iter().map(|r| field(part, r, 0)).collect();
+            self.quoter = Quoter::new(words?);
+            return Ok(());
+        }
         for row in rows {
             let f = |i| field(part, row, i);
             match part {
-                Part::Keywords => {
-                    let mut words: Vec<String> = Vec::new();
-                    for r in rows {
-                        words.push(field(part, r, 0)?.to_string());
-                    }
-                    self.quoter = Quoter::new(words);
-                    return Ok(());
-                }
+                Part::Keywords => {}
                 Part::Database => {
                     self.database = f(0)?.into();
                     self.database_owner = f(1)?.into();

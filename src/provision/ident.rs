@@ -19,14 +19,15 @@ impl Quoter {
         }
     }
 
-    /// `name` as an SQL identifier: bare when it is lower case, starts with a
-    /// letter or underscore, and is not a keyword; double-quoted otherwise.
+    /// `name` as an SQL identifier: bare when it is made of lower-case ASCII
+    /// letters, digits and underscores, starts with a letter or underscore,
+    /// and is not a keyword; double-quoted otherwise (as `quote_ident`).
     pub fn ident(&self, name: &str) -> String {
         let mut chars = name.chars();
         let simple = chars
             .next()
             .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             && !self.keywords.contains(name);
         if simple {
             name.to_string()
@@ -71,7 +72,8 @@ mod tests {
         let q = Quoter::new(["select", "user", "order"]);
         for (name, spelled) in [
             ("orders", "orders"),
-            ("_x1$", "_x1$"),
+            ("_x1", "_x1"),
+            ("a$", "\"a$\""),
             ("Orders", "\"Orders\""),
             ("user", "\"user\""),
             ("1st", "\"1st\""),

@@ -137,18 +137,18 @@ fn login_section(
                 q.ident(schema)
             ));
         }
-        let owned_relations: Vec<_> = catalog
+        let relations: Vec<_> = catalog
             .relations
             .iter()
             .filter(|((sc, _), _)| sc == schema)
             .collect();
-        let owned_routines: Vec<_> = catalog
+        let routines: Vec<_> = catalog
             .routines
             .iter()
             .filter(|r| r.schema == *schema)
             .collect();
-        let owns_here = owned_relations.iter().any(|(_, r)| r.owner == login.user)
-            || owned_routines.iter().any(|r| r.owner == login.user);
+        let owns_here = relations.iter().any(|(_, r)| r.owner == login.user)
+            || routines.iter().any(|r| r.owner == login.user);
         if !owns_here {
             for what in ["TABLES", "SEQUENCES", "ROUTINES"] {
                 s.stmt(format!(
@@ -159,7 +159,7 @@ fn login_section(
             continue;
         }
         // A blanket revoke would strip the owner's own privileges too.
-        for ((sc, name), rel) in owned_relations {
+        for ((sc, name), rel) in relations {
             if rel.owner != login.user {
                 let object = Object::Relation {
                     schema: sc.clone(),
@@ -169,7 +169,7 @@ fn login_section(
                 s.stmt(format!("REVOKE ALL ON {} FROM {me}", object.sql(q)));
             }
         }
-        for r in owned_routines {
+        for r in routines {
             if r.owner != login.user {
                 s.stmt(format!("REVOKE ALL ON {} FROM {me}", r.object().sql(q)));
             }
