@@ -170,12 +170,19 @@ impl Union<'_> {
     }
 
     /// Some role denies the column, on the relation or one it inherits from.
+    /// The policy keeps `deny_columns` lower-cased, so names are compared
+    /// without case: a denial meant for `"Staff"."Salary"` still denies.
     fn denies(&self, schema: &str, name: &str, column: &str) -> bool {
         let mut tables = vec![(schema.to_string(), name.to_string())];
         tables.extend(self.catalog.ancestors(schema, name));
+        let column = column.to_lowercase();
         tables.iter().any(|(s, n)| {
-            let key = format!("{s}.{n}");
-            self.any(|r| r.deny_columns.iter().any(|(t, c)| *t == key && c == column))
+            let key = format!("{s}.{n}").to_lowercase();
+            self.any(|r| {
+                r.deny_columns
+                    .iter()
+                    .any(|(t, c)| *t == key && *c == column)
+            })
         })
     }
 
@@ -645,6 +652,39 @@ write = ["public.*"]
             "internal.customers is outside its writes"
         );
         assert_eq!(plan.create_schemas().collect::<Vec<_>>(), vec!["public"]);
+    }
+
+    #[test]
+    fn denied_columns_of_quoted_names_stay_denied() {
+        let p = Policy::from_toml(
+            "[roles.r]\noperations = [\"select\"]\nread = [\"Odd.*\"]\ndeny_columns = [\"Odd.Staff.Salary\"]\n",
+        )
+        .unwrap();
+        let mut c = Catalog::default();
+        let s = Some;
+        c.add(Part::Schemas, &rows(&[&[s("Odd"), s("svc")]]))
+            .unwrap();
+        c.add(
+            Part::Relations,
+            &rows(&[&[s("Odd"), s("Staff"), s("r"), s("svc")]]),
+        )
+        .unwrap();
+        c.add(
+            Part::Columns,
+            &rows(&[
+                &[s("Odd"), s("Staff"), s("1"), s("Name")],
+                &[s("Odd"), s("Staff"), s("2"), s("Salary")],
+            ]),
+        )
+        .unwrap();
+        let plan = plan_login(&c, &spec(&p, "r", &["r"]));
+        assert_eq!(
+            names(&plan)
+                .into_iter()
+                .filter(|g| g.starts_with("SELECT"))
+                .collect::<Vec<_>>(),
+            vec!["SELECT column Odd.Staff.Name"]
+        );
     }
 
     #[test]
