@@ -8,6 +8,7 @@ pub mod config;
 pub mod explain;
 pub mod mask;
 pub mod policy;
+pub mod provision;
 pub mod proxy;
 pub mod sql;
 pub mod wire;

@@ -1,5 +1,7 @@
 //! The pgward command line: `serve` runs the gateway, `check` validates a
-//! config, `scram-verifier` turns a password into a stored verifier.
+//! config, `scram-verifier` turns a password into a stored verifier,
+//! `explain` shows a decision, `provision` gives the database logins exactly
+//! the grants their roles imply.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -59,6 +61,28 @@ enum Command {
         /// The SQL text.
         sql: String,
     },
+    /// Print, apply or check the grants each login of a database needs
+    /// (docs/provision.md).
+    Provision {
+        /// The TOML config file.
+        #[arg(long, env = "PGWARD_CONFIG")]
+        config: PathBuf,
+        /// The [databases.NAME] whose logins to provision.
+        #[arg(long)]
+        database: String,
+        /// An administrator's connection string (key=value or postgres://
+        /// URL), used for this run only and never stored. Without it the
+        /// database's own login reads the catalog.
+        #[arg(long, env = "PGWARD_ADMIN_DSN", hide_env_values = true)]
+        admin_dsn: Option<String>,
+        /// Run the script in one transaction through --admin-dsn.
+        #[arg(long, requires = "admin_dsn", conflicts_with = "drift")]
+        apply: bool,
+        /// Report where the database's grants differ from the policy; exit
+        /// status 1 when they do.
+        #[arg(long)]
+        drift: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -111,6 +135,22 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Provision {
+            config,
+            database,
+            admin_dsn,
+            apply,
+            drift,
+        } => pgward::provision::run(pgward::provision::Options {
+            config,
+            database,
+            admin_dsn,
+            mode: match (apply, drift) {
+                (true, _) => pgward::provision::Mode::Apply,
+                (_, true) => pgward::provision::Mode::Drift,
+                _ => pgward::provision::Mode::Print,
+            },
+        }),
         Command::ScramVerifier => {
             let mut password = String::new();
             if let Err(e) = std::io::stdin().read_to_string(&mut password) {
