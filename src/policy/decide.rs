@@ -182,7 +182,7 @@ pub fn reads_masked(c: &Classification, view: &SessionView) -> bool {
         // FETCH returns a cursor's rows without naming what it reads.
         return true;
     }
-    let masked = |r: &str| masks.rules.keys().any(|(t, _)| t == r);
+    let masked = |r: &str| masks.rules.keys().any(|(t, _)| same(t, r));
     c.reads.iter().any(|n| {
         resolve(n, view).is_ok_and(|rs| {
             rs.iter().any(|r| {
@@ -382,10 +382,15 @@ fn check_ddl_on_guarded_tables(
         for rel in resolve(name, view).unwrap_or_default() {
             let masked = view.masks.is_some_and(|m| {
                 m.rules.keys().any(|(t, col)| {
-                    *t == rel && !g.any(|r| r.unmask.iter().any(|(ut, uc)| *ut == rel && uc == col))
+                    same(t, &rel)
+                        && !g.any(|r| {
+                            r.unmask
+                                .iter()
+                                .any(|(ut, uc)| same(ut, &rel) && same(uc, col))
+                        })
                 })
             });
-            let denied = g.any(|r| r.deny_columns.iter().any(|(t, _)| *t == rel));
+            let denied = g.any(|r| r.deny_columns.iter().any(|(t, _)| same(t, &rel)));
             if masked || denied {
                 let what = if masked { "masked" } else { "denied" };
                 return Some(g.deny(
@@ -583,13 +588,13 @@ fn check_columns(g: &Grants, c: &Classification, view: &SessionView) -> Option<D
         denied.push((format!("{schema}.{t}"), col.to_string(), "catalog"));
     }
     for (table, col, rule) in denied {
-        if !read.contains(&table) {
+        if !read.iter().any(|r| same(r, &table)) {
             continue;
         }
         let mut reason = None;
         for (name, cols) in &c.columns {
-            let here = resolve(name, view).is_ok_and(|rs| rs.contains(&table));
-            if here && cols.contains(&col) {
+            let here = resolve(name, view).is_ok_and(|rs| rs.iter().any(|r| same(r, &table)));
+            if here && cols.iter().any(|c| same(c, &col)) {
                 reason = Some("it is referenced");
             } else if here && cols.contains("*") {
                 reason = Some("a * or a whole-row reference would include it");
@@ -599,7 +604,8 @@ fn check_columns(g: &Grants, c: &Classification, view: &SessionView) -> Option<D
             }
         }
         if reason.is_none()
-            && (c.unscoped_columns.contains(&col) || c.predicate_unscoped.contains(&col))
+            && (c.unscoped_columns.iter().any(|c| same(c, &col))
+                || c.predicate_unscoped.iter().any(|c| same(c, &col)))
         {
             reason = Some("it is referenced");
         }
@@ -624,12 +630,21 @@ fn check_masks(
     view: &SessionView,
     in_view: bool,
 ) -> Option<Decision> {
+    let reads_table = |c: &Classification, table: &str| {
+        c.reads
+            .iter()
+            .any(|n| resolve(n, view).is_ok_and(|rs| rs.iter().any(|r| same(r, table))))
+    };
     let masks = view.masks?;
     if masks.is_empty() {
         return None;
     }
     for ((table, col), rule) in &masks.rules {
-        if g.any(|r| r.unmask.iter().any(|(t, uc)| t == table && uc == col)) {
+        if g.any(|r| {
+            r.unmask
+                .iter()
+                .any(|(t, uc)| same(t, table) && same(uc, col))
+        }) {
             continue;
         }
         // A use of the column itself, or of a view column that shows it.
@@ -638,14 +653,14 @@ fn check_masks(
             std::collections::BTreeSet<String>,
         >| {
             cols.iter().any(|(name, cols)| {
-                let used = |c: &str| cols.contains(c) || cols.contains("*");
+                let used = |c: &str| cols.iter().any(|x| same(x, c) || x == "*");
                 resolve(name, view).is_ok_and(|rs| {
                     rs.iter().any(|r| {
-                        (r == table && used(col))
+                        (same(r, table) && used(col))
                             || view.catalog.is_some_and(|cat| {
-                                cat.view_column_bases(r)
-                                    .iter()
-                                    .any(|(vc, bt, bc)| bt == table && bc == col && used(vc))
+                                cat.view_column_bases(r).iter().any(|(vc, bt, bc)| {
+                                    same(bt, table) && same(bc, col) && used(vc)
+                                })
                             })
                     })
                 })
@@ -654,21 +669,17 @@ fn check_masks(
         let mut used = names(&c.indirect_columns)
             || (!rule.allow_predicates
                 && (names(&c.predicate_columns)
-                    || (c.predicate_unscoped.contains(col)
-                        && c.reads
-                            .iter()
-                            .any(|n| resolve(n, view).is_ok_and(|rs| rs.contains(table))))))
-            || (c.unscoped_columns.contains(col)
-                && c.reads
-                    .iter()
-                    .any(|n| resolve(n, view).is_ok_and(|rs| rs.contains(table))));
+                    || (c.predicate_unscoped.iter().any(|x| same(x, col))
+                        && reads_table(c, table))))
+            || (c.unscoped_columns.iter().any(|x| same(x, col)) && reads_table(c, table));
         if in_view && !used && names(&c.columns) {
             // A view may show a masked column as one of its own columns (it is
             // then masked in place), but only if pgward can tell which one.
             let mapped = c.outputs.as_ref().is_some_and(|outs| {
-                outs.iter()
-                    .flatten()
-                    .any(|(n, oc)| oc == col && resolve(n, view).is_ok_and(|rs| rs.contains(table)))
+                outs.iter().flatten().any(|(n, oc)| {
+                    same(oc, col)
+                        && resolve(n, view).is_ok_and(|rs| rs.iter().any(|r| same(r, table)))
+                })
             });
             used = !mapped;
         }
@@ -681,6 +692,14 @@ fn check_masks(
         }
     }
     None
+}
+
+/// Names compared with masks, `deny_columns` and `unmask` as written in the
+/// config: ASCII case does not matter. For masks and denials that errs on the
+/// side of masking and denying (`"User"."emailAddress"` is masked by
+/// `public.user.emailaddress`); PostgreSQL folds only ASCII letters.
+fn same(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
 }
 
 fn describe_op(op: Operation) -> String {

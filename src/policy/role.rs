@@ -150,7 +150,7 @@ fn columns(key: &str, list: &[String]) -> Result<Vec<(String, String)>, (String,
     list.iter()
         .map(|c| match c.rsplit_once('.') {
             Some((table, col)) if table.contains('.') && !col.is_empty() => {
-                Ok((table.to_lowercase(), col.to_lowercase()))
+                Ok((table.to_ascii_lowercase(), col.to_ascii_lowercase()))
             }
             _ => Err((
                 key.to_string(),

@@ -166,7 +166,9 @@ impl Masker {
                         tables.extend(c.ancestors(&tables[0]));
                     }
                     let (table, rule) = tables.into_iter().find_map(|t| {
-                        let unmasked = self.unmask.iter().any(|(ut, c)| *ut == t && *c == column);
+                        let unmasked = self.unmask.iter().any(|(ut, c)| {
+                            ut.eq_ignore_ascii_case(&t) && c.eq_ignore_ascii_case(&column)
+                        });
                         let rule = (!unmasked)
                             .then(|| self.masks.rule(&t, &column))
                             .flatten()?;
@@ -272,11 +274,11 @@ impl Masker {
             tables.extend(c.ancestors(&qualified));
         }
         let masked = self.masks.rules.keys().any(|(t, c)| {
-            tables.contains(t)
+            tables.iter().any(|x| x.eq_ignore_ascii_case(t))
                 && !self
                     .unmask
                     .iter()
-                    .any(|(ut, uc)| *ut == qualified && uc == c)
+                    .any(|(ut, uc)| ut.eq_ignore_ascii_case(&qualified) && uc == c)
         });
         if !masked || (fields.get(b'D').is_none() && fields.get(b'W').is_none()) {
             return Ok(None);
