@@ -251,6 +251,17 @@ fn startup_options_cannot_change_identity() {
     );
     assert!(!out.status.success());
     assert!(
+        stderr(&out).contains("log_statement is never allowed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = psql(
+        &format!("{} options='-c temp_buffers=16MB'", gw.dsn("shop")),
+        &["-c", "SELECT 1"],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(
         stderr(&out).contains("needs the set operation"),
         "{}",
         stderr(&out)

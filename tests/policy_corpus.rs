@@ -289,6 +289,15 @@ fn migrator_changes_the_schema() {
             ("CREATE INDEX ON orders (customer_id)", "allow"),
             ("DROP TABLE public.widgets", "allow"),
             ("SET lock_timeout = '1s'", "allow"),
+            // Superusers' settings, whatever `set` grants (the privilege
+            // oracle found these: the server refused them to the login).
+            ("SET log_statement = 'none'", "deny"),
+            ("SET session_replication_role = replica", "deny"),
+            (
+                "SELECT set_config('log_min_messages', 'panic', false)",
+                "deny",
+            ),
+            ("SET lc_messages = 'C'", "deny"),
             ("CREATE TABLE internal.x (id int)", "deny"),
             ("DROP SCHEMA internal CASCADE", "deny"),
             // Code that runs later needs `code`, which the migrator lacks.

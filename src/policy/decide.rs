@@ -7,7 +7,7 @@ use crate::sql::{Classification, Name, Operation};
 
 use super::builtins::{
     is_catalog_schema, is_dangerous, is_harmless_setting, is_safe, is_secret_setting,
-    SENSITIVE_CATALOG, SENSITIVE_CATALOG_COLUMNS,
+    is_superuser_setting, SENSITIVE_CATALOG, SENSITIVE_CATALOG_COLUMNS,
 };
 use super::catalog::Catalog;
 use super::masks::Masks;
@@ -251,6 +251,15 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
                 format!("allowed operations: {}", g.list(ops_list)),
             );
         }
+    }
+    if let Some(s) = c.settings.iter().find(|s| is_superuser_setting(s)) {
+        return Decision::Deny(Denial {
+            code: "42501",
+            message: format!("pgward: changing {s} is never allowed"),
+            detail: "rule: built-in; only a superuser may change it (logging, triggers, debugging)"
+                .into(),
+            hint: "ask the database owner to change it for the login".into(),
+        });
     }
     let limits = super::limits::SessionLimits::of(roles);
     for (name, value) in &c.setting_values {

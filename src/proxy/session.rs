@@ -25,7 +25,7 @@ use super::startup_options::{
 use super::stream::Stream;
 use super::upstream::{self, UpstreamError};
 use super::worker::WorkerContext;
-use crate::policy::builtins::is_harmless_setting;
+use crate::policy::builtins::{is_harmless_setting, is_superuser_setting};
 use crate::policy::limits::SessionLimits;
 use crate::policy::role::Role;
 use crate::sql::classification::SettingValue;
@@ -340,7 +340,7 @@ fn refuse_startup_settings(roles: &[Role], settings: &[(String, String)]) -> Opt
         if let Some(why) = limits.refuse(name, &SettingValue::Literal(value.clone())) {
             return Some(format!("pgward: the startup option may not {why}"));
         }
-        if matches!(name.as_str(), "role" | "session_authorization") {
+        if matches!(name.as_str(), "role" | "session_authorization") || is_superuser_setting(name) {
             return Some(format!(
                 "pgward: the startup option {name} is never allowed"
             ));
