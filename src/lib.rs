@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connect_check;
 pub mod explain;
 pub mod mask;
 pub mod policy;

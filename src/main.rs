@@ -38,6 +38,9 @@ enum Command {
         /// The TOML config file.
         #[arg(long, env = "PGWARD_CONFIG")]
         config: PathBuf,
+        /// Also log in to every upstream with every login and check it.
+        #[arg(long)]
+        connect: bool,
     },
     /// Print a SCRAM-SHA-256 verifier for a password read from standard input.
     ScramVerifier,
@@ -96,7 +99,32 @@ fn main() -> ExitCode {
         .init();
     match Cli::parse().command {
         Command::Serve { config } => serve(config),
-        Command::Check { config } => match load(&config) {
+        Command::Check { config, connect } => match load(&config) {
+            Ok(c) if connect => {
+                let findings = pgward::connect_check::run(&c);
+                let mut errors = 0;
+                for f in &findings {
+                    match f {
+                        pgward::connect_check::Finding::Error(e) => {
+                            errors += 1;
+                            println!("error: {e}");
+                        }
+                        pgward::connect_check::Finding::Warning(w) => println!("warning: {w}"),
+                    }
+                }
+                println!(
+                    "{}: {} ({} error(s), {} warning(s))",
+                    config.display(),
+                    if errors == 0 { "ok" } else { "not ok" },
+                    errors,
+                    findings.len() - errors
+                );
+                if errors == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(2)
+                }
+            }
             Ok(c) => {
                 println!(
                     "{}: ok ({} database(s), {} user(s), {} worker(s))",

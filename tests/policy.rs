@@ -421,3 +421,54 @@ fn the_upstream_logins_own_search_path_is_followed() {
     );
     assert!(allowed.status.success(), "{}", stderr(&allowed));
 }
+
+#[test]
+fn check_connect_reports_what_defeats_least_privilege() {
+    let c = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |extra: &str, password: &str| {
+        let path = dir.path().join("pgward.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nlisten = [\"127.0.0.1:{}\"]\n\n[databases.shop]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword = \"{password}\"\nsslmode = \"disable\"\n\n{}\n{extra}",
+                free_port(),
+                c.host,
+                c.port,
+                c.svc_user,
+                include_str!("../examples/policy.toml")
+            ),
+        )
+        .unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_pgward"))
+            .args(["check", "--connect", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    // The test cluster's service login is a superuser and owns the tables.
+    let out = write(
+        "[masks]\n\"public.customers.email\" = \"email\"\n",
+        &c.svc_password,
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("is a superuser"), "{text}");
+    assert!(text.contains("owns"), "{text}");
+    // A misspelled mask leaks its column: an error.
+    let out = write(
+        "[masks]\n\"public.customers.emial\" = \"email\"\n",
+        &c.svc_password,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("public.customers.emial"),
+        "{}",
+        stdout(&out)
+    );
+    // A wrong password: an error naming the login, never the password.
+    let out = write("", "not-the-password");
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).contains("cannot log in"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("not-the-password"));
+}
