@@ -8,7 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{Config, DatabaseConfig, Login};
+use crate::provision::catalog::Grantee;
 use crate::provision::connection::Connection;
+use crate::provision::drift::{self, Drift};
+use crate::provision::plan::{LoginSpec, Plan};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +106,53 @@ pub fn column_findings(
     out
 }
 
+/// Grants the database's own login holds beyond what the roles without a
+/// login of their own imply (those roles' sessions run as it).
+async fn own_login_grants(
+    name: &str,
+    db: &DatabaseConfig,
+    config: &Config,
+    conn: &mut Connection,
+) -> Vec<Finding> {
+    let roles: Vec<_> = config
+        .policy
+        .roles
+        .iter()
+        .filter(|(r, _)| !db.logins.contains_key(*r))
+        .map(|(_, role)| role)
+        .collect();
+    let spec = LoginSpec {
+        user: db.user.clone(),
+        roles,
+        password: None,
+        source: format!("databases.{name}.user"),
+    };
+    let specs = [spec];
+    let catalog = match crate::provision::command::read_catalog(conn, &specs).await {
+        Ok(c) => c,
+        Err(e) => return vec![Finding::Error(format!("databases.{name}: {e}"))],
+    };
+    if catalog.superuser {
+        // A superuser holds everything; the warning above says so.
+        return Vec::new();
+    }
+    let plan = Plan::new(&catalog, &specs);
+    let extra: Vec<String> = drift::compute(&plan, &catalog, &BTreeMap::new())
+        .into_iter()
+        .filter(|d| matches!(d, Drift::Extra { grantee: Grantee::Role(r), .. } if *r == db.user))
+        .map(|d| d.to_string())
+        .collect();
+    if extra.is_empty() {
+        return Vec::new();
+    }
+    vec![Finding::Warning(format!(
+        "databases.{name}: the login {} holds grants beyond what the roles without a login of their own need ({} of them, e.g. {}); see pgward provision",
+        db.user,
+        extra.len(),
+        extra[0]
+    ))]
+}
+
 /// Every login of a database: its own, then each role's, by user name.
 fn logins(db: &DatabaseConfig) -> BTreeMap<String, (Login, Option<String>)> {
     let mut out = BTreeMap::new();
@@ -162,6 +212,7 @@ pub fn run(config: &Config) -> Vec<Finding> {
                     Err(e) => out.push(Finding::Error(format!("databases.{name}: {user}: {e}"))),
                 }
                 if role.is_none() {
+                    out.extend(own_login_grants(name, db, config, &mut conn).await);
                     match conn.query(COLUMNS_SQL).await {
                         Ok(reply) => {
                             let columns = reply

@@ -472,3 +472,41 @@ fn check_connect_reports_what_defeats_least_privilege() {
     assert!(stdout(&out).contains("cannot log in"), "{}", stdout(&out));
     assert!(!stdout(&out).contains("not-the-password"));
 }
+
+#[test]
+fn check_connect_names_grants_beyond_the_policy() {
+    // A non-superuser service login that can read api_keys, though the only
+    // role using it may not.
+    let c = cluster();
+    let login = format!("cc_svc_{}", std::process::id());
+    c.sql(
+        "shop",
+        &format!(
+            "CREATE ROLE {login} LOGIN PASSWORD 'cc-pw'; GRANT USAGE ON SCHEMA public TO {login}; \
+             GRANT SELECT ON public.customers, public.api_keys TO {login}"
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pgward.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{}\"]\n\n[databases.shop]\nhost = \"{}\"\nport = {}\nuser = \"{login}\"\npassword = \"cc-pw\"\nsslmode = \"disable\"\n\n[roles.reader]\noperations = [\"select\"]\nread = [\"public.*\", \"!public.api_keys\"]\n",
+            free_port(),
+            c.host,
+            c.port
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["check", "--connect", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    c.sql("shop", &format!("DROP OWNED BY {login}; DROP ROLE {login}"));
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("holds grants beyond"), "{text}");
+    assert!(text.contains("api_keys"), "{text}");
+    assert!(!text.contains("superuser"), "{text}");
+}

@@ -134,7 +134,10 @@ fn run_inner(opts: &Options) -> Result<ExitCode, String> {
 
 /// Reads every catalog part, and the logins' stored passwords when the
 /// session may (as a superuser).
-async fn read_catalog(conn: &mut Connection, specs: &[LoginSpec<'_>]) -> Result<Catalog, String> {
+pub(crate) async fn read_catalog(
+    conn: &mut Connection,
+    specs: &[LoginSpec<'_>],
+) -> Result<Catalog, String> {
     let mut catalog = Catalog::default();
     for part in Part::ALL {
         let reply = conn
