@@ -221,5 +221,23 @@ fn dead_upstream_gives_a_clear_error() {
         err.contains("pgward: cannot open a session on database \"shop\""),
         "{err}"
     );
-    assert!(err.contains("cannot reach 127.0.0.1"), "{err}");
+    assert!(err.contains("cannot be reached"), "{err}");
+    // Agents are never told where the database is or who pgward logs in as;
+    // the operator reads it in pgward's log.
+    let port = gw_upstream_port(&gw);
+    assert!(
+        !err.contains(&port) && !err.contains(&cluster().svc_user),
+        "{err}"
+    );
+    assert!(gw.log_text().contains("cannot reach"), "{}", gw.log_text());
+}
+
+/// The upstream port in a gateway's config.
+fn gw_upstream_port(gw: &Gateway) -> String {
+    let config = std::fs::read_to_string(gw.dir.path().join("pgward.toml")).unwrap();
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix("port = "))
+        .unwrap()
+        .to_string()
 }

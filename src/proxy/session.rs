@@ -164,7 +164,10 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
                     "08006",
                     format!("pgward: cannot open a session on database \"{database}\""),
                 )
-                .with_detail(other.to_string())
+                .with_detail(format!(
+                    "{}; the operator finds why in pgward's log",
+                    other.for_client()
+                ))
                 .to_frame()
                 .freeze(),
             };

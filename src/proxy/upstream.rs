@@ -50,6 +50,20 @@ pub enum UpstreamError {
     Timeout(String),
 }
 
+impl UpstreamError {
+    /// What an agent may be told: never the upstream's host, port or the
+    /// login pgward uses (those go to pgward's log).
+    pub fn for_client(&self) -> &'static str {
+        match self {
+            UpstreamError::Io { .. } => "the database server cannot be reached",
+            UpstreamError::Tls { .. } => "the TLS connection to the database server failed",
+            UpstreamError::Refused { .. } => "the database server refused pgward's login",
+            UpstreamError::Protocol(_) => "pgward could not log in to the database server",
+            UpstreamError::Timeout(_) => "the database server did not answer in time",
+        }
+    }
+}
+
 /// A logged-in upstream session.
 pub struct Upstream {
     /// The connection, with anything it sent after ReadyForQuery.
