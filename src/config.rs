@@ -243,7 +243,9 @@ struct RawLogin {
 #[serde(deny_unknown_fields)]
 struct RawUser {
     name: String,
-    password: String,
+    password: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
     #[serde(default)]
     roles: Vec<String>,
 }
@@ -497,18 +499,30 @@ impl Config {
             if u.name.is_empty() {
                 return Err(err(&key("name"), "must not be empty".into()));
             }
-            let verifier = if u.password.starts_with("SCRAM-SHA-256$") {
-                Verifier::parse(&u.password).map_err(|e| err(&key("password"), e.to_string()))?
-            } else if u.password.starts_with("md5") && u.password.len() == 35 {
+            let password = password_source(
+                (u.password, u.password_env, u.password_file),
+                &key("password"),
+                &resolve,
+            )
+            .map_err(|(k, m)| err(&k, m))?
+            .ok_or_else(|| {
+                err(
+                    &key("password"),
+                    "set one of password, password_env and password_file".into(),
+                )
+            })?;
+            let verifier = if password.starts_with("SCRAM-SHA-256$") {
+                Verifier::parse(&password).map_err(|e| err(&key("password"), e.to_string()))?
+            } else if password.starts_with("md5") && password.len() == 35 {
                 return Err(err(
                     &key("password"),
                     "md5 hashes are not accepted; use a SCRAM-SHA-256 verifier (pgward scram-verifier)"
                         .into(),
                 ));
-            } else if u.password.is_empty() {
+            } else if password.is_empty() {
                 return Err(err(&key("password"), "must not be empty".into()));
             } else {
-                Verifier::generate(&u.password)
+                Verifier::generate(&password)
             };
             for (j, r) in u.roles.iter().enumerate() {
                 if !policy.roles.contains_key(r) {
@@ -580,6 +594,35 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_passwords_come_from_any_source() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("agent.pw"), "from-a-file\n").unwrap();
+        std::env::set_var("PGWARD_TEST_AGENT_PW", "from-the-env");
+        let config = |source: &str| {
+            format!(
+                "[server]\nlisten = [\"127.0.0.1:6432\"]\n[databases.shop]\nhost = \"h\"\nuser = \"u\"\n[[users]]\nname = \"a\"\n{source}\n"
+            )
+        };
+        for source in [
+            "password = \"inline\"",
+            "password_env = \"PGWARD_TEST_AGENT_PW\"",
+            "password_file = \"agent.pw\"",
+        ] {
+            let c = Config::from_toml(&config(source), "t.toml", dir.path()).unwrap();
+            assert!(c.users.contains_key("a"), "{source}");
+        }
+        let e = Config::from_toml(&config(""), "t.toml", dir.path()).unwrap_err();
+        assert_eq!(e.key, "users[0].password");
+        let e = Config::from_toml(
+            &config("password_env = \"PGWARD_TEST_UNSET_PW\""),
+            "t.toml",
+            dir.path(),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "users[0].password_env");
+    }
 
     #[test]
     fn logins_are_per_role_and_unambiguous() {
