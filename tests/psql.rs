@@ -241,3 +241,37 @@ fn gw_upstream_port(gw: &Gateway) -> String {
         .unwrap()
         .to_string()
 }
+
+#[test]
+fn a_second_pgward_on_the_same_address_fails() {
+    let gw = Gateway::start(GatewayOptions::default());
+    let config = gw.dir.path().join("pgward.toml");
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("PGWARD_TEST_SVC_PASSWORD", &cluster().svc_password)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = second.try_wait().unwrap() {
+            break Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let Some(status) = status else {
+        let _ = second.kill();
+        panic!("a second pgward started on the same address");
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("address already in use"), "{err}");
+    // The first one still serves.
+    let ok = psql(&gw.dsn("shop"), &["-c", "SELECT 1"], "");
+    assert_eq!(stdout(&ok), "1");
+}
