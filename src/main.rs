@@ -97,7 +97,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // A command whose output is cut short (`pgward explain ... | head`)
+        // ends quietly, as Unix tools do, instead of panicking on EPIPE.
+        // SAFETY: restoring a signal's default disposition at start-up,
+        // before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config, connect } => match load(&config) {
             Ok(c) if connect => {
