@@ -270,3 +270,66 @@ fn superuser_backend_settings_are_refused_at_startup() {
     }
     assert!(holes.is_empty(), "superuser-only settings set: {holes:#?}");
 }
+
+// ---------------------------------------------------------------------------
+// Finding 5: a function named with its database (`shop.pg_catalog.set_config`)
+// skips every check of its text arguments. sql/functions.rs function_call
+// calls builtin_with_names only when `name.catalog.is_none()`; the server
+// accepts a catalog part that names the current database. So set_config
+// changes any setting unseen (read-only, timeouts, search_path, superuser
+// and identity settings), current_setting reads secret settings, and
+// nextval/setval write sequences unseen.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_database_qualified_set_config_is_checked() {
+    let gw = gateway("plain");
+    let mut holes = Vec::new();
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    // Read-only: the role writes nothing and may not SET anything.
+    let reply =
+        r.query("SELECT shop.pg_catalog.set_config('default_transaction_read_only', 'off', false)");
+    if error_of(&reply).is_none() {
+        r.query("BEGIN");
+        let got = value_of(&r.query("SHOW transaction_read_only"));
+        r.query("ROLLBACK");
+        holes.push(format!("read-only left: transaction_read_only = {got:?}"));
+    }
+    // The 1s statement ceiling.
+    let reply = r.query("SELECT shop.pg_catalog.set_config('statement_timeout', '0', false)");
+    if error_of(&reply).is_none() {
+        let got = value_of(&r.query("SHOW statement_timeout"));
+        holes.push(format!("statement_timeout = {got:?}"));
+    }
+    // A superuser-only setting (the service login is a superuser).
+    let reply =
+        r.query("SELECT shop.pg_catalog.set_config('session_replication_role', 'replica', false)");
+    if error_of(&reply).is_none() {
+        let got = value_of(&r.query("SHOW session_replication_role"));
+        holes.push(format!("session_replication_role = {got:?}"));
+    }
+    // A secret setting (the server's data directory).
+    let reply = r.query("SELECT shop.pg_catalog.current_setting('data_directory')");
+    if error_of(&reply).is_none() {
+        holes.push(format!("data_directory read: {:?}", value_of(&reply)));
+    }
+    assert!(holes.is_empty(), "unchecked settings: {holes:#?}");
+}
+
+#[test]
+fn a_database_qualified_search_path_change_cannot_read_another_schema() {
+    // The reader may read public.* only; internal.customers holds risk notes.
+    let gw = gateway("plain");
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    assert!(error_of(&r.query("SELECT risk_notes FROM internal.customers")).is_some());
+    let reply = r.query("SELECT shop.pg_catalog.set_config('search_path', 'internal', false)");
+    if error_of(&reply).is_none() {
+        // pgward still resolves `customers` as public.customers.
+        let reply = r.query("SELECT risk_notes FROM customers WHERE risk_notes IS NOT NULL LIMIT 1");
+        assert!(
+            error_of(&reply).is_some(),
+            "internal.customers read by a reader of public only: {:?}",
+            value_of(&reply)
+        );
+    }
+}
