@@ -333,3 +333,51 @@ fn a_database_qualified_search_path_change_cannot_read_another_schema() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Finding 6: an unqualified call of a built-in's name is judged as the
+// built-in (policy/decide.rs check_function: `builtin` when the name has no
+// schema), but the server picks a same-named function of a search_path
+// schema when its argument types match better (an exact match beats
+// pg_catalog's that needs a cast), or when the path lists pg_catalog later.
+// A role with `code` defines public.upper(varchar) and calls it as `upper`,
+// with no `functions` grant: its body reads a table the role may not read.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn an_unqualified_builtin_name_cannot_call_a_user_function() {
+    let roles = r#"
+[roles.coder]
+operations = ["select", "transaction", "ddl", "code"]
+read = ["public.orders"]
+write = ["public.*"]
+"#;
+    let gw = Gateway::start(GatewayOptions {
+        role: "coder",
+        roles: roles.to_string(),
+        ..Default::default()
+    });
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    assert!(error_of(&r.query("SELECT key_value FROM public.api_keys")).is_some());
+    r.query("BEGIN");
+    let created = r.query(
+        "CREATE FUNCTION public.upper(varchar) RETURNS text LANGUAGE sql \
+         AS $$SELECT string_agg(key_value, ',') FROM public.api_keys$$",
+    );
+    assert!(error_of(&created).is_none(), "{created:?}");
+    // Called by its own name it needs a grant:
+    assert!(error_of(&r.query("SELECT public.upper('x'::varchar)")).is_some());
+    r.query("ROLLBACK");
+    r.query("BEGIN");
+    r.query(
+        "CREATE FUNCTION public.upper(varchar) RETURNS text LANGUAGE sql \
+         AS $$SELECT string_agg(key_value, ',') FROM public.api_keys$$",
+    );
+    let reply = r.query("SELECT upper('x'::varchar)");
+    r.query("ROLLBACK");
+    assert!(
+        error_of(&reply).is_some(),
+        "api_keys read through upper(): {:?}",
+        value_of(&reply)
+    );
+}
