@@ -458,11 +458,16 @@ pub fn is_safe(name: &str) -> bool {
     !is_dangerous(name) && SAFE_FUNCTIONS.contains(&name)
 }
 
-/// Settings only a superuser may change (PostgreSQL 15's `superuser`
-/// context): logging, `session_replication_role` (which turns off triggers,
+/// Settings only a superuser may change (PostgreSQL 15's `superuser` and
+/// `superuser-backend` contexts): logging, `session_replication_role` (which turns off triggers,
 /// foreign keys included), debugging switches. pgward never lets a role change
 /// them, whatever it grants: a superuser service login would do it.
 pub const SUPERUSER_SETTINGS: &[&str] = &[
+    // `superuser-backend`: a superuser's, at login only.
+    "jit_debugging_support",
+    "jit_profiling_support",
+    "log_connections",
+    "log_disconnections",
     "allow_in_place_tablespaces",
     "allow_system_table_mods",
     "backtrace_functions",

@@ -31,6 +31,7 @@ pub struct Catalog {
     column_names: std::collections::HashSet<(String, String)>,
     parents: HashMap<String, Vec<String>>,
     schemas: Option<std::collections::HashSet<String>>,
+    functions: std::collections::HashSet<String>,
     attributes: HashMap<(u32, i16), String>,
     /// Changes whenever a new snapshot replaces an old one.
     pub version: u64,
@@ -61,6 +62,7 @@ impl Catalog {
             column_names: std::collections::HashSet::new(),
             parents: HashMap::new(),
             schemas: None,
+            functions: std::collections::HashSet::new(),
             attributes: HashMap::new(),
             version,
         }
@@ -119,6 +121,16 @@ impl Catalog {
                 .or_default()
                 .push(parent.to_string());
         }
+    }
+
+    /// Records the functions of user schemas (`schema.name`).
+    pub fn add_functions<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        self.functions.extend(names.into_iter().map(str::to_string));
+    }
+
+    /// Whether a user schema has a function `schema.name`.
+    pub fn has_function(&self, qualified: &str) -> bool {
+        self.functions.contains(qualified)
     }
 
     /// Records the schemas that exist.

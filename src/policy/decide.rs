@@ -328,6 +328,17 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
             }
         }
     }
+    if let Some(r) = c
+        .routines_created
+        .iter()
+        .find(|r| is_safe(&r.name) || is_dangerous(&r.name) || r.name.starts_with("pg_"))
+    {
+        return g.deny(
+            format!("create a routine named {}", r.name),
+            "rule: built-in; a routine named like a built-in would run in its place for unqualified calls".into(),
+            "give it a name of its own".into(),
+        );
+    }
     if c.operations.contains(&Operation::Ddl) {
         if let Some(d) = check_ddl_on_guarded_tables(&g, c, view) {
             return d;
@@ -527,6 +538,11 @@ fn check_read(g: &Grants, rel: &str) -> Option<Decision> {
 }
 
 fn check_function(g: &Grants, f: &Name, view: &SessionView) -> Option<Decision> {
+    if f.schema.is_none() {
+        if let Some(d) = check_user_functions_reachable(g, f, view) {
+            return Some(d);
+        }
+    }
     let builtin = f.schema.as_deref().is_none_or(|s| s == "pg_catalog");
     // A function named exactly, or matched by a pattern such as "public.*".
     // Patterns never grant the dangerous built-ins: those must be named.
@@ -573,6 +589,35 @@ fn check_function(g: &Grants, f: &Name, view: &SessionView) -> Option<Decision> 
         "rule: functions; not granted and not on the built-in safe list".into(),
         format!("granted: {}", g.list(fn_list)),
     ))
+}
+
+/// An unqualified call reaches a user function of the same name on the search
+/// path whenever its argument types match better than the built-in's (or the
+/// path lists pg_catalog later): each such function must be granted.
+fn check_user_functions_reachable(g: &Grants, f: &Name, view: &SessionView) -> Option<Decision> {
+    let catalog = view.catalog?;
+    for schema in view.search_path {
+        if matches!(schema.as_str(), "$user" | "pg_catalog") {
+            continue;
+        }
+        let key = format!("{schema}.{}", f.name);
+        if !catalog.has_function(&key) {
+            continue;
+        }
+        let granted = g.any(|r| {
+            r.functions
+                .iter()
+                .any(|p| *p == key || (p.contains('*') && super::glob::glob(p, &key)))
+        });
+        if !granted {
+            return Some(g.deny(
+                format!("call {}() (it may reach {key}())", f.name),
+                format!("rule: functions; {key} has the same name and the server may pick it for an unqualified call"),
+                format!("call pg_catalog.{}() to mean the built-in; granted: {}", f.name, g.list(fn_list)),
+            ));
+        }
+    }
+    None
 }
 
 fn check_columns(g: &Grants, c: &Classification, view: &SessionView) -> Option<Decision> {

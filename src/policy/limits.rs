@@ -82,8 +82,10 @@ impl SessionLimits {
     pub fn refuse(&self, name: &str, value: &SettingValue) -> Option<String> {
         if self.read_only && READ_ONLY_SETTINGS.contains(&name) {
             return match value {
-                // RESET and DEFAULT return to the session's value: on.
-                SettingValue::Reset => None,
+                // RESET and DEFAULT return default_transaction_read_only to
+                // the session's value, on; transaction_read_only goes to its
+                // boot value, off, on PostgreSQL 15 (16 refuses the reset).
+                SettingValue::Reset if name == "default_transaction_read_only" => None,
                 SettingValue::Literal(v) if is_true(v) => None,
                 _ => Some(format!(
                     "turn {name} off: the user's roles write nothing, so the session is read-only"
@@ -132,7 +134,9 @@ pub fn parse_duration_ms(v: &str) -> Option<u64> {
         "d" => 86_400_000.0,
         _ => return None,
     };
-    let ms = (number * factor).round();
+    // The server rounds to the nearest whole millisecond, ties to even:
+    // 0.5 becomes 0, which disables a timeout.
+    let ms = (number * factor).round_ties_even();
     (0.0..2_147_483_647.0).contains(&ms).then_some(ms as u64)
 }
 
@@ -146,6 +150,9 @@ mod tests {
         assert_eq!(parse_duration_ms("1500"), Some(1500));
         assert_eq!(parse_duration_ms(" 2 min"), Some(120_000));
         assert_eq!(parse_duration_ms("1.5s"), Some(1500));
+        assert_eq!(parse_duration_ms("0.5"), Some(0));
+        assert_eq!(parse_duration_ms("500us"), Some(0));
+        assert_eq!(parse_duration_ms("1.5"), Some(2));
         assert_eq!(parse_duration_ms("0"), Some(0));
         assert_eq!(parse_duration_ms("-1"), None);
         assert_eq!(parse_duration_ms("5 fortnights"), None);

@@ -48,6 +48,10 @@ const INHERITS_SQL: &str = "SELECT cn.nspname, c.relname, pn.nspname, p.relname 
 
 const SCHEMAS_SQL: &str = "SELECT nspname FROM pg_catalog.pg_namespace";
 
+const FUNCTIONS_SQL: &str = "SELECT DISTINCT n.nspname, p.proname FROM pg_catalog.pg_proc p \
+     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')";
+
 type Fetch = Shared<Pin<Box<dyn Future<Output = Result<Rc<Catalog>, String>>>>>;
 
 #[derive(Default)]
@@ -151,6 +155,7 @@ async fn fetch(
     });
     build::message(&mut out, b'Q', |b| build::cstr(b, INHERITS_SQL.as_bytes()));
     build::message(&mut out, b'Q', |b| build::cstr(b, SCHEMAS_SQL.as_bytes()));
+    build::message(&mut out, b'Q', |b| build::cstr(b, FUNCTIONS_SQL.as_bytes()));
     build::terminate(&mut out);
     let conn = &mut up.conn;
     write_all(conn.io_mut(), out.freeze())
@@ -160,6 +165,7 @@ async fn fetch(
     let mut attributes: Vec<(u32, String, i16, String)> = Vec::new();
     let mut parents: Vec<(String, String)> = Vec::new();
     let mut schemas: Vec<String> = Vec::new();
+    let mut functions: Vec<String> = Vec::new();
     let mut results = 0;
     loop {
         let h = conn.next_frame(1 << 30).await.map_err(|e| match e {
@@ -177,6 +183,17 @@ async fn fetch(
                     .collect::<Result<_, _>>()
                     .map_err(|e| e.to_string())?;
                 let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+                if results == 4 {
+                    match v.as_slice() {
+                        [Some(n), Some(f)] => functions.push(format!(
+                            "{}.{}",
+                            String::from_utf8_lossy(n),
+                            String::from_utf8_lossy(f)
+                        )),
+                        _ => return Err("unexpected function row".into()),
+                    }
+                    continue;
+                }
                 if results == 3 {
                     match v.as_slice() {
                         [Some(n)] => schemas.push(String::from_utf8_lossy(n).into_owned()),
@@ -241,7 +258,7 @@ async fn fetch(
             }
             b'Z' => {
                 results += 1;
-                if results == 4 {
+                if results == 5 {
                     break;
                 }
             }
@@ -254,6 +271,7 @@ async fn fetch(
         version,
     );
     catalog.add_schemas(schemas.iter().map(String::as_str));
+    catalog.add_functions(functions.iter().map(String::as_str));
     catalog.add_parents(parents.iter().map(|(c, p)| (c.as_str(), p.as_str())));
     catalog.add_attributes(
         attributes

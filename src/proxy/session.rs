@@ -21,6 +21,7 @@ use super::relay::{
 };
 use super::startup_options::{
     client_encoding_refusal, is_supported_client_encoding, startup_settings, unsupported_encoding,
+    INVALID_SWITCH,
 };
 use super::stream::Stream;
 use super::upstream::{self, UpstreamError};
@@ -137,13 +138,18 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let up_db = db.as_login(&login);
     // The roles' limits, as startup parameters, unless the client set the
     // same setting itself (checked against the limit above, so it is within it).
+    // Always last, so they are what the server applies: a timeout the client
+    // set within the ceiling keeps the client's value.
     let mut up_params = params.clone();
-    up_params.extend(
-        limits
-            .startup_params()
-            .into_iter()
-            .filter(|(name, _)| !settings.iter().any(|(s, _)| s == name)),
-    );
+    up_params.extend(limits.startup_params().into_iter().map(|(name, value)| {
+        let client = settings.iter().find(|(s, _)| *s == name);
+        match client {
+            Some((_, v)) if crate::policy::limits::TIMEOUTS.contains(&name.as_str()) => {
+                (name, v.clone())
+            }
+            _ => (name, value),
+        }
+    }));
     let up = match upstream::connect(
         &up_db,
         ctx.upstream_tls.get(&database),
@@ -340,6 +346,11 @@ pub const ENCODING_HINT: &str = "connect with client_encoding=UTF8 (libpq: PGCLI
 fn refuse_startup_settings(roles: &[Role], settings: &[(String, String)]) -> Option<String> {
     let limits = SessionLimits::of(&roles.iter().collect::<Vec<_>>());
     for (name, value) in settings {
+        if name == INVALID_SWITCH {
+            return Some(format!(
+                "pgward: the startup option switch {value:?} is not allowed; options may hold only -c name=value and --name=value"
+            ));
+        }
         if let Some(why) = limits.refuse(name, &SettingValue::Literal(value.clone())) {
             return Some(format!("pgward: the startup option may not {why}"));
         }

@@ -6,6 +6,10 @@
 /// Every setting the startup parameters set, names lowercased, in the order
 /// the server applies them: `options` first (its switches left to right),
 /// then the other parameters. A name may appear more than once.
+/// The name `startup_settings` gives a switch in `options` that is not
+/// `-c name=value` or `--name=value`; its value is the switch. Always refused.
+pub const INVALID_SWITCH: &str = "(switch)";
+
 fn applied_in_order(params: &[(String, String)]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (_, v) in params.iter().filter(|(k, _)| k == "options") {
@@ -102,15 +106,25 @@ fn parse_options(options: &str, out: &mut Vec<(String, String)>) {
         let a = &args[i];
         let setting = if a == "-c" {
             i += 1;
-            args.get(i).cloned()
+            match args.get(i) {
+                Some(next) => Some(next.clone()),
+                None => {
+                    out.push((INVALID_SWITCH.to_string(), a.clone()));
+                    None
+                }
+            }
         } else if let Some(rest) = a.strip_prefix("-c") {
             Some(rest.to_string())
         } else if let Some(rest) = a.strip_prefix("--") {
             Some(rest.to_string())
         } else {
-            // Other switches (-d, -e, ...) are the server's to refuse; name them
-            // so the policy treats them as unknown settings.
-            Some(format!("{a}="))
+            // Any other switch (-n, -O, -D, grouped ones such as -ncX=Y,
+            // whose letters the server reads one by one and whose arguments
+            // swallow the next word) is refused as it is: pgward reads only
+            // -c and --name=value the way the server does.
+            out.push((INVALID_SWITCH.to_string(), a.clone()));
+            i += 1;
+            continue;
         };
         if let Some(s) = setting {
             let (k, v) = s.split_once('=').unwrap_or((s.as_str(), ""));

@@ -182,6 +182,8 @@ pub struct Classification {
     pub writes: BTreeSet<Name>,
     /// Functions called anywhere, as written.
     pub functions: BTreeSet<Name>,
+    /// Functions, procedures and aggregates the text creates or replaces.
+    pub routines_created: BTreeSet<Name>,
     /// Operators written with a schema (`OPERATOR(s.===)`), as written.
     pub operators: BTreeSet<Name>,
     /// Settings changed (SET, RESET, set_config with a literal name).

@@ -55,7 +55,9 @@ impl Walker<'_> {
         let Some(name) = name_of_list(&f.funcname) else {
             return Err(super::classify::unsupported("this function name"));
         };
-        if name.catalog.is_none() && name.schema.as_deref().is_none_or(|s| s == "pg_catalog") {
+        // A database part must name the current database (the server and
+        // the policy check that); it changes nothing else.
+        if name.schema.as_deref().is_none_or(|s| s == "pg_catalog") {
             self.builtin_with_names(&name.name, f);
         }
         self.c.functions.insert(name);

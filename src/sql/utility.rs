@@ -334,6 +334,7 @@ impl Walker<'_> {
             // Code that runs later, or now, unseen.
             N::CreateFunctionStmt(s) => self.code(|w| {
                 w.write_list(&s.funcname)?;
+                w.c.routines_created.extend(name_of_list(&s.funcname));
                 w.nodes(&s.parameters, Use::Indirect)?;
                 w.opt_type(&s.return_type)?;
                 w.nodes(&s.options, Use::Indirect)?;
@@ -395,6 +396,9 @@ impl Walker<'_> {
                     | ObjectType::ObjectOperator
                     | ObjectType::ObjectType => self.code(|w| {
                         w.write_list(&s.defnames)?;
+                        if kind == ObjectType::ObjectAggregate {
+                            w.c.routines_created.extend(name_of_list(&s.defnames));
+                        }
                         w.define_functions(&s.definition)?;
                         w.nodes(&s.args, Use::Indirect)?;
                         w.nodes(&s.definition, Use::Indirect)
