@@ -778,6 +778,23 @@ mod tests {
         ] {
             assert!(toks(sql, on).contains(&(Literal, literal)), "{sql:?}");
         }
+        // Nothing else continues, and a quote inside a comment or another
+        // token starts nothing.
+        for sql in [
+            "SELECT \"a\"\n\"b\"",
+            "SELECT 'a'\n, 'b'",
+            "SELECT 1 -- 'a'\n'b'",
+            "SELECT /* 'a' */\n'b'",
+            "SELECT a$$'x'\n, 1",
+            "SELECT 'a' -- c 'b'\n",
+        ] {
+            assert!(
+                toks(sql, on)
+                    .iter()
+                    .all(|&(kind, text)| kind != Literal || !text.contains('\n')),
+                "{sql:?}"
+            );
+        }
         // N'' is the keyword NCHAR and a plain string, which continues.
         assert_eq!(
             toks("SELECT N'a'\n'b'", on)[1..],
