@@ -113,8 +113,8 @@ pub fn fingerprint(sql: &[u8], strings: Strings, fp: &mut Fingerprint) -> Result
         fp.key.extend_from_slice(b"~e");
     }
     let mut after_uescape = false;
-    for token in tokens(sql, strings) {
-        let token = token?;
+    let mut lexer = tokens(sql, strings);
+    while let Some(token) = lexer.step()? {
         let text = &sql[token.start..token.end];
         if !fp.key.is_empty() {
             fp.key.push(b' ');
@@ -129,11 +129,16 @@ pub fn fingerprint(sql: &[u8], strings: Strings, fp: &mut Fingerprint) -> Result
                 fp.literals.push(0);
             }
             Kind::Param => fp.key.extend_from_slice(b"$?"),
-            Kind::Word => fp.key.extend(text.iter().map(u8::to_ascii_lowercase)),
+            Kind::Word => {
+                let at = fp.key.len();
+                fp.key.extend_from_slice(text);
+                fp.key[at..].make_ascii_lowercase();
+            }
             // The scanner returns the keyword NCHAR: `N'x'` is `nchar 'x'`.
             Kind::NChar => fp.key.extend_from_slice(b"nchar"),
             // A lone `?` operator must not read as a collapsed literal.
             Kind::Symbol if text == b"?" => fp.key.extend_from_slice(b"?op"),
+            Kind::Symbol if text.len() == 1 => fp.key.push(text[0]),
             Kind::QuotedIdent | Kind::Symbol => fp.key.extend_from_slice(text),
         }
         after_uescape = token.kind == Kind::Word && text.eq_ignore_ascii_case(b"uescape");
@@ -152,6 +157,7 @@ pub struct Tokens<'a> {
 impl Iterator for Tokens<'_> {
     type Item = Result<Token, LexError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
@@ -186,6 +192,7 @@ impl Tokens<'_> {
     }
 
     /// Skips whitespace and comments, then reads one token.
+    #[inline]
     fn step(&mut self) -> Result<Option<Token>, LexError> {
         let sql = self.sql;
         let n = sql.len();
@@ -214,6 +221,11 @@ impl Tokens<'_> {
         let b = sql[i];
         let next = sql.get(i + 1).copied();
         let (kind, end) = match b {
+            // Words first, the most common token: a letter starts a string
+            // only when a quote or `&` follows it.
+            _ if is_ident_start(b) && !matches!(next, Some(b'\'' | b'&')) => {
+                (Kind::Word, word_end_from(sql, i + 1))
+            }
             b'b' | b'B' | b'x' | b'X' if next == Some(b'\'') => {
                 (Kind::Literal, string_end(sql, i + 1, Quoting::Bits)?)
             }
@@ -249,13 +261,7 @@ impl Tokens<'_> {
             }
             b'.' if next == Some(b'.') => (Kind::Symbol, i + 2),
             b':' if matches!(next, Some(b':' | b'=')) => (Kind::Symbol, i + 2),
-            _ if is_ident_start(b) => {
-                let mut j = i + 1;
-                while j < n && is_ident_cont(sql[j]) {
-                    j += 1;
-                }
-                (Kind::Word, j)
-            }
+            _ if is_ident_start(b) => (Kind::Word, word_end_from(sql, i + 1)),
             _ if is_op_char(b) => (Kind::Symbol, operator_end(sql, i)?),
             // Punctuation and anything else: one byte.
             _ => (Kind::Symbol, i + 1),
@@ -265,17 +271,65 @@ impl Tokens<'_> {
     }
 }
 
+/// Byte classes of the scanner's character sets, one table lookup each.
+const SPACE: u8 = 1;
+const IDENT_START: u8 = 2;
+const IDENT_CONT: u8 = 4;
+const OP_CHAR: u8 = 8;
+
+static CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let start = c.is_ascii_alphabetic() || c == b'_' || c >= 0x80;
+        if start {
+            t[b] |= IDENT_START | IDENT_CONT;
+        }
+        if c.is_ascii_digit() || c == b'$' {
+            t[b] |= IDENT_CONT;
+        }
+        // `space`: [ \t\n\r\f\v]
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0c | 0x0b) {
+            t[b] |= SPACE;
+        }
+        // `op_chars`: [~!@#^&|`?+\-*/%<>=]
+        if matches!(
+            c,
+            b'~' | b'!'
+                | b'@'
+                | b'#'
+                | b'^'
+                | b'&'
+                | b'|'
+                | b'`'
+                | b'?'
+                | b'+'
+                | b'-'
+                | b'*'
+                | b'/'
+                | b'%'
+                | b'<'
+                | b'>'
+                | b'='
+        ) {
+            t[b] |= OP_CHAR;
+        }
+        b += 1;
+    }
+    t
+};
+
 fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+    CLASSES[b as usize] & IDENT_START != 0
 }
 
 fn is_ident_cont(b: u8) -> bool {
-    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+    CLASSES[b as usize] & IDENT_CONT != 0
 }
 
-/// The scanner's `space`: `[ \t\n\r\f\v]`.
 fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0c | 0x0b)
+    CLASSES[b as usize] & SPACE != 0
 }
 
 fn is_newline(b: u8) -> bool {
@@ -283,25 +337,7 @@ fn is_newline(b: u8) -> bool {
 }
 
 fn is_op_char(b: u8) -> bool {
-    matches!(
-        b,
-        b'~' | b'!'
-            | b'@'
-            | b'#'
-            | b'^'
-            | b'&'
-            | b'|'
-            | b'`'
-            | b'?'
-            | b'+'
-            | b'-'
-            | b'*'
-            | b'/'
-            | b'%'
-            | b'<'
-            | b'>'
-            | b'='
-    )
+    CLASSES[b as usize] & OP_CHAR != 0
 }
 
 /// The end of a `--` comment starting at `i`: just past its newline, or the
@@ -498,6 +534,13 @@ fn operator_end(sql: &[u8], i: usize) -> Result<usize, LexError> {
 fn number_end(sql: &[u8], i: usize) -> Result<usize, LexError> {
     let at = |k: usize| sql.get(k).copied();
 
+    // Most numbers are plain digits followed by something no number rule
+    // takes (no `_`, `.`, exponent or letter): those end there.
+    let plain = i + sql[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if plain > i && !at(plain).is_some_and(|b| b == b'.' || is_ident_start(b)) {
+        return Ok(plain);
+    }
+
     // 0x, 0o, 0b integers.
     if at(i) == Some(b'0') {
         let digit: Option<fn(u8) -> bool> = match at(i + 1) {
@@ -617,14 +660,12 @@ fn decinteger(sql: &[u8], k: usize) -> Option<Digits> {
 
 /// The end of an unquoted identifier starting at `k`, if one starts there.
 fn word_end(sql: &[u8], k: usize) -> Option<usize> {
-    if !is_ident_start(*sql.get(k)?) {
-        return None;
-    }
-    let mut k = k + 1;
-    while sql.get(k).is_some_and(|&b| is_ident_cont(b)) {
-        k += 1;
-    }
-    Some(k)
+    is_ident_start(*sql.get(k)?).then(|| word_end_from(sql, k + 1))
+}
+
+/// The end of the identifier characters from `k` on.
+fn word_end_from(sql: &[u8], k: usize) -> usize {
+    k + sql[k..].iter().take_while(|&&b| is_ident_cont(b)).count()
 }
 
 #[cfg(test)]
