@@ -9,8 +9,11 @@
 //!
 //! Whatever the lexer cannot read as the scanner does, it refuses (a
 //! `LexError`): the scanner's own errors (unterminated strings, trailing junk
-//! after a number), and U&'' strings with standard_conforming_strings off.
-//! `tests/fingerprint_vs_scanner.rs` compares the tokens with libpg_query's.
+//! after a number), U&'' strings with standard_conforming_strings off (the
+//! server refuses them too) and NUL bytes (the server would stop reading
+//! there). It does not check escapes inside strings, which never move a
+//! string's end. `tests/fingerprint_vs_scanner.rs` compares the tokens with
+//! libpg_query's scanner.
 
 use thiserror::Error;
 
