@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Started by pgbench-compare.sh as the "pgward" target (OURS_CMD): writes a
 # config for the benchmark cluster from the variables the harness exports and
-# runs pgward in the foreground.
+# runs pgward in the foreground. PGWARD_PROVISIONED=1: the bench role's
+# sessions run as a login of their own, given its grants by `pgward provision
+# --apply` first (as the harness's database user).
 set -euo pipefail
 cat >"$WORK_DIR/pgward.toml" <<TOML
 [server]
@@ -25,4 +27,18 @@ operations = ["select", "insert", "update", "delete", "transaction", "copy_in", 
 read = ["public.pgbench_*"]
 write = ["public.pgbench_*"]
 TOML
+if [ "${PGWARD_PROVISIONED:-0}" = 1 ]; then
+  cat >>"$WORK_DIR/pgward.toml" <<TOML
+
+[databases.$DB_NAME.logins]
+bench = { user = "pgward_bench_login", password = "bench-login-pw" }
+TOML
+  # The harness's cluster trusts the postgres user on its socket (beside
+  # WORK_DIR): an administrator for provisioning over TCP.
+  psql -X -q -h "$(dirname "$WORK_DIR")" -p "$PG_PORT" -U postgres -d "$DB_NAME" \
+    -c "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgward_bench_admin') THEN CREATE ROLE pgward_bench_admin LOGIN SUPERUSER PASSWORD 'admin-pw'; END IF; END\$\$" >/dev/null
+  PGWARD_ADMIN_DSN="host=$PG_HOST port=$PG_PORT user=pgward_bench_admin password=admin-pw dbname=$DB_NAME sslmode=disable" \
+    "$PGWARD_BIN" provision --config "$WORK_DIR/pgward.toml" --database "$DB_NAME" --apply >"$WORK_DIR/provision.log" 2>&1 \
+    || { cat "$WORK_DIR/provision.log" >&2; exit 1; }
+fi
 PGWARD_LOG=${PGWARD_LOG:-warn} exec "$PGWARD_BIN" serve --config "$WORK_DIR/pgward.toml"

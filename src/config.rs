@@ -106,6 +106,49 @@ pub struct DatabaseConfig {
     pub ca_file: Option<PathBuf>,
     /// How long to wait for the upstream to accept and log in.
     pub connect_timeout: Duration,
+    /// Per-role upstream logins (`[databases.NAME.logins]`), by pgward role.
+    pub logins: BTreeMap<String, Login>,
+}
+
+/// A database login of its own for one pgward role.
+#[derive(Clone)]
+pub struct Login {
+    /// The database user.
+    pub user: String,
+    /// Its password.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl DatabaseConfig {
+    /// The login a user with `roles` uses: the one their roles name (config
+    /// validation makes it unique), else the database's own.
+    pub fn login_for(&self, roles: &[String]) -> Login {
+        roles
+            .iter()
+            .find_map(|r| self.logins.get(r).cloned())
+            .unwrap_or_else(|| Login {
+                user: self.user.clone(),
+                password: self.password.clone(),
+            })
+    }
+
+    /// This database reached as `login`.
+    pub fn as_login(&self, login: &Login) -> DatabaseConfig {
+        DatabaseConfig {
+            user: login.user.clone(),
+            password: login.password.clone(),
+            ..self.clone()
+        }
+    }
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -183,15 +226,62 @@ struct RawDatabase {
     sslmode: Option<SslMode>,
     ca_file: Option<PathBuf>,
     connect_timeout_secs: Option<u64>,
+    #[serde(default)]
+    logins: BTreeMap<String, RawLogin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogin {
+    user: String,
+    password: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUser {
     name: String,
-    password: String,
+    password: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
     #[serde(default)]
     roles: Vec<String>,
+}
+
+/// Resolves one of `password`, `password_env`, `password_file` (the key
+/// `key` names `password`; the others are its siblings).
+fn password_source(
+    sources: (Option<String>, Option<String>, Option<PathBuf>),
+    key: &str,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<Option<String>, (String, String)> {
+    let sibling = |k: &str| format!("{}{k}", key.trim_end_matches("password"));
+    match sources {
+        (Some(p), None, None) => Ok(Some(p)),
+        (None, Some(var), None) => std::env::var(&var).map(Some).map_err(|_| {
+            (
+                sibling("password_env"),
+                format!("environment variable {var} is not set"),
+            )
+        }),
+        (None, None, Some(f)) => {
+            let f = resolve(f);
+            let text = std::fs::read_to_string(&f).map_err(|e| {
+                (
+                    sibling("password_file"),
+                    format!("cannot read {}: {e}", f.display()),
+                )
+            })?;
+            Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
+        }
+        (None, None, None) => Ok(None),
+        _ => Err((
+            key.to_string(),
+            "set only one of password, password_env and password_file".into(),
+        )),
+    }
 }
 
 /// Default largest client message: 64 MiB.
@@ -295,32 +385,32 @@ impl Config {
         let mut databases = BTreeMap::new();
         for (name, d) in raw.databases {
             let key = |k: &str| format!("databases.{name}.{k}");
-            let password = match (d.password, d.password_env, d.password_file) {
-                (Some(p), None, None) => Some(p),
-                (None, Some(var), None) => Some(std::env::var(&var).map_err(|_| {
-                    err(
-                        &key("password_env"),
-                        format!("environment variable {var} is not set"),
-                    )
-                })?),
-                (None, None, Some(f)) => {
-                    let f = resolve(f);
-                    let text = std::fs::read_to_string(&f).map_err(|e| {
-                        err(
-                            &key("password_file"),
-                            format!("cannot read {}: {e}", f.display()),
-                        )
-                    })?;
-                    Some(text.trim_end_matches(['\r', '\n']).to_string())
+            let password = password_source(
+                (d.password, d.password_env, d.password_file),
+                &key("password"),
+                &resolve,
+            )
+            .map_err(|(k, m)| err(&k, m))?;
+            let mut logins = BTreeMap::new();
+            for (role, l) in d.logins {
+                let lkey = |k: &str| key(&format!("logins.{role}.{k}"));
+                if l.user.is_empty() {
+                    return Err(err(&lkey("user"), "must not be empty".into()));
                 }
-                (None, None, None) => None,
-                _ => {
-                    return Err(err(
-                        &key("password"),
-                        "set only one of password, password_env and password_file".into(),
-                    ))
-                }
-            };
+                let password = password_source(
+                    (l.password, l.password_env, l.password_file),
+                    &lkey("password"),
+                    &resolve,
+                )
+                .map_err(|(k, m)| err(&k, m))?;
+                logins.insert(
+                    role,
+                    Login {
+                        user: l.user,
+                        password,
+                    },
+                );
+            }
             let sslmode = d.sslmode.unwrap_or(SslMode::Prefer);
             let ca_file = d.ca_file.map(resolve);
             if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && ca_file.is_none() {
@@ -353,6 +443,7 @@ impl Config {
                     connect_timeout: Duration::from_secs(
                         d.connect_timeout_secs.unwrap_or(10).max(1),
                     ),
+                    logins,
                 },
             );
         }
@@ -408,18 +499,30 @@ impl Config {
             if u.name.is_empty() {
                 return Err(err(&key("name"), "must not be empty".into()));
             }
-            let verifier = if u.password.starts_with("SCRAM-SHA-256$") {
-                Verifier::parse(&u.password).map_err(|e| err(&key("password"), e.to_string()))?
-            } else if u.password.starts_with("md5") && u.password.len() == 35 {
+            let password = password_source(
+                (u.password, u.password_env, u.password_file),
+                &key("password"),
+                &resolve,
+            )
+            .map_err(|(k, m)| err(&k, m))?
+            .ok_or_else(|| {
+                err(
+                    &key("password"),
+                    "set one of password, password_env and password_file".into(),
+                )
+            })?;
+            let verifier = if password.starts_with("SCRAM-SHA-256$") {
+                Verifier::parse(&password).map_err(|e| err(&key("password"), e.to_string()))?
+            } else if password.starts_with("md5") && password.len() == 35 {
                 return Err(err(
                     &key("password"),
                     "md5 hashes are not accepted; use a SCRAM-SHA-256 verifier (pgward scram-verifier)"
                         .into(),
                 ));
-            } else if u.password.is_empty() {
+            } else if password.is_empty() {
                 return Err(err(&key("password"), "must not be empty".into()));
             } else {
-                Verifier::generate(&u.password)
+                Verifier::generate(&password)
             };
             for (j, r) in u.roles.iter().enumerate() {
                 if !policy.roles.contains_key(r) {
@@ -444,6 +547,39 @@ impl Config {
                 },
             );
         }
+        for (db, d) in &databases {
+            for role in d.logins.keys() {
+                if !policy.roles.contains_key(role) {
+                    return Err(err(
+                        &format!("databases.{db}.logins.{role}"),
+                        format!("role {role:?} is not defined; logins are keyed by pgward role"),
+                    ));
+                }
+            }
+            for u in users.values() {
+                // A user's roles must agree on one login: which login a
+                // session uses is never a guess.
+                let mut chosen: Vec<&str> = u
+                    .roles
+                    .iter()
+                    .filter_map(|r| d.logins.get(r).map(|l| l.user.as_str()))
+                    .collect();
+                let named = chosen.len();
+                chosen.sort_unstable();
+                chosen.dedup();
+                if chosen.len() > 1 || (named > 0 && named < u.roles.len()) {
+                    return Err(err(
+                        &format!("databases.{db}.logins"),
+                        format!(
+                            "user {:?} has roles {:?}, which map to different logins ({}): give them one login whose grants are their union",
+                            u.name,
+                            u.roles,
+                            if chosen.len() > 1 { chosen.join(", ") } else { format!("{} and the database's own", chosen.join(", ")) }
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(Config {
             server,
             databases,
@@ -458,6 +594,71 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_passwords_come_from_any_source() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("agent.pw"), "from-a-file\n").unwrap();
+        std::env::set_var("PGWARD_TEST_AGENT_PW", "from-the-env");
+        let config = |source: &str| {
+            format!(
+                "[server]\nlisten = [\"127.0.0.1:6432\"]\n[databases.shop]\nhost = \"h\"\nuser = \"u\"\n[[users]]\nname = \"a\"\n{source}\n"
+            )
+        };
+        for source in [
+            "password = \"inline\"",
+            "password_env = \"PGWARD_TEST_AGENT_PW\"",
+            "password_file = \"agent.pw\"",
+        ] {
+            let c = Config::from_toml(&config(source), "t.toml", dir.path()).unwrap();
+            assert!(c.users.contains_key("a"), "{source}");
+        }
+        let e = Config::from_toml(&config(""), "t.toml", dir.path()).unwrap_err();
+        assert_eq!(e.key, "users[0].password");
+        let e = Config::from_toml(
+            &config("password_env = \"PGWARD_TEST_UNSET_PW\""),
+            "t.toml",
+            dir.path(),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "users[0].password_env");
+    }
+
+    #[test]
+    fn logins_are_per_role_and_unambiguous() {
+        let base = |logins: &str, roles: &str| {
+            format!(
+                "[server]\nlisten = [\"127.0.0.1:6432\"]\n\n[databases.shop]\nhost = \"h\"\nuser = \"svc\"\npassword = \"pw\"\n\n[databases.shop.logins]\n{logins}\n\n[[users]]\nname = \"a\"\npassword = \"p\"\nroles = {roles}\n\n[roles.reader]\n[roles.writer]\n"
+            )
+        };
+        let ok = base(
+            "reader = { user = \"shop_reader\", password = \"r\" }\nwriter = { user = \"shop_rw\", password = \"w\" }",
+            "[\"reader\"]",
+        );
+        let c = Config::from_toml(&ok, "t.toml", Path::new(".")).unwrap();
+        let db = &c.databases["shop"];
+        assert_eq!(db.login_for(&["reader".into()]).user, "shop_reader");
+        assert_eq!(db.login_for(&["other".into()]).user, "svc");
+        assert_eq!(
+            db.as_login(&db.login_for(&["writer".into()])).user,
+            "shop_rw"
+        );
+        let both = base(
+            "reader = { user = \"shop_reader\", password = \"r\" }\nwriter = { user = \"shop_rw\", password = \"w\" }",
+            "[\"reader\", \"writer\"]",
+        );
+        let e = Config::from_toml(&both, "t.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.key, "databases.shop.logins");
+        assert!(e.message.contains("shop_reader, shop_rw"), "{e}");
+        let half = base(
+            "reader = { user = \"shop_reader\" }",
+            "[\"reader\", \"writer\"]",
+        );
+        assert!(Config::from_toml(&half, "t.toml", Path::new(".")).is_err());
+        let unknown = base("nobody = { user = \"x\" }", "[\"reader\"]");
+        let e = Config::from_toml(&unknown, "t.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.key, "databases.shop.logins.nobody");
+    }
 
     const GOOD: &str = r#"
 [server]

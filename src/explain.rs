@@ -65,6 +65,7 @@ pub fn run(
         Err(e) => (
             None,
             Decision::Deny(crate::policy::Denial {
+                code: "42501",
                 message: format!("pgward: {e}"),
                 detail: "rule: built-in; statements pgward cannot analyse are refused".into(),
                 hint: "rewrite it with plain SQL that names its tables and functions".into(),

@@ -5,9 +5,11 @@
 
 pub mod auth;
 pub mod config;
+pub mod connect_check;
 pub mod explain;
 pub mod mask;
 pub mod policy;
+pub mod provision;
 pub mod proxy;
 pub mod sql;
 pub mod wire;

@@ -1,5 +1,7 @@
 //! The pgward command line: `serve` runs the gateway, `check` validates a
-//! config, `scram-verifier` turns a password into a stored verifier.
+//! config, `scram-verifier` turns a password into a stored verifier,
+//! `explain` shows a decision, `provision` gives the database logins exactly
+//! the grants their roles imply.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -36,6 +38,9 @@ enum Command {
         /// The TOML config file.
         #[arg(long, env = "PGWARD_CONFIG")]
         config: PathBuf,
+        /// Also log in to every upstream with every login and check it.
+        #[arg(long)]
+        connect: bool,
     },
     /// Print a SCRAM-SHA-256 verifier for a password read from standard input.
     ScramVerifier,
@@ -59,6 +64,28 @@ enum Command {
         /// The SQL text.
         sql: String,
     },
+    /// Print, apply or check the grants each login of a database needs
+    /// (docs/provision.md).
+    Provision {
+        /// The TOML config file.
+        #[arg(long, env = "PGWARD_CONFIG")]
+        config: PathBuf,
+        /// The [databases.NAME] whose logins to provision.
+        #[arg(long)]
+        database: String,
+        /// An administrator's connection string (key=value or postgres://
+        /// URL), used for this run only and never stored. Without it the
+        /// database's own login reads the catalog.
+        #[arg(long, env = "PGWARD_ADMIN_DSN", hide_env_values = true)]
+        admin_dsn: Option<String>,
+        /// Run the script in one transaction through --admin-dsn.
+        #[arg(long, requires = "admin_dsn", conflicts_with = "drift")]
+        apply: bool,
+        /// Report where the database's grants differ from the policy; exit
+        /// status 1 when they do.
+        #[arg(long)]
+        drift: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -70,9 +97,44 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // A command whose output is cut short (`pgward explain ... | head`)
+        // ends quietly, as Unix tools do, instead of panicking on EPIPE.
+        // SAFETY: restoring a signal's default disposition at start-up,
+        // before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    match cli.command {
         Command::Serve { config } => serve(config),
-        Command::Check { config } => match load(&config) {
+        Command::Check { config, connect } => match load(&config) {
+            Ok(c) if connect => {
+                let findings = pgward::connect_check::run(&c);
+                let mut errors = 0;
+                for f in &findings {
+                    match f {
+                        pgward::connect_check::Finding::Error(e) => {
+                            errors += 1;
+                            println!("error: {e}");
+                        }
+                        pgward::connect_check::Finding::Warning(w) => println!("warning: {w}"),
+                    }
+                }
+                println!(
+                    "{}: {} ({} error(s), {} warning(s))",
+                    config.display(),
+                    if errors == 0 { "ok" } else { "not ok" },
+                    errors,
+                    findings.len() - errors
+                );
+                if errors == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(2)
+                }
+            }
             Ok(c) => {
                 println!(
                     "{}: ok ({} database(s), {} user(s), {} worker(s))",
@@ -111,6 +173,22 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Provision {
+            config,
+            database,
+            admin_dsn,
+            apply,
+            drift,
+        } => pgward::provision::run(pgward::provision::Options {
+            config,
+            database,
+            admin_dsn,
+            mode: match (apply, drift) {
+                (true, _) => pgward::provision::Mode::Apply,
+                (_, true) => pgward::provision::Mode::Drift,
+                _ => pgward::provision::Mode::Print,
+            },
+        }),
         Command::ScramVerifier => {
             let mut password = String::new();
             if let Err(e) = std::io::stdin().read_to_string(&mut password) {

@@ -120,3 +120,26 @@ fn explain_shows_classification_and_verdict() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_closed_stdout_ends_the_cli_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["explain", "--config", example, "--role", "reader", "--json"])
+        .arg("SELECT * FROM customers c JOIN orders o ON o.customer_id = c.id")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before pgward writes.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "{:?} {err}",
+        out.status
+    );
+}

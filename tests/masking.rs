@@ -549,3 +549,101 @@ fn messages_raised_inside_functions_are_scrubbed() {
         stderr(&out)
     );
 }
+
+#[test]
+fn data_errors_never_quote_masked_values() {
+    // Predicates on ssn are allowed here, so a failing cast in one could
+    // carry the value out in the error's text.
+    let gw = Gateway::start(GatewayOptions {
+        role: "reader",
+        roles: r#"
+[roles.reader]
+operations = ["select"]
+read = ["public.*"]
+
+[masks]
+"public.customers.ssn" = { strategy = "redact", allow_predicates = true }
+"#
+        .to_string(),
+        ..Default::default()
+    });
+    for sql in [
+        "SELECT id FROM customers WHERE ssn::int = 1",
+        "SELECT id FROM customers WHERE ssn::date IS NULL",
+        "SELECT id FROM customers WHERE ssn::numeric > 0",
+    ] {
+        let out = psql(&gw.dsn("shop"), &["-c", sql], "");
+        assert!(!out.status.success(), "{sql}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(err.contains("[value withheld]"), "{sql}: {err}");
+        assert!(
+            !err.contains("901-23-4567") && !err.contains("-45-"),
+            "{sql}: {err}"
+        );
+    }
+}
+
+#[test]
+fn partitions_and_inheriting_tables_obey_their_parents_rules() {
+    // A child of customers holds customers' rows: read directly by its own
+    // name, its ssn is still masked, and the parent's other rules apply.
+    let child = format!("customers_child_{}", std::process::id());
+    cluster().sql(
+        "shop",
+        &format!(
+            "DROP TABLE IF EXISTS public.{child}; \
+             CREATE TABLE public.{child} () INHERITS (public.customers); \
+             INSERT INTO public.{child} (id, full_name, email, phone, ssn, city, country) \
+             VALUES (9001, 'Child Row', 'child@example.com', '+1-555-000-9001', '999-88-7777', 'X', 'US')"
+        ),
+    );
+    let gw = gateway("reader");
+    let direct = psql(
+        &gw.dsn("shop"),
+        &["-c", &format!("SELECT ssn, email FROM {child}")],
+        "",
+    );
+    let derived = psql(
+        &gw.dsn("shop"),
+        &["-c", &format!("SELECT upper(ssn) FROM {child}")],
+        "",
+    );
+    cluster().sql("shop", &format!("DROP TABLE public.{child}"));
+    assert!(direct.status.success(), "{}", stderr(&direct));
+    assert_eq!(stdout(&direct), "[redacted]|c***@example.com");
+    assert!(!derived.status.success(), "{}", stdout(&derived));
+    assert!(
+        stderr(&derived).contains("masked column"),
+        "{}",
+        stderr(&derived)
+    );
+}
+
+#[test]
+fn check_option_violations_do_not_quote_the_row() {
+    let view = format!("berlin_{}", std::process::id());
+    cluster().sql(
+        "shop",
+        &format!(
+            "CREATE VIEW public.{view} AS SELECT * FROM public.customers WHERE city = 'Springfield' WITH CHECK OPTION"
+        ),
+    );
+    let roles = MASKED_ROLES.replace(
+        "write = [\"public.customers\"]",
+        &format!("write = [\"public.customers\", \"public.{view}\"]"),
+    );
+    let gw = Gateway::start(GatewayOptions {
+        role: "editor",
+        roles,
+        ..Default::default()
+    });
+    let sql = format!("UPDATE {view} SET city = 'Elsewhere' WHERE id = 1");
+    let out = psql(&gw.dsn("shop"), &["-c", &sql], "");
+    cluster().sql("shop", &format!("DROP VIEW public.{view}"));
+    let err = stderr(&out);
+    assert!(err.contains("violates check option"), "{err}");
+    assert!(
+        !err.contains("901-23-4567") && !err.contains("alice.anders@"),
+        "{err}"
+    );
+}

@@ -185,3 +185,26 @@ fn allow_predicates_admits_predicates_only() {
         ],
     );
 }
+
+#[test]
+fn quoted_mixed_case_names_are_masked_and_denied() {
+    // ORMs create "User"."emailAddress"; a mask written either way covers it.
+    for masks in [
+        "\"public.User.emailAddress\" = \"email\"\n",
+        "\"public.user.emailaddress\" = \"email\"\n",
+    ] {
+        verdicts_with(
+            masks,
+            "reader",
+            &[
+                ("SELECT \"emailAddress\" FROM \"User\"", true),
+                ("SELECT upper(\"emailAddress\") FROM \"User\"", false),
+                (
+                    "SELECT id FROM \"User\" WHERE \"emailAddress\" LIKE 'a%'",
+                    false,
+                ),
+                ("SELECT u FROM \"User\" u", false),
+            ],
+        );
+    }
+}

@@ -251,6 +251,17 @@ fn startup_options_cannot_change_identity() {
     );
     assert!(!out.status.success());
     assert!(
+        stderr(&out).contains("log_statement is never allowed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = psql(
+        &format!("{} options='-c temp_buffers=16MB'", gw.dsn("shop")),
+        &["-c", "SELECT 1"],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(
         stderr(&out).contains("needs the set operation"),
         "{}",
         stderr(&out)
@@ -373,4 +384,129 @@ fn views_are_checked_through_to_their_tables() {
 fn psql_meta_commands_work_for_a_catalog_reader() {
     let gw = gateway("reader");
     assert_catalog_reads_match_direct(&gw);
+}
+
+#[test]
+fn the_upstream_logins_own_search_path_is_followed() {
+    // A login whose default search_path (ALTER ROLE ... SET) puts internal
+    // first: unqualified names resolve there, and pgward must know it.
+    let c = cluster();
+    let login = format!("sp_login_{}", std::process::id());
+    c.sql(
+        "shop",
+        &format!(
+            "CREATE ROLE {login} LOGIN PASSWORD 'sp-secret'; \
+             GRANT USAGE ON SCHEMA internal TO {login}; \
+             GRANT SELECT ON ALL TABLES IN SCHEMA internal, public TO {login}; \
+             ALTER ROLE {login} SET search_path = internal, public"
+        ),
+    );
+    let gw = Gateway::start(GatewayOptions {
+        role: "reader",
+        roles: include_str!("../examples/policy.toml").to_string(),
+        extra_config: format!(
+            "[databases.sp]\ndbname = \"shop\"\nhost = \"{}\"\nport = {}\nuser = \"{login}\"\npassword = \"sp-secret\"\nsslmode = \"disable\"\n",
+            c.host, c.port
+        ),
+        ..Default::default()
+    });
+    let leaked = psql(&gw.dsn("sp"), &["-c", "SELECT count(*) FROM customers"], "");
+    let allowed = psql(&gw.dsn("sp"), &["-c", "SELECT count(*) FROM orders"], "");
+    c.sql("shop", &format!("DROP OWNED BY {login}; DROP ROLE {login}"));
+    assert!(!leaked.status.success(), "{}", stdout(&leaked));
+    assert!(
+        stderr(&leaked).contains("internal.customers"),
+        "{}",
+        stderr(&leaked)
+    );
+    assert!(allowed.status.success(), "{}", stderr(&allowed));
+}
+
+#[test]
+fn check_connect_reports_what_defeats_least_privilege() {
+    let c = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |extra: &str, password: &str| {
+        let path = dir.path().join("pgward.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nlisten = [\"127.0.0.1:{}\"]\n\n[databases.shop]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword = \"{password}\"\nsslmode = \"disable\"\n\n{}\n{extra}",
+                free_port(),
+                c.host,
+                c.port,
+                c.svc_user,
+                include_str!("../examples/policy.toml")
+            ),
+        )
+        .unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_pgward"))
+            .args(["check", "--connect", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    // The test cluster's service login is a superuser and owns the tables.
+    let out = write(
+        "[masks]\n\"public.customers.email\" = \"email\"\n",
+        &c.svc_password,
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("is a superuser"), "{text}");
+    assert!(text.contains("owns"), "{text}");
+    // A misspelled mask leaks its column: an error.
+    let out = write(
+        "[masks]\n\"public.customers.emial\" = \"email\"\n",
+        &c.svc_password,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("public.customers.emial"),
+        "{}",
+        stdout(&out)
+    );
+    // A wrong password: an error naming the login, never the password.
+    let out = write("", "not-the-password");
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).contains("cannot log in"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("not-the-password"));
+}
+
+#[test]
+fn check_connect_names_grants_beyond_the_policy() {
+    // A non-superuser service login that can read api_keys, though the only
+    // role using it may not.
+    let c = cluster();
+    let login = format!("cc_svc_{}", std::process::id());
+    c.sql(
+        "shop",
+        &format!(
+            "CREATE ROLE {login} LOGIN PASSWORD 'cc-pw'; GRANT USAGE ON SCHEMA public TO {login}; \
+             GRANT SELECT ON public.customers, public.api_keys TO {login}"
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pgward.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{}\"]\n\n[databases.shop]\nhost = \"{}\"\nport = {}\nuser = \"{login}\"\npassword = \"cc-pw\"\nsslmode = \"disable\"\n\n[roles.reader]\noperations = [\"select\"]\nread = [\"public.*\", \"!public.api_keys\"]\n",
+            free_port(),
+            c.host,
+            c.port
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["check", "--connect", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    c.sql("shop", &format!("DROP OWNED BY {login}; DROP ROLE {login}"));
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("holds grants beyond"), "{text}");
+    assert!(text.contains("api_keys"), "{text}");
+    assert!(!text.contains("superuser"), "{text}");
 }

@@ -5,6 +5,9 @@ use pgward::policy::decide::decide;
 use pgward::policy::{Policy, SessionView};
 use pgward::sql::classify;
 
+#[path = "support/shop_catalog.rs"]
+mod shop_catalog;
+
 fn policy() -> Policy {
     Policy::from_toml(include_str!("../examples/policy.toml")).unwrap()
 }
@@ -12,8 +15,11 @@ fn policy() -> Policy {
 /// "allow", "deny", or "error" (unparsable: denied by the gateway too).
 fn verdict(policy: &Policy, role: &str, sql: &str) -> &'static str {
     let search_path = vec!["$user".to_string(), "public".to_string()];
+    static CATALOG: std::sync::OnceLock<pgward::policy::catalog::Catalog> =
+        std::sync::OnceLock::new();
+    let catalog = CATALOG.get_or_init(shop_catalog::shop_catalog);
     let view = SessionView {
-        catalog: None,
+        catalog: Some(catalog),
         masks: None,
         database: "shop",
         upstream_database: "shop",
@@ -37,10 +43,7 @@ fn check(role: &str, cases: &[(&str, &str)]) {
     let mut failures = Vec::new();
     for (sql, expected) in cases {
         let got = verdict(&p, role, sql);
-        let ok = match *expected {
-            "deny" => got != "allow",
-            other => got == other,
-        };
+        let ok = got == *expected;
         if !ok {
             failures.push(format!("{role}: expected {expected}, got {got}: {sql}"));
         }
@@ -64,7 +67,7 @@ fn reader_reads_what_it_is_granted() {
         &[
             ("SELECT id, email FROM customers", "allow"),
             ("select id from public.orders where total > 100 order by id limit 5", "allow"),
-            ("SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.customer_id", "allow"),
+            ("SELECT o.id, c.full_name FROM orders o JOIN customers c ON c.id = o.customer_id", "allow"),
             ("SELECT status, count(*), sum(total) FROM orders GROUP BY status HAVING count(*) > 1", "allow"),
             ("SELECT id, rank() OVER (PARTITION BY customer_id ORDER BY total DESC) FROM orders", "allow"),
             ("WITH big AS (SELECT * FROM orders WHERE total > 10) SELECT count(*) FROM big", "allow"),
@@ -116,6 +119,23 @@ fn reader_is_refused_the_rest() {
             ("SELECT full_name FROM employees JOIN orders USING (salary)", "deny"),
             ("SELECT full_name FROM employees NATURAL JOIN orders", "deny"),
             ("SELECT 1 OPERATOR(public.===) 2", "deny"),
+            ("SELECT rolname, rolconfig FROM pg_roles", "deny"),
+            ("SELECT rolname FROM pg_roles", "allow"),
+            // Syntax newer than the server: PostgreSQL 15 reads SQL/JSON
+            // constructors as calls of functions of that name, and
+            // SYSTEM_USER as a column (or a whole row named system_user).
+            ("SELECT json_scalar(1)", "deny"),
+            ("SELECT JSON_VALUE('{}'::jsonb, '$.a')", "deny"),
+            ("SELECT system_user", "deny"),
+            ("SELECT id FROM orders TABLESAMPLE system (10)", "allow"),
+            ("SELECT 'a' IS NORMALIZED, COLLATION FOR ('a')", "allow"),
+            // Attribute notation: `t.f` with no column f is f(t), or a cast
+            // of the whole row (`e.text`), checked against the catalog.
+            ("SELECT e.text FROM employees e", "deny"),
+            ("SELECT e.to_jsonb FROM employees e", "deny"),
+            ("SELECT e.full_name FROM employees e", "allow"),
+            ("SELECT * FROM key_inventory", "deny"),
+            ("SELECT service FROM public.key_inventory k", "deny"),
             ("SELECT set_config(setting_name => 'role', new_value => 'postgres', is_local => false)", "deny"),
             ("SELECT current_setting(setting_name => 'app.secret')", "deny"),
             ("SET client_encoding = 'SJIS'", "deny"),
@@ -217,9 +237,9 @@ fn reader_is_refused_the_rest() {
             ("EXPLAIN SELECT * FROM api_keys", "deny"),
             ("EXPLAIN ANALYZE DELETE FROM orders", "deny"),
             ("SET search_path = internal; SELECT * FROM customers", "deny"),
-            ("SELECT FROM WHERE garbage", "deny"),
+            ("SELECT FROM WHERE garbage", "error"),
             ("SELECT * FROM orders; SELECT * FROM api_keys", "deny"),
-            ("BEGIN", "deny"),
+            ("BEGIN", "allow"),
         ],
     );
 }
@@ -233,7 +253,7 @@ fn writer_writes_its_tables_only() {
             ("INSERT INTO order_items (order_id, product_id, quantity) SELECT 1, id, 1 FROM products", "allow"),
             ("UPDATE orders SET status = 'shipped' WHERE id = 3", "allow"),
             ("DELETE FROM order_items WHERE order_id = 3", "allow"),
-            ("UPDATE orders o SET total = o.total + 1 FROM customers c WHERE c.id = o.customer_id", "allow"),
+            ("UPDATE orders o SET total_cents = o.total_cents + 1 FROM customers c WHERE c.id = o.customer_id", "allow"),
             ("INSERT INTO orders (id, total) VALUES (1, 2) ON CONFLICT (id) DO NOTHING", "allow"),
             ("BEGIN", "allow"),
             ("BEGIN; UPDATE orders SET total = 0 WHERE id = 1; COMMIT", "allow"),
@@ -269,6 +289,15 @@ fn migrator_changes_the_schema() {
             ("CREATE INDEX ON orders (customer_id)", "allow"),
             ("DROP TABLE public.widgets", "allow"),
             ("SET lock_timeout = '1s'", "allow"),
+            // Superusers' settings, whatever `set` grants (the privilege
+            // oracle found these: the server refused them to the login).
+            ("SET log_statement = 'none'", "deny"),
+            ("SET session_replication_role = replica", "deny"),
+            (
+                "SELECT set_config('log_min_messages', 'panic', false)",
+                "deny",
+            ),
+            ("SET lc_messages = 'C'", "deny"),
             ("CREATE TABLE internal.x (id int)", "deny"),
             ("DROP SCHEMA internal CASCADE", "deny"),
             // Code that runs later needs `code`, which the migrator lacks.
@@ -457,8 +486,8 @@ fn more_agent_sql_under_the_reader() {
             ("SELECT current_setting(name) FROM pg_settings", "deny"),
             ("SET session_replication_role = replica", "deny"),
             ("RESET ALL", "deny"),
-            ("BEGIN; SELECT 1; COMMIT", "deny"),
-            ("START TRANSACTION READ ONLY", "deny"),
+            ("BEGIN; SELECT 1; COMMIT", "allow"),
+            ("START TRANSACTION READ ONLY", "allow"),
             ("PREPARE q AS SELECT 1", "deny"),
         ],
     );

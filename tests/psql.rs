@@ -221,5 +221,57 @@ fn dead_upstream_gives_a_clear_error() {
         err.contains("pgward: cannot open a session on database \"shop\""),
         "{err}"
     );
-    assert!(err.contains("cannot reach 127.0.0.1"), "{err}");
+    assert!(err.contains("cannot be reached"), "{err}");
+    // Agents are never told where the database is or who pgward logs in as;
+    // the operator reads it in pgward's log.
+    let port = gw_upstream_port(&gw);
+    assert!(
+        !err.contains(&port) && !err.contains(&cluster().svc_user),
+        "{err}"
+    );
+    assert!(gw.log_text().contains("cannot reach"), "{}", gw.log_text());
+}
+
+/// The upstream port in a gateway's config.
+fn gw_upstream_port(gw: &Gateway) -> String {
+    let config = std::fs::read_to_string(gw.dir.path().join("pgward.toml")).unwrap();
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix("port = "))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_second_pgward_on_the_same_address_fails() {
+    let gw = Gateway::start(GatewayOptions::default());
+    let config = gw.dir.path().join("pgward.toml");
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("PGWARD_TEST_SVC_PASSWORD", &cluster().svc_password)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = second.try_wait().unwrap() {
+            break Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let Some(status) = status else {
+        let _ = second.kill();
+        panic!("a second pgward started on the same address");
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("address already in use"), "{err}");
+    // The first one still serves.
+    let ok = psql(&gw.dsn("shop"), &["-c", "SELECT 1"], "");
+    assert_eq!(stdout(&ok), "1");
 }

@@ -66,6 +66,11 @@ fn bad_startup_packets_are_refused() {
     p.extend_from_slice(&startup_packet(&[("user", "agent")]));
     r.send(&p);
     expect_fatal(&mut r, "08P01");
+    // Terminate before any startup packet: closed quietly, as PostgreSQL does.
+    let mut r = Raw::connect(gw.port);
+    r.send(&[b'X', 0, 0, 0, 4]);
+    let reply = r.recv();
+    assert!(reply.is_none(), "no message for a Terminate: {reply:?}");
     still_serving(&gw);
 }
 

@@ -106,6 +106,11 @@ pub const SAFE_FUNCTIONS: &[&str] = &[
     "array_to_string",
     "unistr",
     "normalize",
+    "is_normalized",
+    "pg_collation_for",
+    // TABLESAMPLE methods (handlers only the server can call).
+    "bernoulli",
+    "system",
     "to_ascii",
     "convert_from",
     "convert_to",
@@ -453,6 +458,63 @@ pub fn is_safe(name: &str) -> bool {
     !is_dangerous(name) && SAFE_FUNCTIONS.contains(&name)
 }
 
+/// Settings only a superuser may change (PostgreSQL 15's `superuser`
+/// context): logging, `session_replication_role` (which turns off triggers,
+/// foreign keys included), debugging switches. pgward never lets a role change
+/// them, whatever it grants: a superuser service login would do it.
+pub const SUPERUSER_SETTINGS: &[&str] = &[
+    "allow_in_place_tablespaces",
+    "allow_system_table_mods",
+    "backtrace_functions",
+    "commit_delay",
+    "compute_query_id",
+    "deadlock_timeout",
+    "debug_discard_caches",
+    "dynamic_library_path",
+    "extension_destdir",
+    "ignore_checksum_failure",
+    "jit_dump_bitcode",
+    "lc_messages",
+    "lo_compat_privileges",
+    "log_duration",
+    "log_error_verbosity",
+    "log_executor_stats",
+    "log_lock_waits",
+    "log_min_duration_sample",
+    "log_min_duration_statement",
+    "log_min_error_statement",
+    "log_min_messages",
+    "log_parameter_max_length",
+    "log_parser_stats",
+    "log_planner_stats",
+    "log_replication_commands",
+    "log_statement",
+    "log_statement_sample_rate",
+    "log_statement_stats",
+    "log_temp_files",
+    "log_transaction_sample_rate",
+    "max_stack_depth",
+    "session_preload_libraries",
+    "session_replication_role",
+    "temp_file_limit",
+    "track_activities",
+    "track_counts",
+    "track_functions",
+    "track_io_timing",
+    "track_wal_io_timing",
+    "update_process_title",
+    "wal_compression",
+    "wal_consistency_checking",
+    "wal_init_zero",
+    "wal_recycle",
+    "zero_damaged_pages",
+];
+
+/// True for a setting only a superuser may change.
+pub fn is_superuser_setting(setting: &str) -> bool {
+    SUPERUSER_SETTINGS.contains(&setting)
+}
+
 /// Session settings any role may SET, RESET or set_config.
 pub const HARMLESS_SETTINGS: &[&str] = &[
     "statement_timeout",
@@ -492,7 +554,6 @@ pub const HARMLESS_SETTINGS: &[&str] = &[
     "enable_partitionwise_join",
     "xmloption",
     "array_nulls",
-    "lc_messages",
     "lc_monetary",
     "lc_numeric",
     "lc_time",
@@ -535,6 +596,9 @@ pub fn is_secret_setting(setting: &str) -> bool {
 
 /// Catalog relations that hold row data or secrets, not schema metadata.
 pub const SENSITIVE_CATALOG: &[&str] = &[
+    // information_schema's views of user mappings show their options, passwords included.
+    "user_mapping_options",
+    "_pg_user_mappings",
     "pg_statistic",
     "pg_stats",
     "pg_stats_ext",
@@ -569,6 +633,9 @@ pub const SENSITIVE_CATALOG_COLUMNS: &[(&str, &str)] = &[
     ("pg_proc", "probin"),
     ("pg_proc", "prosqlbody"),
     ("routines", "routine_definition"),
+    // Per-role settings (ALTER ROLE ... SET) may hold secrets.
+    ("pg_roles", "rolconfig"),
+    ("pg_user", "useconfig"),
 ];
 
 /// Schemas that hold the system catalogs.

@@ -29,6 +29,8 @@ pub struct Catalog {
     by_oid: HashMap<u32, String>,
     oid_by_name: HashMap<String, u32>,
     column_names: std::collections::HashSet<(String, String)>,
+    parents: HashMap<String, Vec<String>>,
+    schemas: Option<std::collections::HashSet<String>>,
     attributes: HashMap<(u32, i16), String>,
     /// Changes whenever a new snapshot replaces an old one.
     pub version: u64,
@@ -57,6 +59,8 @@ impl Catalog {
             by_oid: HashMap::new(),
             oid_by_name: HashMap::new(),
             column_names: std::collections::HashSet::new(),
+            parents: HashMap::new(),
+            schemas: None,
             attributes: HashMap::new(),
             version,
         }
@@ -105,6 +109,44 @@ impl Catalog {
             current = (base, inner_attnum);
         }
         None
+    }
+
+    /// Adds inheritance and partitioning: (child, parent), both `schema.name`.
+    pub fn add_parents<'a>(&mut self, rows: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        for (child, parent) in rows {
+            self.parents
+                .entry(child.to_string())
+                .or_default()
+                .push(parent.to_string());
+        }
+    }
+
+    /// Records the schemas that exist.
+    pub fn add_schemas<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        self.schemas
+            .get_or_insert_with(Default::default)
+            .extend(names.into_iter().map(str::to_string));
+    }
+
+    /// Whether a schema exists (true when the snapshot has no schema list).
+    pub fn has_schema(&self, schema: &str) -> bool {
+        self.schemas.as_ref().is_none_or(|s| s.contains(schema))
+    }
+
+    /// Every table `schema.name` inherits from or is a partition of,
+    /// transitively: its rows are theirs, and so are their rules.
+    pub fn ancestors(&self, qualified: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut todo = vec![qualified.to_string()];
+        while let Some(t) = todo.pop() {
+            for p in self.parents.get(&t).into_iter().flatten() {
+                if !out.contains(p) && p != qualified {
+                    out.push(p.clone());
+                    todo.push(p.clone());
+                }
+            }
+        }
+        out
     }
 
     /// Whether the snapshot knows the columns of `schema.name`.

@@ -7,7 +7,7 @@ use crate::sql::{Classification, Name, Operation};
 
 use super::builtins::{
     is_catalog_schema, is_dangerous, is_harmless_setting, is_safe, is_secret_setting,
-    SENSITIVE_CATALOG, SENSITIVE_CATALOG_COLUMNS,
+    is_superuser_setting, SENSITIVE_CATALOG, SENSITIVE_CATALOG_COLUMNS,
 };
 use super::catalog::Catalog;
 use super::masks::Masks;
@@ -34,6 +34,9 @@ pub struct SessionView<'a> {
 /// A refusal, ready to become an ErrorResponse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
+    /// The SQLSTATE: 42501 (insufficient privilege) for a refusal, 42601
+    /// for text PostgreSQL's parser rejects (a typo, not a denial).
+    pub code: &'static str,
     /// Starts with `pgward:` and names what was refused.
     pub message: String,
     /// The rule that refused it.
@@ -83,6 +86,7 @@ impl Grants<'_> {
 
     fn deny(&self, what: String, detail: String, hint: String) -> Decision {
         Decision::Deny(Denial {
+            code: "42501",
             message: format!("pgward: {} may not {what}", self.who),
             detail,
             hint,
@@ -100,15 +104,43 @@ pub fn resolve(name: &Name, view: &SessionView) -> Result<Vec<String>, String> {
         }
     }
     if let Some(s) = &name.schema {
-        return Ok(vec![format!("{s}.{}", name.name)]);
+        return Ok(with_ancestors(vec![format!("{s}.{}", name.name)], view));
     }
+    let system = format!("pg_catalog.{}", name.name);
     if name.name.starts_with("pg_") {
-        return Ok(vec![format!("pg_catalog.{}", name.name)]);
+        // pg_catalog is searched first unless the path names it later; a
+        // `pg_` relation of a path schema may win then, or when pg_catalog
+        // has none: every one that exists is a candidate.
+        let Some(catalog) = view.catalog else {
+            return Ok(vec![system]);
+        };
+        let mut out: Vec<String> = view
+            .search_path
+            .iter()
+            .map(|s| format!("{s}.{}", name.name))
+            .filter(|q| *q != system && catalog.exists(q))
+            .collect();
+        let nowhere = out.is_empty() && !catalog.exists(&system);
+        if nowhere {
+            // Nowhere in the snapshot (a new table?): wherever it may be.
+            out = view
+                .search_path
+                .iter()
+                .filter(|s| !matches!(s.as_str(), "$user" | "pg_catalog"))
+                .map(|s| format!("{s}.{}", name.name))
+                .collect();
+        }
+        if nowhere || catalog.exists(&system) || out.is_empty() {
+            out.insert(0, system);
+        }
+        return Ok(with_ancestors(out, view));
     }
     let mut out: Vec<String> = view
         .search_path
         .iter()
         .filter(|s| !matches!(s.as_str(), "$user" | "pg_catalog"))
+        // A schema that does not exist is skipped by the server.
+        .filter(|s| view.catalog.is_none_or(|c| c.has_schema(s)))
         .map(|s| format!("{s}.{}", name.name))
         .collect();
     if out.is_empty() {
@@ -119,10 +151,25 @@ pub fn resolve(name: &Name, view: &SessionView) -> Result<Vec<String>, String> {
         // exists nowhere, the statement fails (or names a temporary table).
         let existing: Vec<String> = out.iter().filter(|q| catalog.exists(q)).cloned().collect();
         if !existing.is_empty() {
-            return Ok(existing);
+            out = existing;
         }
     }
-    Ok(out)
+    Ok(with_ancestors(out, view))
+}
+
+/// A partition's or an inheriting table's rows are its parents' too: every
+/// rule of a parent (read, masks, deny_columns) applies to them.
+fn with_ancestors(mut names: Vec<String>, view: &SessionView) -> Vec<String> {
+    if let Some(catalog) = view.catalog {
+        for n in names.clone() {
+            for a in catalog.ancestors(&n) {
+                if !names.contains(&a) {
+                    names.push(a);
+                }
+            }
+        }
+    }
+    names
 }
 
 /// True when the text reads a relation with masked columns, directly or
@@ -131,7 +178,11 @@ pub fn reads_masked(c: &Classification, view: &SessionView) -> bool {
     let Some(masks) = view.masks.filter(|m| !m.is_empty()) else {
         return false;
     };
-    let masked = |r: &str| masks.rules.keys().any(|(t, _)| t == r);
+    if c.operations.contains(&Operation::Cursor) {
+        // FETCH returns a cursor's rows without naming what it reads.
+        return true;
+    }
+    let masked = |r: &str| masks.rules.keys().any(|(t, _)| same(t, r));
     c.reads.iter().any(|n| {
         resolve(n, view).is_ok_and(|rs| {
             rs.iter().any(|r| {
@@ -163,6 +214,7 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
 
     if let Some(reason) = c.forbidden.first() {
         return Decision::Deny(Denial {
+            code: "42501",
             message: format!("pgward: {reason} is never allowed"),
             detail: "rule: built-in; pgward refuses this for every role".into(),
             hint: "run it directly against the database as its owner if it is really needed".into(),
@@ -174,6 +226,10 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
             Operation::Set => !c.settings.iter().all(|s| is_harmless_setting(s)),
             // Reading settings is metadata; secret ones are refused below.
             Operation::Show => false,
+            // Transaction control changes no data (what runs inside is judged
+            // statement by statement; READ WRITE is a session limit), and
+            // every driver sends BEGIN by default.
+            Operation::Transaction => false,
             _ => true,
         };
         if needed && !g.any(|r| r.operations.contains(op)) {
@@ -193,6 +249,25 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
                 what,
                 format!("rule: operations; {op} is not granted"),
                 format!("allowed operations: {}", g.list(ops_list)),
+            );
+        }
+    }
+    if let Some(s) = c.settings.iter().find(|s| is_superuser_setting(s)) {
+        return Decision::Deny(Denial {
+            code: "42501",
+            message: format!("pgward: changing {s} is never allowed"),
+            detail: "rule: built-in; only a superuser may change it (logging, triggers, debugging)"
+                .into(),
+            hint: "ask the database owner to change it for the login".into(),
+        });
+    }
+    let limits = super::limits::SessionLimits::of(roles);
+    for (name, value) in &c.setting_values {
+        if let Some(why) = limits.refuse(name, value) {
+            return g.deny(
+                why,
+                "rule: session limits; the role's read-only or timeout limit".into(),
+                "work within the limit; an operator can change the role".into(),
             );
         }
     }
@@ -253,6 +328,11 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
             }
         }
     }
+    if c.operations.contains(&Operation::Ddl) {
+        if let Some(d) = check_ddl_on_guarded_tables(&g, c, view) {
+            return d;
+        }
+    }
     for f in &c.functions {
         if let Some(d) = check_function(&g, f, view) {
             return d;
@@ -296,6 +376,41 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
     }
     let max_rows = roles.iter().filter_map(|r| r.max_rows).min();
     Decision::Allow { max_rows }
+}
+
+/// Masks and `deny_columns` name `schema.table.column`: DDL that renames,
+/// moves, reparents or attaches such a table or column would take its values
+/// out from under the rule, so DDL writing one is refused, unless the role
+/// sees every masked column of it in clear and has no denied column there.
+fn check_ddl_on_guarded_tables(
+    g: &Grants,
+    c: &Classification,
+    view: &SessionView,
+) -> Option<Decision> {
+    for name in &c.writes {
+        for rel in resolve(name, view).unwrap_or_default() {
+            let masked = view.masks.is_some_and(|m| {
+                m.rules.keys().any(|(t, col)| {
+                    same(t, &rel)
+                        && !g.any(|r| {
+                            r.unmask
+                                .iter()
+                                .any(|(ut, uc)| same(ut, &rel) && same(uc, col))
+                        })
+                })
+            });
+            let denied = g.any(|r| r.deny_columns.iter().any(|(t, _)| same(t, &rel)));
+            if masked || denied {
+                let what = if masked { "masked" } else { "denied" };
+                return Some(g.deny(
+                    format!("change the definition of {rel}"),
+                    format!("rule: masks; {rel} has {what} columns, which DDL could rename or move out from under the rule"),
+                    "run schema changes on such tables as the database owner, outside pgward".into(),
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// `t.name` where no table behind `t` has a column `name` is the function
@@ -350,6 +465,7 @@ fn check_view(g: &Grants, rel: &str, view: &SessionView, depth: usize) -> Option
             check_read(g, inner).or_else(|| check_view(g, inner, view, depth + 1))
         {
             return Some(Decision::Deny(Denial {
+                code: "42501",
                 message: format!("{} (through the view {rel})", d.message),
                 ..d
             }));
@@ -358,6 +474,7 @@ fn check_view(g: &Grants, rel: &str, view: &SessionView, depth: usize) -> Option
     for f in &def.functions {
         if let Some(Decision::Deny(d)) = check_function(g, f, view) {
             return Some(Decision::Deny(Denial {
+                code: "42501",
                 message: format!("{} (through the view {rel})", d.message),
                 ..d
             }));
@@ -368,6 +485,7 @@ fn check_view(g: &Grants, rel: &str, view: &SessionView, depth: usize) -> Option
             check_columns(g, c, view).or_else(|| check_masks(g, c, view, true))
         {
             return Some(Decision::Deny(Denial {
+                code: "42501",
                 message: format!("{} (through the view {rel})", d.message),
                 ..d
             }));
@@ -479,13 +597,13 @@ fn check_columns(g: &Grants, c: &Classification, view: &SessionView) -> Option<D
         denied.push((format!("{schema}.{t}"), col.to_string(), "catalog"));
     }
     for (table, col, rule) in denied {
-        if !read.contains(&table) {
+        if !read.iter().any(|r| same(r, &table)) {
             continue;
         }
         let mut reason = None;
         for (name, cols) in &c.columns {
-            let here = resolve(name, view).is_ok_and(|rs| rs.contains(&table));
-            if here && cols.contains(&col) {
+            let here = resolve(name, view).is_ok_and(|rs| rs.iter().any(|r| same(r, &table)));
+            if here && cols.iter().any(|c| same(c, &col)) {
                 reason = Some("it is referenced");
             } else if here && cols.contains("*") {
                 reason = Some("a * or a whole-row reference would include it");
@@ -495,7 +613,8 @@ fn check_columns(g: &Grants, c: &Classification, view: &SessionView) -> Option<D
             }
         }
         if reason.is_none()
-            && (c.unscoped_columns.contains(&col) || c.predicate_unscoped.contains(&col))
+            && (c.unscoped_columns.iter().any(|c| same(c, &col))
+                || c.predicate_unscoped.iter().any(|c| same(c, &col)))
         {
             reason = Some("it is referenced");
         }
@@ -520,12 +639,21 @@ fn check_masks(
     view: &SessionView,
     in_view: bool,
 ) -> Option<Decision> {
+    let reads_table = |c: &Classification, table: &str| {
+        c.reads
+            .iter()
+            .any(|n| resolve(n, view).is_ok_and(|rs| rs.iter().any(|r| same(r, table))))
+    };
     let masks = view.masks?;
     if masks.is_empty() {
         return None;
     }
     for ((table, col), rule) in &masks.rules {
-        if g.any(|r| r.unmask.iter().any(|(t, uc)| t == table && uc == col)) {
+        if g.any(|r| {
+            r.unmask
+                .iter()
+                .any(|(t, uc)| same(t, table) && same(uc, col))
+        }) {
             continue;
         }
         // A use of the column itself, or of a view column that shows it.
@@ -534,14 +662,14 @@ fn check_masks(
             std::collections::BTreeSet<String>,
         >| {
             cols.iter().any(|(name, cols)| {
-                let used = |c: &str| cols.contains(c) || cols.contains("*");
+                let used = |c: &str| cols.iter().any(|x| same(x, c) || x == "*");
                 resolve(name, view).is_ok_and(|rs| {
                     rs.iter().any(|r| {
-                        (r == table && used(col))
+                        (same(r, table) && used(col))
                             || view.catalog.is_some_and(|cat| {
-                                cat.view_column_bases(r)
-                                    .iter()
-                                    .any(|(vc, bt, bc)| bt == table && bc == col && used(vc))
+                                cat.view_column_bases(r).iter().any(|(vc, bt, bc)| {
+                                    same(bt, table) && same(bc, col) && used(vc)
+                                })
                             })
                     })
                 })
@@ -550,21 +678,17 @@ fn check_masks(
         let mut used = names(&c.indirect_columns)
             || (!rule.allow_predicates
                 && (names(&c.predicate_columns)
-                    || (c.predicate_unscoped.contains(col)
-                        && c.reads
-                            .iter()
-                            .any(|n| resolve(n, view).is_ok_and(|rs| rs.contains(table))))))
-            || (c.unscoped_columns.contains(col)
-                && c.reads
-                    .iter()
-                    .any(|n| resolve(n, view).is_ok_and(|rs| rs.contains(table))));
+                    || (c.predicate_unscoped.iter().any(|x| same(x, col))
+                        && reads_table(c, table))))
+            || (c.unscoped_columns.iter().any(|x| same(x, col)) && reads_table(c, table));
         if in_view && !used && names(&c.columns) {
             // A view may show a masked column as one of its own columns (it is
             // then masked in place), but only if pgward can tell which one.
             let mapped = c.outputs.as_ref().is_some_and(|outs| {
-                outs.iter()
-                    .flatten()
-                    .any(|(n, oc)| oc == col && resolve(n, view).is_ok_and(|rs| rs.contains(table)))
+                outs.iter().flatten().any(|(n, oc)| {
+                    same(oc, col)
+                        && resolve(n, view).is_ok_and(|rs| rs.iter().any(|r| same(r, table)))
+                })
             });
             used = !mapped;
         }
@@ -577,6 +701,14 @@ fn check_masks(
         }
     }
     None
+}
+
+/// Names compared with masks, `deny_columns` and `unmask` as written in the
+/// config: ASCII case does not matter. For masks and denials that errs on the
+/// side of masking and denying (`"User"."emailAddress"` is masked by
+/// `public.user.emailaddress`); PostgreSQL folds only ASCII letters.
+fn same(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
 }
 
 fn describe_op(op: Operation) -> String {

@@ -17,7 +17,10 @@ impl Patterns {
                 Some(rest) => (true, rest),
                 None => (false, item.as_str()),
             };
-            if pat.is_empty() || pat.split('.').count() > 3 {
+            // Exactly `schema.name`: a bare `api_keys` would match nothing,
+            // so `!api_keys` would exclude nothing.
+            let parts: Vec<&str> = pat.split('.').collect();
+            if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
                 return Err(format!(
                     "{item:?} is not a pattern like \"schema.table\" or \"schema.*\""
                 ));
@@ -34,14 +37,21 @@ impl Patterns {
 
     /// True when `qualified` (`schema.name`) is granted by this list.
     pub fn matches(&self, qualified: &str) -> bool {
-        self.include.iter().any(|p| glob(p, qualified))
-            && !self.exclude.iter().any(|p| glob(p, qualified))
+        self.include.iter().any(|p| glob(p, qualified)) && !self.excludes(qualified)
+    }
+
+    /// Exclusions ignore ASCII case (`!public.API_Keys` still excludes the
+    /// folded `public.api_keys`): a mistaken case never widens a grant.
+    fn excludes(&self, qualified: &str) -> bool {
+        let lower = qualified.to_ascii_lowercase();
+        self.exclude
+            .iter()
+            .any(|p| glob(&p.to_ascii_lowercase(), &lower))
     }
 
     /// True when `qualified` is named without wildcards by an inclusion.
     pub fn names_exactly(&self, qualified: &str) -> bool {
-        self.include.iter().any(|p| p == qualified)
-            && !self.exclude.iter().any(|p| glob(p, qualified))
+        self.include.iter().any(|p| p == qualified) && !self.excludes(qualified)
     }
 
     /// True when nothing is granted.
@@ -100,5 +110,20 @@ mod tests {
         assert!(!p.matches("internal.customers"));
         assert!(Patterns::new(&["a.b.c.d".into()]).is_err());
         assert!(Patterns::new(&["!".into()]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod pattern_form {
+    use super::*;
+
+    #[test]
+    fn patterns_name_a_schema_and_exclusions_ignore_case() {
+        for bad in ["api_keys", "!api_keys", "a.b.c", ".x", "x.", ""] {
+            assert!(Patterns::new(&[bad.to_string()]).is_err(), "{bad}");
+        }
+        let p = Patterns::new(&["public.*".to_string(), "!Public.API_Keys".to_string()]).unwrap();
+        assert!(!p.matches("public.api_keys"));
+        assert!(p.matches("public.orders"));
     }
 }

@@ -79,8 +79,12 @@ impl Masks {
             };
             rules.insert(
                 (
-                    format!("{}.{}", schema.to_lowercase(), table.to_lowercase()),
-                    col.to_lowercase(),
+                    format!(
+                        "{}.{}",
+                        schema.to_ascii_lowercase(),
+                        table.to_ascii_lowercase()
+                    ),
+                    col.to_ascii_lowercase(),
                 ),
                 MaskRule {
                     strategy,
@@ -93,7 +97,10 @@ impl Masks {
 
     /// The rule for a column, if it is masked.
     pub fn rule(&self, table: &str, column: &str) -> Option<&MaskRule> {
-        self.rules.get(&(table.to_string(), column.to_string()))
+        // Keys are kept in ASCII lower case; so is the lookup (see
+        // decide::same: case never unmasks a column).
+        self.rules
+            .get(&(table.to_ascii_lowercase(), column.to_ascii_lowercase()))
     }
 
     /// True when any column is masked.

@@ -7,6 +7,7 @@ pub mod builtins;
 pub mod catalog;
 pub mod decide;
 pub mod glob;
+pub mod limits;
 pub mod masks;
 pub mod role;
 

@@ -39,6 +39,12 @@ pub struct RoleConfig {
     /// `email`, `card`, `ssn`.
     #[serde(default)]
     pub scan_entities: Vec<String>,
+    /// Ceiling on `statement_timeout` (`"30s"`), set at session start.
+    pub statement_timeout: Option<String>,
+    /// Ceiling on `lock_timeout`.
+    pub lock_timeout: Option<String>,
+    /// Ceiling on `idle_in_transaction_session_timeout`.
+    pub idle_in_transaction_session_timeout: Option<String>,
 }
 
 /// One compiled role.
@@ -64,6 +70,8 @@ pub struct Role {
     pub unmask: Vec<(String, String)>,
     /// Entities masked inside unmasked text columns.
     pub scan_entities: crate::mask::scan::Entities,
+    /// Timeout ceilings in milliseconds, by setting name.
+    pub timeouts: Vec<(&'static str, u64)>,
 }
 
 impl Role {
@@ -87,7 +95,31 @@ impl Role {
         let write = Patterns::new(&r.write).map_err(|e| ("write".to_string(), e))?;
         let deny_columns = columns("deny_columns", &r.deny_columns)?;
         let unmask = columns("unmask", &r.unmask)?;
+        let mut timeouts = Vec::new();
+        for (key, value) in [
+            ("statement_timeout", &r.statement_timeout),
+            ("lock_timeout", &r.lock_timeout),
+            (
+                "idle_in_transaction_session_timeout",
+                &r.idle_in_transaction_session_timeout,
+            ),
+        ] {
+            if let Some(v) = value {
+                match super::limits::parse_duration_ms(v) {
+                    Some(ms) if ms > 0 => timeouts.push((key, ms)),
+                    _ => {
+                        return Err((
+                            key.to_string(),
+                            format!(
+                                "{v:?} is not a positive duration such as \"30s\" or \"500ms\""
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
         Ok(Role {
+            timeouts,
             name: name.to_string(),
             operations,
             read,
@@ -103,12 +135,22 @@ impl Role {
     }
 }
 
+impl Role {
+    /// The role's ceiling on a timeout setting, in milliseconds.
+    pub fn timeout(&self, setting: &str) -> Option<u64> {
+        self.timeouts
+            .iter()
+            .find(|(s, _)| *s == setting)
+            .map(|(_, ms)| *ms)
+    }
+}
+
 /// Parses a list of `schema.table.column` into (schema.table, column).
 fn columns(key: &str, list: &[String]) -> Result<Vec<(String, String)>, (String, String)> {
     list.iter()
         .map(|c| match c.rsplit_once('.') {
             Some((table, col)) if table.contains('.') && !col.is_empty() => {
-                Ok((table.to_lowercase(), col.to_lowercase()))
+                Ok((table.to_ascii_lowercase(), col.to_ascii_lowercase()))
             }
             _ => Err((
                 key.to_string(),

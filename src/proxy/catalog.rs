@@ -39,6 +39,15 @@ const ATTRIBUTES_SQL: &str = "SELECT c.oid, n.nspname, c.relname, a.attnum, a.at
      WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
        AND n.nspname <> 'pg_toast'";
 
+const INHERITS_SQL: &str = "SELECT cn.nspname, c.relname, pn.nspname, p.relname \
+     FROM pg_catalog.pg_inherits i \
+     JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+     JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+     JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
+     JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace";
+
+const SCHEMAS_SQL: &str = "SELECT nspname FROM pg_catalog.pg_namespace";
+
 type Fetch = Shared<Pin<Box<dyn Future<Output = Result<Rc<Catalog>, String>>>>>;
 
 #[derive(Default)]
@@ -140,6 +149,8 @@ async fn fetch(
     build::message(&mut out, b'Q', |b| {
         build::cstr(b, ATTRIBUTES_SQL.as_bytes())
     });
+    build::message(&mut out, b'Q', |b| build::cstr(b, INHERITS_SQL.as_bytes()));
+    build::message(&mut out, b'Q', |b| build::cstr(b, SCHEMAS_SQL.as_bytes()));
     build::terminate(&mut out);
     let conn = &mut up.conn;
     write_all(conn.io_mut(), out.freeze())
@@ -147,6 +158,8 @@ async fn fetch(
         .map_err(|e| e.to_string())?;
     let mut rows: Vec<(String, String, u8, Option<String>)> = Vec::new();
     let mut attributes: Vec<(u32, String, i16, String)> = Vec::new();
+    let mut parents: Vec<(String, String)> = Vec::new();
+    let mut schemas: Vec<String> = Vec::new();
     let mut results = 0;
     loop {
         let h = conn.next_frame(1 << 30).await.map_err(|e| match e {
@@ -164,6 +177,31 @@ async fn fetch(
                     .collect::<Result<_, _>>()
                     .map_err(|e| e.to_string())?;
                 let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+                if results == 3 {
+                    match v.as_slice() {
+                        [Some(n)] => schemas.push(String::from_utf8_lossy(n).into_owned()),
+                        _ => return Err("unexpected schema row".into()),
+                    }
+                    continue;
+                }
+                if results == 2 {
+                    match v.as_slice() {
+                        [Some(cs), Some(c), Some(ps), Some(p)] => parents.push((
+                            format!(
+                                "{}.{}",
+                                String::from_utf8_lossy(cs),
+                                String::from_utf8_lossy(c)
+                            ),
+                            format!(
+                                "{}.{}",
+                                String::from_utf8_lossy(ps),
+                                String::from_utf8_lossy(p)
+                            ),
+                        )),
+                        _ => return Err("unexpected inheritance row".into()),
+                    }
+                    continue;
+                }
                 if results == 1 {
                     let num = |b: &[u8]| {
                         std::str::from_utf8(b)
@@ -203,7 +241,7 @@ async fn fetch(
             }
             b'Z' => {
                 results += 1;
-                if results == 2 {
+                if results == 4 {
                     break;
                 }
             }
@@ -215,6 +253,8 @@ async fn fetch(
             .map(|(s, n, k, d)| (s.as_str(), n.as_str(), *k, d.as_deref())),
         version,
     );
+    catalog.add_schemas(schemas.iter().map(String::as_str));
+    catalog.add_parents(parents.iter().map(|(c, p)| (c.as_str(), p.as_str())));
     catalog.add_attributes(
         attributes
             .iter()

@@ -169,7 +169,21 @@ pub async fn login(tcp: TcpStream, ctx: &LoginContext) -> Result<Hello, LoginErr
 }
 
 async fn read_startup_packet(conn: &mut FrameReader<Stream>) -> Result<usize, ReadError> {
+    /// A Terminate message: some drivers send it on a connection they give
+    /// up on before starting up. PostgreSQL closes quietly; so does pgward.
+    const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
     loop {
+        if conn.buf.first() == Some(&b'X') {
+            if conn.buf.len() < TERMINATE.len() && TERMINATE.starts_with(&conn.buf) {
+                if conn.fill(TERMINATE.len()).await? == 0 {
+                    return Err(ReadError::Eof);
+                }
+                continue;
+            }
+            if conn.buf.starts_with(&TERMINATE) {
+                return Err(ReadError::Eof);
+            }
+        }
         if let Some(len) = check_startup(&conn.buf)? {
             return Ok(len);
         }

@@ -42,14 +42,42 @@ fn literal(text: &str) -> String {
     out
 }
 
+/// A SQLSTATE as it may appear in the raise: five ASCII letters or digits.
+fn sqlstate(code: &str) -> &str {
+    if code.len() == 5 && code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        code
+    } else {
+        "42501"
+    }
+}
+
 /// The SQL that raises `d` as an ERROR with SQLSTATE 42501.
 pub fn raise_sql(d: &Denial) -> String {
     format!(
-        "DO $pgward$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = {}, DETAIL = {}, HINT = {}; END$pgward$",
+        "DO $pgward$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = {}, DETAIL = {}, HINT = {}; END$pgward$",
+        sqlstate(d.code),
         literal(&d.message),
         literal(&d.detail),
         literal(&d.hint)
     )
+}
+
+/// The server's error for one of pgward's refusals, cleaned: the refusal is
+/// pgward's, so the PL/pgSQL context, file, line and routine the server adds
+/// (`inline_code_block`, `pl_exec.c`) are not the client's business. `None`
+/// for any other error.
+pub fn clean_refusal(body: &[u8]) -> Option<bytes::Bytes> {
+    let fields = crate::wire::error_response::ErrorFields::parse(body).ok()?;
+    let ours = fields.get(b'M')?.starts_with(b"pgward:")
+        && fields
+            .get(b'W')
+            .is_some_and(|w| memchr::memmem::find(w, b"inline_code_block").is_some());
+    ours.then(|| {
+        fields.rebuild(b'E', |f| match f {
+            b'W' | b'F' | b'L' | b'R' => Some(None),
+            _ => None,
+        })
+    })
 }
 
 /// A simple Query that raises the refusal.
@@ -142,8 +170,32 @@ mod tests {
     }
 
     #[test]
+    fn refusals_lose_the_servers_context() {
+        let mut raw = BytesMut::new();
+        crate::wire::build::message(&mut raw, b'E', |b| {
+            for (f, v) in [
+                (b'S', &b"ERROR"[..]),
+                (b'C', b"42501"),
+                (b'M', b"pgward: role r may not read t"),
+                (b'W', b"PL/pgSQL function inline_code_block line 1 at RAISE"),
+                (b'F', b"pl_exec.c"),
+            ] {
+                b.put_u8(f);
+                cstr(b, v);
+            }
+            b.put_u8(0);
+        });
+        let clean = clean_refusal(&raw[5..]).unwrap();
+        let fields = crate::wire::error_response::ErrorFields::parse(&clean[5..]).unwrap();
+        assert_eq!(fields.get(b'C'), Some(&b"42501"[..]));
+        assert!(fields.get(b'W').is_none() && fields.get(b'F').is_none());
+        assert!(clean_refusal(b"SERROR\0C22012\0Mdivision by zero\0\0").is_none());
+    }
+
+    #[test]
     fn literals_cannot_escape_the_do_block() {
         let d = Denial {
+            code: "42501",
             message: "pgward: role r may not read public.\"x'$pgward$; DROP TABLE t; --\\".into(),
             detail: "d\nnewline".into(),
             hint: "h".into(),

@@ -23,7 +23,9 @@ use crate::policy::decide::decide;
 use crate::policy::role::Role;
 use crate::policy::{Decision, Denial, SessionView};
 use crate::sql::cache::{ClassificationCache, Classified, LookupError};
+use crate::sql::classify::ClassifyError;
 use crate::sql::fingerprint::Strings;
+use crate::sql::settings::split_identifier_list;
 use crate::sql::{Classification, Operation};
 
 /// The session's judge.
@@ -59,6 +61,8 @@ pub struct Guard {
     ddl_count: u64,
     /// Whether the server may be reading backslashes differently.
     lexing: Lexing,
+    /// The upstream login, which `$user` in a search_path names.
+    login: String,
 }
 
 /// What pgward knows of one prepared statement.
@@ -146,11 +150,11 @@ fn facts_of(c: &Classification) -> Facts {
 /// ReadyForQuery, after the replies to whatever it ran in the meantime.
 #[derive(Debug, Default)]
 struct Lexing {
-    /// ReadyForQuery messages the server owes for what was forwarded (one
-    /// per Query and per Sync).
-    ready_owed: u64,
-    /// ReadyForQuery messages received.
-    ready_seen: u64,
+    /// The ReadyForQuery messages the server owes (one per Query and per
+    /// Sync), in order, each true when what it ends may run code (a Query,
+    /// or a Sync after a Bind or Execute); a Sync after only Parse, Describe
+    /// or Close runs nothing that could change a setting.
+    owed: VecDeque<bool>,
     /// A Bind or Execute was forwarded since the last Sync (planning at
     /// Bind may run functions too).
     running: bool,
@@ -158,7 +162,7 @@ struct Lexing {
 
 impl Lexing {
     fn uncertain(&self) -> bool {
-        self.ready_seen < self.ready_owed || self.running
+        self.running || self.owed.iter().any(|&runs| runs)
     }
 }
 
@@ -184,13 +188,9 @@ impl Guard {
     ) -> Guard {
         let mut search_path = vec!["public".to_string()];
         if let Some(p) = startup_search_path {
-            for s in p.split(',') {
-                let s = s.trim();
-                let s = match s.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
-                    Some(q) => q.to_string(),
-                    None => s.to_lowercase(),
-                };
-                if !s.is_empty() && !search_path.contains(&s) {
+            // Unparsable text is refused by the server at login.
+            for s in split_identifier_list(p).unwrap_or_default() {
+                if !search_path.contains(&s) {
                     search_path.push(s);
                 }
             }
@@ -213,7 +213,36 @@ impl Guard {
             ddl_allowed: false,
             ddl_count: 0,
             lexing: Lexing::default(),
+            login: String::new(),
         }
+    }
+
+    /// Adds the search_path the upstream session reported at its start (the
+    /// login's and the database's defaults apply there), with `$user` as
+    /// the upstream login. An unreadable value is an error: names could not
+    /// be resolved as the server does.
+    pub fn learn_search_path(&mut self, text: &str, login: &str) -> Result<(), String> {
+        self.login = login.to_string();
+        let schemas = split_identifier_list(text)
+            .ok_or_else(|| format!("the server's search_path {text:?} cannot be read"))?;
+        for s in schemas {
+            self.add_schema(s);
+        }
+        Ok(())
+    }
+
+    /// Adds a schema unqualified names may now resolve in; true if new.
+    fn add_schema(&mut self, schema: String) -> bool {
+        let schema = if schema == "$user" && !self.login.is_empty() {
+            self.login.clone()
+        } else {
+            schema
+        };
+        if self.search_path.contains(&schema) {
+            return false;
+        }
+        self.search_path.push(schema);
+        true
     }
 
     fn view(&self) -> SessionView<'_> {
@@ -300,9 +329,8 @@ impl Guard {
                 )
             }
             Err(LookupError::Lex(e)) => {
-                return refuse(
-                    format!("pgward: the statement cannot be analysed: {e}"),
-                    "rule: built-in; statements pgward cannot analyse are refused",
+                return syntax_error(
+                    format!("pgward: syntax error: {e}"),
                     "check the quoting of strings, identifiers and comments, and that no number or parameter runs into a name (1abc, $1abc)",
                 )
             }
@@ -319,6 +347,12 @@ impl Guard {
         }
         let c = match classified.as_ref() {
             Ok(c) => c,
+            Err(ClassifyError::Parse(e)) => {
+                return syntax_error(
+                    format!("pgward: syntax error: {e}"),
+                    "fix the statement; PostgreSQL's own parser rejects it",
+                )
+            }
             Err(e) => {
                 return refuse(
                     format!("pgward: {e}"),
@@ -351,10 +385,7 @@ impl Guard {
         let mut path_changed = false;
         if decision.is_allowed() {
             for s in &c.search_path {
-                if !self.search_path.contains(s) {
-                    self.search_path.push(s.clone());
-                    path_changed = true;
-                }
+                path_changed |= self.add_schema(s.clone());
             }
         }
         if path_changed || self.decisions.len() >= SESSION_DECISIONS {
@@ -661,20 +692,28 @@ impl Guard {
 
     /// Counts a message the server answers with ReadyForQuery (a Query,
     /// pgward's own or the client's, or a Sync), once forwarded.
-    pub fn owe_ready(&mut self) {
-        self.lexing.ready_owed += 1;
+    pub fn owe_ready(&mut self, query: bool) {
+        let runs = query || self.lexing.running;
+        self.lexing.owed.push_back(runs);
         self.lexing.running = false;
     }
 
     /// Takes back a Sync counted by `owe_ready` that the server ignored
     /// (it came during COPY FROM STDIN).
     pub fn sync_ignored(&mut self) {
-        self.lexing.ready_owed -= 1;
+        // One fewer ReadyForQuery comes; what the ignored Sync covered is
+        // covered by the next one instead.
+        if self.lexing.owed.pop_back() == Some(true) {
+            match self.lexing.owed.back_mut() {
+                Some(last) => *last = true,
+                None => self.lexing.running = true,
+            }
+        }
     }
 
     /// Notes a ReadyForQuery: outside a transaction block no portal survives.
     pub fn on_ready_for_query(&mut self, status: u8) {
-        self.lexing.ready_seen += 1;
+        self.lexing.owed.pop_front();
         if status == b'I' {
             self.portals.clear();
         }
@@ -691,8 +730,20 @@ impl Guard {
     }
 }
 
+/// Text PostgreSQL's parser rejects: a syntax error (42601), so an agent can
+/// tell a typo from a denial.
+fn syntax_error(message: String, hint: &str) -> Decision {
+    Decision::Deny(Denial {
+        code: "42601",
+        message,
+        detail: "rule: syntax; the statement does not parse".into(),
+        hint: hint.into(),
+    })
+}
+
 fn refuse(message: impl Into<String>, detail: &str, hint: &str) -> Decision {
     Decision::Deny(Denial {
+        code: "42501",
         message: message.into(),
         detail: detail.into(),
         hint: hint.into(),
@@ -710,6 +761,7 @@ fn shown(name: &[u8]) -> String {
 
 fn reserved() -> Denial {
     Denial {
+        code: "42501",
         message: format!(
             "pgward: the name \"{}\" is reserved for pgward's own refusals",
             String::from_utf8_lossy(REFUSAL_NAME)
@@ -723,6 +775,7 @@ fn reserved() -> Denial {
 fn unknown(what: &str, name: &[u8]) -> Denial {
     let shown = shown(name);
     Denial {
+        code: "42501",
         message: format!("pgward: {what} {shown} was refused or does not exist"),
         detail: "rule: built-in; only statements pgward allowed at Parse may be bound and executed"
             .into(),
@@ -750,6 +803,50 @@ mod tests {
         )];
         g.set_masks(Rc::new(Masks::compile(&raw.into_iter().collect()).unwrap()));
         (g, ClassificationCache::new(100))
+    }
+
+    #[test]
+    fn user_schemas_of_the_path_are_the_upstream_login() {
+        let (mut g, mut c) = guard("reader");
+        let catalog = Catalog::from_rows(
+            [
+                ("public", "orders", b'r', None),
+                ("svc", "orders", b'r', None),
+                ("public", "pg_notes", b'r', None),
+            ],
+            1,
+        );
+        g.set_catalog(Rc::new(catalog));
+        g.learn_search_path("\"$user\", public", "svc").unwrap();
+        assert!(g.learn_search_path("a b", "svc").is_err());
+        // The reader may read public.* only: `orders` may be svc.orders.
+        let d = g.on_query(&mut c, b"SELECT * FROM orders");
+        assert!(!d.is_allowed(), "{d:?}");
+        // A later SET search_path naming $user means the login too.
+        let (mut g, mut c) = guard("reader");
+        g.learn_search_path("public", "svc").unwrap();
+        assert!(g.on_query(&mut c, b"SELECT 1").is_allowed());
+        g.on_query(&mut c, b"SET search_path = \"$user\", public");
+        assert!(g.view().search_path.contains(&"svc".to_string()));
+    }
+
+    #[test]
+    fn a_user_relation_named_pg_something_is_checked_as_itself() {
+        let (mut g, mut c) = guard("reader");
+        let catalog = Catalog::from_rows(
+            [
+                ("internal", "pg_notes", b'r', None),
+                ("pg_catalog", "pg_class", b'r', None),
+            ],
+            1,
+        );
+        g.set_catalog(Rc::new(catalog));
+        g.learn_search_path("internal, public", "svc").unwrap();
+        // internal.pg_notes is not readable; pg_catalog has no pg_notes.
+        assert!(!g.on_query(&mut c, b"SELECT * FROM pg_notes").is_allowed());
+        assert!(g
+            .on_query(&mut c, b"SELECT relname FROM pg_class")
+            .is_allowed());
     }
 
     fn parse(g: &mut Guard, c: &mut ClassificationCache, name: &str, sql: &str) -> Ticket {
@@ -924,7 +1021,7 @@ mod tests {
         assert!(g
             .on_query(&mut c, b"SET standard_conforming_strings = off")
             .is_allowed());
-        g.owe_ready();
+        g.owe_ready(true);
         let d = g.check_sql(&mut c, tricky);
         assert!(
             matches!(&d, Decision::Deny(d) if d.message.contains("backslash")),
@@ -939,7 +1036,7 @@ mod tests {
         assert!(g.check_sql(&mut c, tricky).is_allowed());
         // Behind anything at all (a view or a trigger may call set_config).
         assert!(g.on_query(&mut c, b"SELECT * FROM customers").is_allowed());
-        g.owe_ready();
+        g.owe_ready(true);
         assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         g.on_ready_for_query(b'I');
         assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
@@ -957,14 +1054,24 @@ mod tests {
         assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         g.settle(p, Outcome::Done);
         g.settle(b, Outcome::Done);
-        g.owe_ready(); // the Sync
+        g.owe_ready(false); // the Sync, after a Bind and an Execute
         assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         g.on_ready_for_query(b'I');
         assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         // A Sync the server ignored (during COPY) is not waited for.
-        g.owe_ready();
+        g.owe_ready(false);
         g.sync_ignored();
         assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
+        // A Sync after only Parse, Describe or Close runs nothing: drivers
+        // close statements in the background, and that must not hold texts.
+        let _ = parse(&mut g, &mut c, "s", "SELECT 1");
+        g.owe_ready(false);
+        assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
+        // But an ignored Sync that ended a Bind hands that on.
+        let _ = bind(&mut g, &mut c, "", "s").unwrap();
+        g.owe_ready(false);
+        g.sync_ignored();
+        assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
     }
 
     #[test]

@@ -6,14 +6,13 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use crate::mask::scan::Entities;
 use crate::mask::{rewrite_row, ColumnMask, HashKey, Strategy};
 use crate::policy::catalog::Catalog;
 use crate::policy::masks::Masks;
 use crate::wire::backend::RowDescription;
-use crate::wire::build;
 use crate::wire::error_response::ErrorFields;
 use crate::wire::WireError;
 
@@ -161,10 +160,20 @@ impl Masker {
             let rule = self
                 .base_column(f.table_oid, f.attnum)
                 .and_then(|(table, column)| {
-                    let unmasked = self.unmask.iter().any(|(t, c)| *t == table && *c == column);
-                    let rule = (!unmasked)
-                        .then(|| self.masks.rule(&table, &column))
-                        .flatten()?;
+                    // A partition or inheriting table is masked as its parents are.
+                    let mut tables = vec![table];
+                    if let Some(c) = self.catalog.as_deref() {
+                        tables.extend(c.ancestors(&tables[0]));
+                    }
+                    let (table, rule) = tables.into_iter().find_map(|t| {
+                        let unmasked = self.unmask.iter().any(|(ut, c)| {
+                            ut.eq_ignore_ascii_case(&t) && c.eq_ignore_ascii_case(&column)
+                        });
+                        let rule = (!unmasked)
+                            .then(|| self.masks.rule(&t, &column))
+                            .flatten()?;
+                        Some((t, rule))
+                    })?;
                     columns.push(format!("{table}.{column}"));
                     Some(rule)
                 });
@@ -219,12 +228,37 @@ impl Masker {
             .is_some_and(|w| memchr::memmem::find(w, b"function").is_some());
         let ours = fields.get(b'M').is_some_and(|m| m.starts_with(b"pgward:"));
         if from_function && !ours {
-            return Ok(Some(rebuild(tag, &fields, |f| {
+            return Ok(Some(fields.rebuild(tag, |f| {
                 match f {
                 b'M' => Some(Some(&b"pgward: a message raised inside a function was removed; it may hold masked values"[..])),
                 b'D' | b'H' | b'W' => Some(None),
                 _ => None,
             }
+            })));
+        }
+        if !ours && fields.get(b'C').is_some_and(|c| c.starts_with(b"22")) {
+            // A data exception quotes the value it could not take
+            // (`invalid input syntax for type integer: "901-23-4567"`), which
+            // may be a masked column's, read by a predicate or a cast.
+            let message = fields.get(b'M').map(withhold_quoted).unwrap_or_default();
+            return Ok(Some(fields.rebuild(tag, |f| match f {
+                b'M' => Some(Some(&message[..])),
+                b'D' | b'W' => Some(None),
+                _ => None,
+            })));
+        }
+        if !ours
+            && fields.get(b'C') == Some(&b"44000"[..])
+            && (fields.get(b'D').is_some() || fields.get(b'W').is_some())
+        {
+            // A WITH CHECK OPTION violation quotes the failing row without
+            // naming its table: it may be a table with masked columns.
+            return Ok(Some(fields.rebuild(tag, |f| match f {
+                b'D' => Some(Some(
+                    &b"pgward: detail removed; it may hold masked values"[..],
+                )),
+                b'W' => Some(None),
+                _ => None,
             })));
         }
         let (Some(schema), Some(table)) = (fields.get(b's'), fields.get(b't')) else {
@@ -235,17 +269,21 @@ impl Masker {
             String::from_utf8_lossy(schema),
             String::from_utf8_lossy(table)
         );
+        let mut tables = vec![qualified.clone()];
+        if let Some(c) = self.catalog.as_deref() {
+            tables.extend(c.ancestors(&qualified));
+        }
         let masked = self.masks.rules.keys().any(|(t, c)| {
-            *t == qualified
+            tables.iter().any(|x| x.eq_ignore_ascii_case(t))
                 && !self
                     .unmask
                     .iter()
-                    .any(|(ut, uc)| *ut == qualified && uc == c)
+                    .any(|(ut, uc)| ut.eq_ignore_ascii_case(&qualified) && uc == c)
         });
         if !masked || (fields.get(b'D').is_none() && fields.get(b'W').is_none()) {
             return Ok(None);
         }
-        Ok(Some(rebuild(tag, &fields, |f| match f {
+        Ok(Some(fields.rebuild(tag, |f| match f {
             b'D' => Some(Some(
                 &b"pgward: detail removed; it may hold masked values"[..],
             )),
@@ -294,28 +332,23 @@ impl Masker {
     }
 }
 
-/// Rebuilds an ErrorResponse or NoticeResponse; `change(field)` returns
-/// `None` to keep a field, `Some(None)` to drop it, `Some(Some(text))` to
-/// replace its value.
-fn rebuild<'a>(
-    tag: u8,
-    fields: &ErrorFields<'a>,
-    change: impl Fn(u8) -> Option<Option<&'static [u8]>>,
-) -> Bytes {
-    let mut out = BytesMut::with_capacity(256);
-    build::message(&mut out, tag, |b| {
-        for (f, v) in fields.iter().flatten() {
-            let value: &[u8] = match change(f) {
-                None => v,
-                Some(None) => continue,
-                Some(Some(text)) => text,
-            };
-            b.put_u8(f);
-            build::cstr(b, value);
+/// A message with every double-quoted part replaced by `"[value withheld]"`.
+fn withhold_quoted(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len());
+    let mut parts = message.split(|&b| b == b'"');
+    if let Some(first) = parts.next() {
+        out.extend_from_slice(first);
+    }
+    let mut inside = true;
+    for part in parts {
+        if inside {
+            out.extend_from_slice(b"\"[value withheld]\"");
+        } else {
+            out.extend_from_slice(part);
         }
-        b.put_u8(0);
-    });
-    out.freeze()
+        inside = !inside;
+    }
+    out
 }
 
 #[cfg(test)]

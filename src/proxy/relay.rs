@@ -227,13 +227,21 @@ impl<'a> ClientPump<'a> {
     }
 
     fn owe_ticket(&self, owed: Owed, visible: bool, ticket: Option<Ticket>) {
+        let query = owed == Owed::Query;
+        self.owe_runs(owed, visible, ticket, query);
+    }
+
+    /// Owes a reply; `runs` says whether the message may run client code
+    /// (pgward's own refusal does not: it only raises).
+    fn owe_runs(&self, owed: Owed, visible: bool, ticket: Option<Ticket>, runs: bool) {
+        let query = runs;
         let ready = self
             .state
             .pipeline
             .borrow_mut()
             .push_ticket(owed, visible, ticket);
         if ready {
-            self.state.guard.borrow_mut().owe_ready();
+            self.state.guard.borrow_mut().owe_ready(query);
         }
     }
 
@@ -247,7 +255,7 @@ impl<'a> ClientPump<'a> {
         if simple {
             // The server runs it in the unnamed portal, as any simple Query.
             self.state.guard.borrow_mut().forget_unnamed_portal();
-            self.owe(Owed::Query, true);
+            self.owe_runs(Owed::Query, true, None, false);
             raise_query(d, &mut out);
         } else {
             for _ in 0..EXTENDED_HIDDEN_REPLIES {
@@ -297,8 +305,11 @@ impl<'a> ClientPump<'a> {
             }
             b'E' => {
                 let e = Execute::parse(body)?;
+                // Asked before the Execute is noted: running a FETCH forgets
+                // the portals it may have moved, the executed one included.
+                let masked = guard.portal_reads_masked(e.portal);
                 let refusal = guard.on_execute(e.portal);
-                if refusal.is_none() && guard.portal_reads_masked(e.portal) {
+                if refusal.is_none() && masked {
                     // The rows must be masked, so pgward needs the portal's
                     // description even if the client never asked for it.
                     drop(guard);
@@ -345,6 +356,7 @@ impl<'a> ClientPump<'a> {
                 Owed::Query,
                 None,
                 Some(Denial {
+                    code: "42501",
                     message: "pgward: fast-path function calls are never allowed".into(),
                     detail: "rule: built-in; a FunctionCall message carries no SQL to analyse"
                         .into(),
@@ -480,7 +492,14 @@ impl From<WireError> for Stop {
 fn observe(state: &SessionState, tag: u8, body: &[u8]) -> Result<Delivery, Stop> {
     let route = note(state, tag, body)?;
     // The masker sees hidden RowDescriptions too (pgward's own Describes).
-    let masked = state.masker.borrow_mut().on_message(tag, body)?;
+    let masked = match state.masker.borrow_mut().on_message(tag, body)? {
+        // pgward's own refusal, raised by the server: without its context.
+        Masked::Keep if tag == b'E' => match super::denial::clean_refusal(body) {
+            Some(clean) => Masked::Replace(clean),
+            None => Masked::Keep,
+        },
+        other => other,
+    };
     let cap = state.row_cap.borrow_mut().on_message(tag);
     Ok(match (route, cap, masked) {
         (Route::Hide, _, _) => Delivery::Hide,

@@ -25,8 +25,10 @@ use super::startup_options::{
 use super::stream::Stream;
 use super::upstream::{self, UpstreamError};
 use super::worker::WorkerContext;
-use crate::policy::builtins::is_harmless_setting;
+use crate::policy::builtins::{is_harmless_setting, is_superuser_setting};
+use crate::policy::limits::SessionLimits;
 use crate::policy::role::Role;
+use crate::sql::classification::SettingValue;
 use crate::sql::Operation;
 use crate::wire::build;
 use crate::wire::error_response::PgError;
@@ -127,12 +129,25 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
         .iter()
         .find(|(k, _)| k == "search_path")
         .map(|(_, v)| v.as_str());
+    let limits = SessionLimits::of(&roles.iter().collect::<Vec<_>>());
     let mut guard = Guard::new(roles, &database, &db.dbname, search_path);
     guard.set_masks(ctx.masks.clone());
+    // The login the user's roles name for this database (or its own).
+    let login = db.login_for(&user.roles);
+    let up_db = db.as_login(&login);
+    // The roles' limits, as startup parameters, unless the client set the
+    // same setting itself (checked against the limit above, so it is within it).
+    let mut up_params = params.clone();
+    up_params.extend(
+        limits
+            .startup_params()
+            .into_iter()
+            .filter(|(name, _)| !settings.iter().any(|(s, _)| s == name)),
+    );
     let up = match upstream::connect(
-        db,
+        &up_db,
         ctx.upstream_tls.get(&database),
-        &params,
+        &up_params,
         ctx.config.server.buffer_size,
     )
     .await
@@ -149,7 +164,10 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
                     "08006",
                     format!("pgward: cannot open a session on database \"{database}\""),
                 )
-                .with_detail(other.to_string())
+                .with_detail(format!(
+                    "{}; the operator finds why in pgward's log",
+                    other.for_client()
+                ))
                 .to_frame()
                 .freeze(),
             };
@@ -176,6 +194,30 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
                 .with_hint(ENCODING_HINT)
                 .to_frame()
                 .freeze(),
+        )
+        .await;
+        return;
+    }
+    // Unqualified names resolve through the path the server really uses:
+    // the login's or the database's defaults may have set it.
+    let mut up = up;
+    let learned = match upstream::search_path(&mut up.conn).await {
+        Ok(path) => guard.learn_search_path(&path, &login.user),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = learned {
+        warn!(error = %e, "session refused: search_path unknown");
+        let mut terminate = BytesMut::new();
+        build::terminate(&mut terminate);
+        let _ = write_all(up.conn.io_mut(), terminate.freeze()).await;
+        let _ = write_all(
+            conn.io_mut(),
+            PgError::fatal(
+                "08006",
+                "pgward: cannot read the session's search_path, so names cannot be checked",
+            )
+            .to_frame()
+            .freeze(),
         )
         .await;
         return;
@@ -296,8 +338,12 @@ pub const ENCODING_HINT: &str = "connect with client_encoding=UTF8 (libpq: PGCLI
 
 /// Startup settings the user's roles do not allow, as a FATAL message.
 fn refuse_startup_settings(roles: &[Role], settings: &[(String, String)]) -> Option<String> {
-    for (name, _) in settings {
-        if matches!(name.as_str(), "role" | "session_authorization") {
+    let limits = SessionLimits::of(&roles.iter().collect::<Vec<_>>());
+    for (name, value) in settings {
+        if let Some(why) = limits.refuse(name, &SettingValue::Literal(value.clone())) {
+            return Some(format!("pgward: the startup option may not {why}"));
+        }
+        if matches!(name.as_str(), "role" | "session_authorization") || is_superuser_setting(name) {
             return Some(format!(
                 "pgward: the startup option {name} is never allowed"
             ));

@@ -50,6 +50,20 @@ pub enum UpstreamError {
     Timeout(String),
 }
 
+impl UpstreamError {
+    /// What an agent may be told: never the upstream's host, port or the
+    /// login pgward uses (those go to pgward's log).
+    pub fn for_client(&self) -> &'static str {
+        match self {
+            UpstreamError::Io { .. } => "the database server cannot be reached",
+            UpstreamError::Tls { .. } => "the TLS connection to the database server failed",
+            UpstreamError::Refused { .. } => "the database server refused pgward's login",
+            UpstreamError::Protocol(_) => "pgward could not log in to the database server",
+            UpstreamError::Timeout(_) => "the database server did not answer in time",
+        }
+    }
+}
+
 /// A logged-in upstream session.
 pub struct Upstream {
     /// The connection, with anything it sent after ReadyForQuery.
@@ -324,4 +338,48 @@ pub async fn send_cancel(addr: SocketAddr, pid: u32, secret: &[u8]) -> std::io::
     let mut r = FrameReader::new(tcp, BytesMut::with_capacity(16), 16);
     let _ = monoio::time::timeout(std::time::Duration::from_secs(5), r.fill(1)).await;
     Ok(())
+}
+
+/// Asks a fresh upstream session for its search_path (`SHOW search_path`),
+/// which the login's and the database's own defaults may have set: the
+/// guard must resolve unqualified names against the path the server uses.
+pub async fn search_path(conn: &mut FrameReader<Stream>) -> Result<String, String> {
+    let mut out = BytesMut::new();
+    build::message(&mut out, b'Q', |b| build::cstr(b, b"SHOW search_path"));
+    write_all(conn.io_mut(), out.freeze())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut value = None;
+    let mut error = None;
+    loop {
+        let h = conn.next_frame(1 << 20).await.map_err(|e| match e {
+            ReadError::Eof => "the server closed the session".to_string(),
+            ReadError::Io(e) => e.to_string(),
+            ReadError::Wire(e) => e.to_string(),
+        })?;
+        let frame = conn.take(h.total);
+        let body = &frame[5..];
+        match h.tag {
+            b'D' => {
+                let row = crate::wire::backend::DataRow::parse(body).map_err(|e| e.to_string())?;
+                if let Some(Ok(Some(v))) = row.values().next() {
+                    value = Some(String::from_utf8_lossy(v).into_owned());
+                }
+            }
+            b'E' => {
+                error = Some(
+                    ErrorFields::parse(body)
+                        .map(|f| f.message())
+                        .unwrap_or_else(|e| e.to_string()),
+                )
+            }
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    match (error, value) {
+        (Some(e), _) => Err(e),
+        (None, Some(v)) => Ok(v),
+        (None, None) => Err("SHOW search_path returned no row".into()),
+    }
 }

@@ -132,8 +132,34 @@ pub fn bind_all(config: &Config) -> Result<Vec<std::net::TcpListener>, String> {
         .collect()
 }
 
+/// Claims each listen address for this process: SO_REUSEPORT lets the
+/// workers share a port, but it would let a second pgward (same user) share
+/// it too, and take half the connections. The claim is an abstract Unix
+/// socket named after the address, held until the process exits; a second
+/// claim fails with "address already in use".
+fn claim_listen_addresses(config: &Config) -> Result<(), String> {
+    use std::os::linux::net::SocketAddrExt;
+    for a in &config.server.listen {
+        let name = format!("pgward-listen-{a}");
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+            .map_err(|e| format!("cannot listen on {a}: {e}"))?;
+        match std::os::unix::net::UnixListener::bind_addr(&addr) {
+            // Held for the life of the process.
+            Ok(claim) => std::mem::forget(claim),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(format!(
+                    "cannot listen on {a}: address already in use (another pgward listens there)"
+                ))
+            }
+            Err(e) => return Err(format!("cannot listen on {a}: {e}")),
+        }
+    }
+    Ok(())
+}
+
 /// Starts `workers` threads and returns their handles.
 pub fn start(blueprint: Blueprint) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
+    claim_listen_addresses(&blueprint.config)?;
     let workers = blueprint.config.server.workers;
     let mut handles = Vec::new();
     for n in 0..workers {

@@ -158,6 +158,17 @@ impl fmt::Display for Name {
     }
 }
 
+/// The value a statement gives a setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingValue {
+    /// RESET, SET ... TO DEFAULT: back to the session's value.
+    Reset,
+    /// A literal value, as text.
+    Literal(String),
+    /// A value pgward cannot read (not a literal, FROM CURRENT).
+    Unknown,
+}
+
 /// The analysis of one SQL text (all the statements in it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Classification {
@@ -175,6 +186,9 @@ pub struct Classification {
     pub operators: BTreeSet<Name>,
     /// Settings changed (SET, RESET, set_config with a literal name).
     pub settings: BTreeSet<String>,
+    /// The values given to settings changed, by name (also the read-only
+    /// and deferrable options of BEGIN and SET TRANSACTION).
+    pub setting_values: Vec<(String, SettingValue)>,
     /// Settings read (SHOW, current_setting with a literal name).
     pub settings_read: BTreeSet<String>,
     /// Columns read per relation (as written), `*` for all of them (a `*`, a

@@ -10,6 +10,17 @@ use super::census::Kind;
 use super::classify::ClassifyError;
 use super::walker::{Use, Walk, Walker};
 
+/// The function name an older server reads JSON_EXISTS/QUERY/VALUE as.
+fn json_function_name(op: i32) -> &'static str {
+    use pg_query::protobuf::JsonExprOp as Op;
+    match Op::try_from(op) {
+        Ok(Op::JsonExistsOp) => "json_exists",
+        Ok(Op::JsonQueryOp) => "json_query",
+        Ok(Op::JsonValueOp) => "json_value",
+        Ok(Op::JsonTableOp | Op::Undefined) | Err(_) => "json_table",
+    }
+}
+
 fn unexpected(kind: &str) -> Walk {
     Err(ClassifyError::Unsupported(format!(
         "a {kind} node in a raw parse tree"
@@ -248,6 +259,7 @@ impl Walker<'_> {
             N::JsonOutput(o) => self.opt_type(&o.type_name),
             N::JsonArgument(a) => self.json_value(&a.val, inner),
             N::JsonFuncExpr(f) => {
+                self.sql_json(json_function_name(f.op));
                 self.json_value(&f.context_item, inner)?;
                 self.opt(&f.pathspec, inner)?;
                 self.nodes(&f.passing, inner)?;
@@ -268,14 +280,33 @@ impl Walker<'_> {
                 self.opt(&kv.key, inner)?;
                 self.json_value(&kv.value, inner)
             }
-            N::JsonParseExpr(p) => self.json_value(&p.expr, inner),
-            N::JsonScalarExpr(s) => self.opt(&s.expr, inner),
-            N::JsonSerializeExpr(s) => self.json_value(&s.expr, inner),
-            N::JsonObjectConstructor(o) => self.nodes(&o.exprs, inner),
-            N::JsonArrayConstructor(a) => self.nodes(&a.exprs, inner),
-            N::JsonArrayQueryConstructor(q) => self.subquery(q.query.as_deref(), inner),
+            N::JsonParseExpr(p) => {
+                self.sql_json("json");
+                self.json_value(&p.expr, inner)
+            }
+            N::JsonScalarExpr(s) => {
+                self.sql_json("json_scalar");
+                self.opt(&s.expr, inner)
+            }
+            N::JsonSerializeExpr(s) => {
+                self.sql_json("json_serialize");
+                self.json_value(&s.expr, inner)
+            }
+            N::JsonObjectConstructor(o) => {
+                self.sql_json("json_object");
+                self.nodes(&o.exprs, inner)
+            }
+            N::JsonArrayConstructor(a) => {
+                self.sql_json("json_array");
+                self.nodes(&a.exprs, inner)
+            }
+            N::JsonArrayQueryConstructor(q) => {
+                self.sql_json("json_array");
+                self.subquery(q.query.as_deref(), inner)
+            }
             N::JsonAggConstructor(a) => self.json_agg(a),
             N::JsonObjectAgg(a) => {
+                self.sql_json("json_objectagg");
                 if let Some(c) = &a.constructor {
                     self.json_agg(c)?;
                 }
@@ -286,6 +317,7 @@ impl Walker<'_> {
                 Ok(())
             }
             N::JsonArrayAgg(a) => {
+                self.sql_json("json_arrayagg");
                 if let Some(c) = &a.constructor {
                     self.json_agg(c)?;
                 }
@@ -455,6 +487,16 @@ impl Walker<'_> {
         }
     }
 
+    /// SQL/JSON syntax (PostgreSQL 16 and later) that an older server reads
+    /// as a call of a function of that name, found through the search path:
+    /// checked as that function, so it needs a grant where it is not built in.
+    fn sql_json(&mut self, name: &str) {
+        self.c
+            .functions
+            .insert(super::classification::Name::bare(name));
+    }
+
+    /// A window definition: partitions and orderings are predicates.
     pub fn window(&mut self, w: &pg_query::protobuf::WindowDef) -> Walk {
         self.nodes(&w.partition_clause, Use::Predicate)?;
         self.nodes(&w.order_clause, Use::Predicate)?;

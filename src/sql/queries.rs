@@ -298,6 +298,10 @@ impl Walker<'_> {
                 Ok(())
             }
             NodeEnum::JsonTable(t) => {
+                // An older server reads JSON_TABLE(...) as a function in FROM.
+                self.c
+                    .functions
+                    .insert(super::classification::Name::bare("json_table"));
                 self.with_partial_scope(scope, |w| {
                     if let Some(v) = &t.context_item {
                         w.opt(&v.raw_expr, Use::Indirect)?;

@@ -5,7 +5,7 @@
 
 use pg_query::protobuf::{VariableSetKind, VariableSetStmt};
 
-use super::classification::Operation;
+use super::classification::{Operation, SettingValue};
 use super::names::string_constant;
 use super::walker::{Walk, Walker};
 
@@ -78,8 +78,9 @@ pub fn split_identifier_list(text: &str) -> Option<Vec<String>> {
 }
 
 impl Walker<'_> {
-    /// Records a change of `name`.
-    pub fn setting(&mut self, name: &str) {
+    /// Records a change of `name` to `value`.
+    pub fn setting(&mut self, name: &str, value: SettingValue) {
+        self.c.setting_values.push((name.to_string(), value));
         if IDENTITY_SETTINGS.contains(&name) {
             self.forbid(format!("setting {name} changes the session's identity"));
         }
@@ -100,7 +101,11 @@ impl Walker<'_> {
             "client_encoding" => self.encoding(value),
             _ => {}
         }
-        self.setting(name);
+        let value = match value {
+            Some(v) => SettingValue::Literal(v.to_string()),
+            None => SettingValue::Unknown,
+        };
+        self.setting(name, value);
     }
 
     fn encoding(&mut self, value: Option<&str>) {
@@ -122,8 +127,8 @@ impl Walker<'_> {
                     s.args.iter().map(string_constant_or_number).collect();
                 match name.as_str() {
                     // Each value is one schema name, already folded by the parser.
-                    "search_path" => match values {
-                        Some(v) => self.c.search_path.extend(v),
+                    "search_path" => match &values {
+                        Some(v) => self.c.search_path.extend(v.iter().cloned()),
                         None => self.forbid("SET search_path to something other than schema names"),
                     },
                     "client_encoding" => match values.as_deref() {
@@ -132,14 +137,27 @@ impl Walker<'_> {
                     },
                     _ => {}
                 }
-                self.setting(&name);
+                let value = match values {
+                    Some(v) => SettingValue::Literal(v.join(", ")),
+                    None => SettingValue::Unknown,
+                };
+                self.setting(&name, value);
             }
-            VariableSetKind::VarSetDefault
-            | VariableSetKind::VarSetCurrent
-            | VariableSetKind::VarReset => self.setting(&name),
-            VariableSetKind::VarResetAll => self.setting("all"),
+            VariableSetKind::VarSetDefault | VariableSetKind::VarReset => {
+                self.setting(&name, SettingValue::Reset)
+            }
+            VariableSetKind::VarSetCurrent => self.setting(&name, SettingValue::Unknown),
+            VariableSetKind::VarResetAll => self.setting("all", SettingValue::Reset),
             VariableSetKind::VarSetMulti => match name.as_str() {
-                "transaction" | "session characteristics" | "transaction snapshot" => {
+                "transaction" => {
+                    self.c.operations.insert(Operation::Transaction);
+                    self.transaction_options(&s.args, "");
+                }
+                "session characteristics" => {
+                    self.c.operations.insert(Operation::Transaction);
+                    self.transaction_options(&s.args, "default_");
+                }
+                "transaction snapshot" => {
                     self.c.operations.insert(Operation::Transaction);
                 }
                 _ => return Err(super::classify::unsupported(&format!("SET {name}"))),
@@ -149,6 +167,35 @@ impl Walker<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl Walker<'_> {
+    /// The options of BEGIN, START TRANSACTION, SET TRANSACTION and SET
+    /// SESSION CHARACTERISTICS (`READ WRITE`, `DEFERRABLE`, ...), recorded as
+    /// the settings they change (`prefix` is `default_` for the session's).
+    pub fn transaction_options(&mut self, options: &[pg_query::Node], prefix: &str) {
+        for o in options {
+            let Some(pg_query::NodeEnum::DefElem(d)) = o.node.as_ref() else {
+                continue;
+            };
+            let value = match d.arg.as_deref().and_then(|a| a.node.as_ref()) {
+                Some(pg_query::NodeEnum::AConst(c)) => match super::names::const_text(c) {
+                    Some(v) if v == "1" => SettingValue::Literal("on".into()),
+                    Some(v) if v == "0" => SettingValue::Literal("off".into()),
+                    Some(v) => SettingValue::Literal(v),
+                    None => SettingValue::Unknown,
+                },
+                Some(pg_query::NodeEnum::Integer(i)) => {
+                    SettingValue::Literal(if i.ival != 0 { "on" } else { "off" }.into())
+                }
+                Some(pg_query::NodeEnum::String(s)) => SettingValue::Literal(s.sval.clone()),
+                _ => SettingValue::Unknown,
+            };
+            self.c
+                .setting_values
+                .push((format!("{prefix}{}", d.defname), value));
+        }
     }
 }
 

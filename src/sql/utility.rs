@@ -73,6 +73,7 @@ impl Walker<'_> {
                         self.c.operations.insert(Operation::Transaction);
                     }
                 }
+                self.transaction_options(&t.options, "");
                 self.nodes(&t.options, Use::Indirect)
             }
             N::ConstraintsSetStmt(s) => {

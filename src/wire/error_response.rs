@@ -175,6 +175,30 @@ impl<'a> ErrorFields<'a> {
         String::from_utf8_lossy(self.get(b'M').unwrap_or_default()).into_owned()
     }
 
+    /// Rebuilds the message as `tag` (ErrorResponse or NoticeResponse);
+    /// `change(field)` returns `None` to keep a field, `Some(None)` to drop
+    /// it, `Some(Some(text))` to replace its value.
+    pub fn rebuild<'b>(
+        &self,
+        tag: u8,
+        change: impl Fn(u8) -> Option<Option<&'b [u8]>>,
+    ) -> bytes::Bytes {
+        let mut out = BytesMut::with_capacity(256);
+        crate::wire::build::message(&mut out, tag, |b| {
+            for (f, v) in self.iter().flatten() {
+                let value: &[u8] = match change(f) {
+                    None => v,
+                    Some(None) => continue,
+                    Some(Some(text)) => text,
+                };
+                bytes::BufMut::put_u8(b, f);
+                crate::wire::build::cstr(b, value);
+            }
+            bytes::BufMut::put_u8(b, 0);
+        });
+        out.freeze()
+    }
+
     /// True when the non-localized severity is FATAL or PANIC.
     pub fn is_fatal(&self) -> bool {
         matches!(

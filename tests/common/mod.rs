@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod scratch;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
