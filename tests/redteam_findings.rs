@@ -269,6 +269,55 @@ fn f6_select_into_copies_masked_columns_in_clear() {
 }
 
 // ---------------------------------------------------------------------------
+// F8. Decision-cache poisoning through string continuation. The server joins
+// a string and the next quoted part when only whitespace holding a newline
+// lies between them, reading every part in the first part's rules: after
+// E'a', `\'` escapes the quote. A lexer that keyed the parts as two strings
+// read both texts below as "select ? ? as x , ?"; to the server the first
+// reads nothing and the second reads key_value FROM api_keys.
+
+#[test]
+fn f8_continued_strings_do_not_reuse_a_cached_decision() {
+    let primer = "SELECT 'a'\n'b' AS x, 'c'";
+    let attack = "SELECT E'a'\n'\\' AS x, ' , key_value FROM api_keys --'";
+    assert!(
+        allowed_sql("reader", primer),
+        "sanity: the primer reads nothing"
+    );
+    assert!(
+        !allowed_sql("reader", attack),
+        "sanity: the attack reads public.api_keys"
+    );
+    assert!(
+        !allowed_after("reader", primer, attack),
+        "the cached classification of the primer let the reader read public.api_keys"
+    );
+    // Under standard_conforming_strings off a plain string reads as E''.
+    let attack = "SELECT 'a'\n'\\' AS x, ' , key_value FROM api_keys --'";
+    for (strings, primer, attack) in [
+        (
+            Strings::Standard,
+            primer,
+            "SELECT E'a'\n'\\' AS x, ' , key_value FROM api_keys --'",
+        ),
+        (Strings::Escaped, primer, attack),
+    ] {
+        let mut cache = ClassificationCache::new(100);
+        let first = cache.classify(primer.as_bytes(), strings).unwrap();
+        let second = cache.classify(attack.as_bytes(), strings).unwrap();
+        assert!(!std::rc::Rc::ptr_eq(&first, &second), "{strings:?}");
+        assert_eq!((cache.hits, cache.misses), (0, 2), "{strings:?}");
+        assert!(
+            second
+                .as_ref()
+                .as_ref()
+                .is_ok_and(|c| !allowed("reader", c)),
+            "{strings:?}: the attack must be judged on its own and refused"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Live tests: a real pgward in front of PostgreSQL 15.
 
 const LIVE_ROLES: &str = r#"

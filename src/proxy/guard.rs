@@ -18,7 +18,6 @@ use std::rc::Rc;
 
 use super::denial::REFUSAL_NAME;
 use super::pipeline::{Outcome, Ticket};
-use super::string_scan::has_continued_string;
 use crate::policy::catalog::Catalog;
 use crate::policy::decide::decide;
 use crate::policy::role::Role;
@@ -320,16 +319,6 @@ impl Guard {
 
     /// Judges `sql` as the server lexes it under `strings`.
     fn judge(&mut self, cache: &mut ClassificationCache, sql: &[u8], strings: Strings) -> Decision {
-        if has_continued_string(sql, strings) {
-            // The fingerprint lexer reads the parts as separate strings, so
-            // the decision cache could answer for a text the server reads
-            // otherwise.
-            return refuse(
-                "pgward: strings continued on the next line ('a' newline 'b') are not supported",
-                "rule: built-in; the server reads the parts as one string, under the first part's rules, and pgward's statement cache does not",
-                "write the string as one literal, or join the parts with ||",
-            );
-        }
         let classified = match cache.classify(sql, strings) {
             Ok(c) => c,
             Err(LookupError::NotUtf8) => {
@@ -342,7 +331,7 @@ impl Guard {
             Err(LookupError::Lex(e)) => {
                 return syntax_error(
                     format!("pgward: syntax error: {e}"),
-                    "check the quoting of strings, identifiers and comments",
+                    "check the quoting of strings, identifiers and comments, and that no number or parameter runs into a name (1abc, $1abc)",
                 )
             }
         };

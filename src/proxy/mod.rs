@@ -15,7 +15,6 @@ pub mod session;
 pub mod shutdown;
 pub mod startup_options;
 pub mod stream;
-pub mod string_scan;
 pub mod tls;
 pub mod upstream;
 pub mod worker;

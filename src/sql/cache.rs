@@ -2,8 +2,9 @@
 //! worker and found again by fingerprint, so a repeated statement never
 //! reaches the parser. Bounded, single-threaded (one per worker), no locks.
 //! Sound by construction: an entry is found only by the exact normalized
-//! form, and classifications that depended on literal values are found only
-//! with the same literals.
+//! form, which the fingerprint lexer writes from the tokens the server's
+//! scanner reads (tests/fingerprint_vs_scanner.rs), and classifications that
+//! depended on literal values are found only with the same literals.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -20,7 +21,9 @@ pub type Classified = Rc<Result<Classification, ClassifyError>>;
 pub enum LookupError {
     /// The text is not valid UTF-8.
     NotUtf8,
-    /// The lexer refused it (unterminated string or comment).
+    /// The lexer refused it: the server's scanner would refuse it too
+    /// (an unterminated string or comment, a number running into a name),
+    /// or it is a U&'' string under standard_conforming_strings off.
     Lex(LexError),
 }
 
