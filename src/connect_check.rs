@@ -16,8 +16,11 @@ use crate::provision::plan::{LoginSpec, Plan};
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finding {
-    /// The gateway cannot work as configured.
+    /// The gateway cannot work as configured (an upstream or login problem).
     Error(String),
+    /// The configuration does not match the database in a way that weakens
+    /// protection (a mask naming no column): `serve` refuses to start.
+    Misconfigured(String),
     /// It works, but weakens what pgward guarantees.
     Warning(String),
 }
@@ -81,11 +84,14 @@ pub fn column_findings(
             .iter()
             .any(|(t, c)| t.eq_ignore_ascii_case(table) && c.eq_ignore_ascii_case(col))
     };
+    let has_table = |table: &str| columns.iter().any(|(t, _)| t.eq_ignore_ascii_case(table));
     let mut out = Vec::new();
     for (table, col) in config.masks.rules.keys() {
-        if !exists(table, col) {
-            out.push(Finding::Error(format!(
-                "masks.\"{table}.{col}\": databases.{db} has no such column; a misspelled mask masks nothing"
+        // Masks apply to every database; one that has the table must have
+        // the column (a table no database has is checked in `run`).
+        if has_table(table) && !exists(table, col) {
+            out.push(Finding::Misconfigured(format!(
+                "masks.\"{table}.{col}\": {table} in databases.{db} has no column {col}; a misspelled mask masks nothing"
             )));
         }
     }
@@ -184,11 +190,17 @@ pub fn run(config: &Config) -> Vec<Finding> {
     };
     rt.block_on(async {
         let mut out = Vec::new();
+        // Tables seen in every database read, and whether all were read.
+        let mut tables: BTreeSet<String> = BTreeSet::new();
+        let mut all_read = true;
         for (name, db) in &config.databases {
             for (user, (login, role)) in logins(db) {
                 let mut conn = match Connection::open(&db.as_login(&login)).await {
                     Ok(c) => c,
                     Err(e) => {
+                        if role.is_none() {
+                            all_read = false;
+                        }
                         out.push(Finding::Error(format!("databases.{name}: {e}")));
                         continue;
                     }
@@ -215,7 +227,7 @@ pub fn run(config: &Config) -> Vec<Finding> {
                     out.extend(own_login_grants(name, db, config, &mut conn).await);
                     match conn.query(COLUMNS_SQL).await {
                         Ok(reply) => {
-                            let columns = reply
+                            let columns: BTreeSet<(String, String)> = reply
                                 .rows
                                 .into_iter()
                                 .filter_map(|r| match r.as_slice() {
@@ -223,12 +235,27 @@ pub fn run(config: &Config) -> Vec<Finding> {
                                     _ => None,
                                 })
                                 .collect();
+                            tables.extend(columns.iter().map(|(t, _)| t.to_ascii_lowercase()));
                             out.extend(column_findings(name, config, &columns));
                         }
-                        Err(e) => out.push(Finding::Error(format!("databases.{name}: {e}"))),
+                        Err(e) => {
+                            all_read = false;
+                            out.push(Finding::Error(format!("databases.{name}: {e}")))
+                        }
                     }
                 }
                 conn.close().await;
+            }
+        }
+        if all_read {
+            for (table, col) in config.masks.rules.keys() {
+                if !tables.contains(&table.to_ascii_lowercase()) {
+                    // An error for `check`; `serve` only warns: the table
+                    // may be created later (masked from its first row).
+                    out.push(Finding::Error(format!(
+                        "masks.\"{table}.{col}\": no configured database has a table {table}; a misspelled mask masks nothing"
+                    )));
+                }
             }
         }
         out
@@ -270,10 +297,10 @@ mod tests {
         let got = column_findings("shop", &config, &columns);
         assert!(got
             .iter()
-            .any(|f| matches!(f, Finding::Error(e) if e.contains("public.t.emial"))));
+            .any(|f| matches!(f, Finding::Misconfigured(e) if e.contains("public.t.emial"))));
         assert!(!got
             .iter()
-            .any(|f| matches!(f, Finding::Error(e) if e.contains("name"))));
+            .any(|f| matches!(f, Finding::Misconfigured(e) if e.contains("name"))));
         assert!(got
             .iter()
             .any(|f| matches!(f, Finding::Warning(w) if w.contains("deny_columns"))));

@@ -115,7 +115,8 @@ fn main() -> ExitCode {
                 let mut errors = 0;
                 for f in &findings {
                     match f {
-                        pgward::connect_check::Finding::Error(e) => {
+                        pgward::connect_check::Finding::Error(e)
+                        | pgward::connect_check::Finding::Misconfigured(e) => {
                             errors += 1;
                             println!("error: {e}");
                         }
@@ -221,6 +222,19 @@ fn serve(path: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The database as configured: a mask naming no column would mask
+    // nothing, so pgward does not start; anything else is logged (an
+    // upstream that is down now may be up when agents arrive).
+    for finding in pgward::connect_check::run(&config) {
+        match finding {
+            pgward::connect_check::Finding::Misconfigured(e) => {
+                eprintln!("pgward: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+            pgward::connect_check::Finding::Error(e) => warn!("{e}"),
+            pgward::connect_check::Finding::Warning(w) => warn!("{w}"),
+        }
+    }
     let grace = config.server.shutdown_timeout;
     let listen = config.server.listen.clone();
     let workers = config.server.workers;

@@ -510,3 +510,33 @@ fn check_connect_names_grants_beyond_the_policy() {
     assert!(text.contains("api_keys"), "{text}");
     assert!(!text.contains("superuser"), "{text}");
 }
+
+#[test]
+fn serve_refuses_to_start_with_a_mask_naming_no_column() {
+    let c = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pgward.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{}\"]\n\n[databases.shop]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword = \"{}\"\nsslmode = \"disable\"\n\n[masks]\n\"public.customers.emial\" = \"email\"\n",
+            free_port(),
+            c.host,
+            c.port,
+            c.svc_user,
+            c.svc_password
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("public.customers.emial"),
+        "{}",
+        stderr(&out)
+    );
+}
