@@ -4,23 +4,14 @@
 
 use bytes::BytesMut;
 
-use super::catalog::Row;
 use crate::config::DatabaseConfig;
-use crate::proxy::buffer::{write_all, ReadError};
+use crate::proxy::buffer::write_all;
 use crate::proxy::tls;
 use crate::proxy::upstream::{self, Upstream};
-use crate::wire::backend::DataRow;
 use crate::wire::build;
-use crate::wire::error_response::ErrorFields;
 
 /// What a query returned.
-#[derive(Debug, Default)]
-pub struct Reply {
-    /// The rows of every statement, in order.
-    pub rows: Vec<Row>,
-    /// Notices and warnings the server sent (`WARNING: ...`).
-    pub notices: Vec<String>,
-}
+pub use crate::proxy::upstream::Reply;
 
 /// A logged-in session.
 pub struct Connection {
@@ -54,56 +45,7 @@ impl Connection {
     /// implicit transaction unless they say otherwise). An error from the
     /// server ends the query: its SQLSTATE and message are returned.
     pub async fn query(&mut self, sql: &str) -> Result<Reply, String> {
-        let conn = &mut self.up.conn;
-        let mut out = BytesMut::new();
-        build::message(&mut out, b'Q', |b| build::cstr(b, sql.as_bytes()));
-        write_all(conn.io_mut(), out.freeze())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut reply = Reply::default();
-        let mut error = None;
-        loop {
-            let h = conn.next_frame(1 << 30).await.map_err(|e| match e {
-                ReadError::Eof => "the server closed the session".to_string(),
-                ReadError::Io(e) => e.to_string(),
-                ReadError::Wire(e) => e.to_string(),
-            })?;
-            let frame = conn.take(h.total);
-            let body = &frame[5..];
-            match h.tag {
-                b'D' => {
-                    let row = DataRow::parse(body).map_err(|e| e.to_string())?;
-                    let mut values = Vec::with_capacity(row.len());
-                    for v in row.values() {
-                        values.push(
-                            v.map_err(|e| e.to_string())?
-                                .map(|b| String::from_utf8_lossy(b).into_owned()),
-                        );
-                    }
-                    reply.rows.push(values);
-                }
-                b'E' | b'N' => {
-                    let f = ErrorFields::parse(body).map_err(|e| e.to_string())?;
-                    let severity = f
-                        .get(b'V')
-                        .or_else(|| f.get(b'S'))
-                        .map(|s| String::from_utf8_lossy(s).into_owned())
-                        .unwrap_or_default();
-                    let text = format!("{severity}: {} ({})", f.message(), f.code().unwrap_or("?"));
-                    if h.tag == b'E' {
-                        error = Some(text);
-                    } else {
-                        reply.notices.push(text);
-                    }
-                }
-                b'Z' => break,
-                _ => {}
-            }
-        }
-        match error {
-            Some(e) => Err(e),
-            None => Ok(reply),
-        }
+        upstream::simple_query(&mut self.up.conn, sql).await
     }
 
     /// Ends the session politely.

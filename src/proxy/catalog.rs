@@ -15,13 +15,11 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use futures_util::future::{FutureExt, Shared};
 
-use super::buffer::{write_all, ReadError};
+use super::buffer::write_all;
 use super::upstream;
 use crate::config::DatabaseConfig;
 use crate::policy::catalog::Catalog;
-use crate::wire::backend::DataRow;
 use crate::wire::build;
-use crate::wire::error_response::ErrorFields;
 
 /// A snapshot older than this is fetched again before the next decision.
 pub const CATALOG_MAX_AGE: Duration = Duration::from_secs(30);
@@ -148,121 +146,27 @@ async fn fetch(
     let mut up = upstream::connect(db, tls, &params, 64 * 1024)
         .await
         .map_err(|e| e.to_string())?;
-    let mut out = BytesMut::new();
-    build::message(&mut out, b'Q', |b| build::cstr(b, CATALOG_SQL.as_bytes()));
-    build::message(&mut out, b'Q', |b| {
-        build::cstr(b, ATTRIBUTES_SQL.as_bytes())
-    });
-    build::message(&mut out, b'Q', |b| build::cstr(b, INHERITS_SQL.as_bytes()));
-    build::message(&mut out, b'Q', |b| build::cstr(b, SCHEMAS_SQL.as_bytes()));
-    build::message(&mut out, b'Q', |b| build::cstr(b, FUNCTIONS_SQL.as_bytes()));
-    build::terminate(&mut out);
     let conn = &mut up.conn;
-    write_all(conn.io_mut(), out.freeze())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut rows: Vec<(String, String, u8, Option<String>)> = Vec::new();
-    let mut attributes: Vec<(u32, String, i16, String)> = Vec::new();
-    let mut parents: Vec<(String, String)> = Vec::new();
-    let mut schemas: Vec<String> = Vec::new();
-    let mut functions: Vec<String> = Vec::new();
-    let mut results = 0;
-    loop {
-        let h = conn.next_frame(1 << 30).await.map_err(|e| match e {
-            ReadError::Eof => "the server closed the catalog connection".to_string(),
-            ReadError::Io(e) => e.to_string(),
-            ReadError::Wire(e) => e.to_string(),
-        })?;
-        let frame = conn.take(h.total);
-        let body = &frame[5..];
-        match h.tag {
-            b'D' => {
-                let row = DataRow::parse(body).map_err(|e| e.to_string())?;
-                let v: Vec<Option<&[u8]>> = row
-                    .values()
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| e.to_string())?;
-                let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-                if results == 4 {
-                    match v.as_slice() {
-                        [Some(n), Some(f)] => functions.push(format!(
-                            "{}.{}",
-                            String::from_utf8_lossy(n),
-                            String::from_utf8_lossy(f)
-                        )),
-                        _ => return Err("unexpected function row".into()),
-                    }
-                    continue;
-                }
-                if results == 3 {
-                    match v.as_slice() {
-                        [Some(n)] => schemas.push(String::from_utf8_lossy(n).into_owned()),
-                        _ => return Err("unexpected schema row".into()),
-                    }
-                    continue;
-                }
-                if results == 2 {
-                    match v.as_slice() {
-                        [Some(cs), Some(c), Some(ps), Some(p)] => parents.push((
-                            format!(
-                                "{}.{}",
-                                String::from_utf8_lossy(cs),
-                                String::from_utf8_lossy(c)
-                            ),
-                            format!(
-                                "{}.{}",
-                                String::from_utf8_lossy(ps),
-                                String::from_utf8_lossy(p)
-                            ),
-                        )),
-                        _ => return Err("unexpected inheritance row".into()),
-                    }
-                    continue;
-                }
-                if results == 1 {
-                    let num = |b: &[u8]| {
-                        std::str::from_utf8(b)
-                            .ok()
-                            .and_then(|s| s.parse::<i64>().ok())
-                    };
-                    match v.as_slice() {
-                        [Some(oid), Some(schema), Some(table), Some(attnum), Some(name)] => {
-                            attributes.push((
-                                num(oid).ok_or("bad oid")? as u32,
-                                format!(
-                                    "{}.{}",
-                                    String::from_utf8_lossy(schema),
-                                    String::from_utf8_lossy(table)
-                                ),
-                                num(attnum).ok_or("bad attnum")? as i16,
-                                String::from_utf8_lossy(name).into_owned(),
-                            ))
-                        }
-                        _ => return Err("unexpected attribute row".into()),
-                    }
-                    continue;
-                }
-                match v.as_slice() {
-                    [Some(schema), Some(name), Some(kind), def] => rows.push((
-                        text(Some(schema)).unwrap_or_default(),
-                        text(Some(name)).unwrap_or_default(),
-                        kind.first().copied().unwrap_or(b'?'),
-                        text(*def),
-                    )),
-                    _ => return Err("unexpected catalog row".into()),
-                }
-            }
-            b'E' => {
-                let f = ErrorFields::parse(body).map_err(|e| e.to_string())?;
-                return Err(f.message());
-            }
-            b'Z' => {
-                results += 1;
-                if results == 5 {
-                    break;
-                }
-            }
-            _ => {}
+    let relations = upstream::simple_query(conn, CATALOG_SQL).await?.rows;
+    let attributes = upstream::simple_query(conn, ATTRIBUTES_SQL).await?.rows;
+    let inherits = upstream::simple_query(conn, INHERITS_SQL).await?.rows;
+    let schemas = upstream::simple_query(conn, SCHEMAS_SQL).await?.rows;
+    let functions = upstream::simple_query(conn, FUNCTIONS_SQL).await?.rows;
+    let mut bye = BytesMut::new();
+    build::terminate(&mut bye);
+    let _ = write_all(conn.io_mut(), bye.freeze()).await;
+
+    let text = |v: &Option<String>| v.clone().ok_or("a catalog value is NULL");
+    let mut rows = Vec::with_capacity(relations.len());
+    for r in &relations {
+        match r.as_slice() {
+            [schema, name, kind, def] => rows.push((
+                text(schema)?,
+                text(name)?,
+                text(kind)?.bytes().next().unwrap_or(b'?'),
+                def.clone(),
+            )),
+            _ => return Err("unexpected catalog row".into()),
         }
     }
     let mut catalog = Catalog::from_rows(
@@ -270,11 +174,51 @@ async fn fetch(
             .map(|(s, n, k, d)| (s.as_str(), n.as_str(), *k, d.as_deref())),
         version,
     );
-    catalog.add_schemas(schemas.iter().map(String::as_str));
-    catalog.add_functions(functions.iter().map(String::as_str));
+    let mut attrs = Vec::with_capacity(attributes.len());
+    for r in &attributes {
+        match r.as_slice() {
+            [oid, schema, table, attnum, name] => attrs.push((
+                text(oid)?.parse::<u32>().map_err(|_| "bad oid")?,
+                format!("{}.{}", text(schema)?, text(table)?),
+                text(attnum)?.parse::<i16>().map_err(|_| "bad attnum")?,
+                text(name)?,
+            )),
+            _ => return Err("unexpected attribute row".into()),
+        }
+    }
+    let pair = |r: &Vec<Option<String>>, what: &str| -> Result<(String, String), String> {
+        match r.as_slice() {
+            [a, b] => Ok((text(a)?, text(b)?)),
+            _ => Err(format!("unexpected {what} row")),
+        }
+    };
+    let mut parents = Vec::with_capacity(inherits.len());
+    for r in &inherits {
+        match r.as_slice() {
+            [cs, c, ps, p] => parents.push((
+                format!("{}.{}", text(cs)?, text(c)?),
+                format!("{}.{}", text(ps)?, text(p)?),
+            )),
+            _ => return Err("unexpected inheritance row".into()),
+        }
+    }
+    let mut schema_names = Vec::with_capacity(schemas.len());
+    for r in &schemas {
+        match r.as_slice() {
+            [n] => schema_names.push(text(n)?),
+            _ => return Err("unexpected schema row".into()),
+        }
+    }
+    let mut function_names = Vec::with_capacity(functions.len());
+    for r in &functions {
+        let (n, f) = pair(r, "function")?;
+        function_names.push(format!("{n}.{f}"));
+    }
+    catalog.add_schemas(schema_names.iter().map(String::as_str));
+    catalog.add_functions(function_names.iter().map(String::as_str));
     catalog.add_parents(parents.iter().map(|(c, p)| (c.as_str(), p.as_str())));
     catalog.add_attributes(
-        attributes
+        attrs
             .iter()
             .map(|(o, t, a, n)| (*o, t.as_str(), *a, n.as_str())),
     );

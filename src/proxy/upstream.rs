@@ -340,19 +340,29 @@ pub async fn send_cancel(addr: SocketAddr, pid: u32, secret: &[u8]) -> std::io::
     Ok(())
 }
 
-/// Asks a fresh upstream session for its search_path (`SHOW search_path`),
-/// which the login's and the database's own defaults may have set: the
-/// guard must resolve unqualified names against the path the server uses.
-pub async fn search_path(conn: &mut FrameReader<Stream>) -> Result<String, String> {
+/// What a simple query returned.
+#[derive(Debug, Default)]
+pub struct Reply {
+    /// The rows of every statement, in order, as text.
+    pub rows: Vec<Vec<Option<String>>>,
+    /// Notices and warnings the server sent (`WARNING: ...`).
+    pub notices: Vec<String>,
+}
+
+/// Runs `sql` by the simple protocol on a session of pgward's own (the
+/// catalog's, provisioning's, a session's start) and reads up to
+/// ReadyForQuery. An error from the server is returned as its severity,
+/// message and SQLSTATE.
+pub async fn simple_query(conn: &mut FrameReader<Stream>, sql: &str) -> Result<Reply, String> {
     let mut out = BytesMut::new();
-    build::message(&mut out, b'Q', |b| build::cstr(b, b"SHOW search_path"));
+    build::message(&mut out, b'Q', |b| build::cstr(b, sql.as_bytes()));
     write_all(conn.io_mut(), out.freeze())
         .await
         .map_err(|e| e.to_string())?;
-    let mut value = None;
+    let mut reply = Reply::default();
     let mut error = None;
     loop {
-        let h = conn.next_frame(1 << 20).await.map_err(|e| match e {
+        let h = conn.next_frame(1 << 30).await.map_err(|e| match e {
             ReadError::Eof => "the server closed the session".to_string(),
             ReadError::Io(e) => e.to_string(),
             ReadError::Wire(e) => e.to_string(),
@@ -362,24 +372,48 @@ pub async fn search_path(conn: &mut FrameReader<Stream>) -> Result<String, Strin
         match h.tag {
             b'D' => {
                 let row = crate::wire::backend::DataRow::parse(body).map_err(|e| e.to_string())?;
-                if let Some(Ok(Some(v))) = row.values().next() {
-                    value = Some(String::from_utf8_lossy(v).into_owned());
+                let mut values = Vec::with_capacity(row.len());
+                for v in row.values() {
+                    values.push(
+                        v.map_err(|e| e.to_string())?
+                            .map(|b| String::from_utf8_lossy(b).into_owned()),
+                    );
                 }
+                reply.rows.push(values);
             }
-            b'E' => {
-                error = Some(
-                    ErrorFields::parse(body)
-                        .map(|f| f.message())
-                        .unwrap_or_else(|e| e.to_string()),
-                )
+            b'E' | b'N' => {
+                let f = ErrorFields::parse(body).map_err(|e| e.to_string())?;
+                let severity = f
+                    .get(b'V')
+                    .or_else(|| f.get(b'S'))
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .unwrap_or_default();
+                let text = format!("{severity}: {} ({})", f.message(), f.code().unwrap_or("?"));
+                if h.tag == b'E' {
+                    error = Some(text);
+                } else {
+                    reply.notices.push(text);
+                }
             }
             b'Z' => break,
             _ => {}
         }
     }
-    match (error, value) {
-        (Some(e), _) => Err(e),
-        (None, Some(v)) => Ok(v),
-        (None, None) => Err("SHOW search_path returned no row".into()),
+    match error {
+        Some(e) => Err(e),
+        None => Ok(reply),
     }
+}
+
+/// Asks a fresh upstream session for its search_path (`SHOW search_path`),
+/// which the login's and the database's own defaults may have set: the
+/// guard must resolve unqualified names against the path the server uses.
+pub async fn search_path(conn: &mut FrameReader<Stream>) -> Result<String, String> {
+    let reply = simple_query(conn, "SHOW search_path").await?;
+    reply
+        .rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten())
+        .ok_or_else(|| "SHOW search_path returned no row".to_string())
 }
