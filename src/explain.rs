@@ -28,9 +28,42 @@ fn classification_json(c: &Classification) -> serde_json::Value {
     })
 }
 
+/// The masked columns an allowed statement's results will carry masked:
+/// every masked column of a relation it reads (through a view, the view's
+/// column that shows it) that it selects by name or by `*`, unless a role
+/// unmasks it.
+fn masked_outputs(
+    c: &Classification,
+    masks: &crate::policy::masks::Masks,
+    roles: &[&crate::policy::role::Role],
+    view: &SessionView,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for ((table, col), rule) in &masks.rules {
+        let unmasked = roles.iter().any(|r| {
+            r.unmask
+                .iter()
+                .any(|(t, uc)| t.eq_ignore_ascii_case(table) && uc.eq_ignore_ascii_case(col))
+        });
+        if unmasked {
+            continue;
+        }
+        let selected = c.columns.iter().any(|(name, cols)| {
+            crate::policy::decide::resolve(name, view)
+                .is_ok_and(|rs| rs.iter().any(|r| r.eq_ignore_ascii_case(table)))
+                && cols.iter().any(|x| x == "*" || x.eq_ignore_ascii_case(col))
+        });
+        if selected {
+            out.push(format!("{table}.{col} ({:?})", rule.strategy).to_lowercase());
+        }
+    }
+    out
+}
+
 /// Runs the command; exit 0 when allowed, 1 when denied, 2 on a usage error.
 pub fn run(
     policy: &Policy,
+    masks: Option<&crate::policy::masks::Masks>,
     roles: &str,
     database: &str,
     search_path: &str,
@@ -51,7 +84,7 @@ pub fn run(
         .collect();
     let view = SessionView {
         catalog: None,
-        masks: None,
+        masks,
         database,
         upstream_database: &upstream,
         search_path: &path,
@@ -62,6 +95,16 @@ pub fn run(
             let d = decide(&roles, &c, &view);
             (Some(c), d)
         }
+        // As serve answers: a syntax error is 42601, anything else refused.
+        Err(crate::sql::classify::ClassifyError::Parse(e)) => (
+            None,
+            Decision::Deny(crate::policy::Denial {
+                code: "42601",
+                message: format!("pgward: syntax error: {e}"),
+                detail: "rule: syntax; the statement does not parse".into(),
+                hint: "fix the statement; PostgreSQL's own parser rejects it".into(),
+            }),
+        ),
         Err(e) => (
             None,
             Decision::Deny(crate::policy::Denial {
@@ -72,6 +115,10 @@ pub fn run(
             }),
         ),
     };
+    let masked = match (&classification, masks) {
+        (Some(c), Some(m)) if decision.is_allowed() => masked_outputs(c, m, &roles, &view),
+        _ => Vec::new(),
+    };
     if as_json {
         let verdict = match &decision {
             Decision::Allow { max_rows } => json!({"verdict": "allow", "max_rows": max_rows}),
@@ -81,6 +128,7 @@ pub fn run(
         };
         let out = json!({
             "roles": role_names,
+            "masked": masked,
             "classification": classification.as_ref().map(classification_json),
             "decision": verdict,
         });
@@ -115,6 +163,9 @@ pub fn run(
                     .chain(c.unscoped_columns.iter().map(|c| format!("?({c})")))
                     .collect();
                 println!("columns:    {}", list(cols));
+                if !masked.is_empty() {
+                    println!("masked:     {}", masked.join(", "));
+                }
                 if !c.settings.is_empty() {
                     println!("settings:   {}", list(c.settings.iter().cloned().collect()));
                 }

@@ -166,8 +166,20 @@ fn main() -> ExitCode {
                     pgward::policy::Policy::from_toml(&t)
                         .map_err(|e| format!("{}: {e}", config.display()))
                 });
+            // The masks too, as serve applies them (no secrets needed).
+            let masks = std::fs::read_to_string(&config)
+                .ok()
+                .and_then(|t| pgward::policy::masks::Masks::from_toml(&t).ok());
             match policy {
-                Ok(p) => pgward::explain::run(&p, &role, &database, &search_path, json, &sql),
+                Ok(p) => pgward::explain::run(
+                    &p,
+                    masks.as_ref(),
+                    &role,
+                    &database,
+                    &search_path,
+                    json,
+                    &sql,
+                ),
                 Err(e) => {
                     eprintln!("pgward: {e}");
                     ExitCode::from(2)

@@ -143,3 +143,36 @@ fn a_closed_stdout_ends_the_cli_quietly() {
         out.status
     );
 }
+
+#[test]
+fn explain_decides_with_the_masks_and_names_masked_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pgward.toml");
+    std::fs::write(
+        &config,
+        "[roles.reader]\noperations = [\"select\"]\nread = [\"public.*\"]\n\n[masks]\n\"public.customers.email\" = \"email\"\n",
+    )
+    .unwrap();
+    let explain = |sql: &str| {
+        pgward(&[
+            "explain",
+            "--config",
+            config.to_str().unwrap(),
+            "--role",
+            "reader",
+            sql,
+        ])
+    };
+    let out = explain("SELECT c.email AS e, city FROM customers c");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("masked:     public.customers.email (email)"),
+        "{text}"
+    );
+    let out = explain("SELECT upper(email) FROM customers");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("masked column"));
+    let out = explain("SELEC 1");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pgward: syntax error"));
+}

@@ -95,6 +95,20 @@ impl Masks {
         Ok(Masks { rules })
     }
 
+    /// Compiles the `[masks]` table of a TOML text (other tables ignored).
+    pub fn from_toml(text: &str) -> Result<Masks, String> {
+        #[derive(Deserialize)]
+        struct Only {
+            #[serde(default)]
+            masks: BTreeMap<String, MaskSpec>,
+        }
+        let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let only: Only = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        Masks::compile(&only.masks).map_err(|(k, m)| format!("{k}: {m}"))
+    }
+
     /// The rule for a column, if it is masked.
     pub fn rule(&self, table: &str, column: &str) -> Option<&MaskRule> {
         // Keys are kept in ASCII lower case; so is the lookup (see
