@@ -328,9 +328,18 @@ pub fn exists(path: &Path) -> bool {
     path.exists()
 }
 
+/// Held by tests that change grants on the shared sample tables and by the
+/// tests comparing catalog listings with the server's, so a listing never
+/// sees another test's grant half-way (tests of one binary run in parallel).
+pub fn catalog_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// psql's describe commands and an information_schema query give, through
 /// `gw` (a role with `catalog = true`), exactly what they give directly.
 pub fn assert_catalog_reads_match_direct(gw: &Gateway) {
+    let _quiet = catalog_lock();
     for cmd in [
         "\\dt",
         "\\d customers",
