@@ -272,3 +272,44 @@ fn sessions_left_at_the_end_of_the_grace_period_are_told_why() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn messages_after_a_failed_parse_are_skipped_until_sync_without_a_hang() {
+    // psycopg's executemany: Parse of a statement the server rejects, then
+    // (after its error arrived) Binds and Executes of it, then one Sync.
+    // The server skips everything up to the Sync; so must pgward's reply
+    // queue, or it waits for replies that never come.
+    let gw = gateway();
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let cstr = |s: &str| {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        v
+    };
+    let mut parse = cstr("s1");
+    parse.extend(cstr("INSERT INTO public.no_such_table VALUES (1)"));
+    parse.extend([0, 0]);
+    let mut batch = frame(b'P', &parse);
+    batch.extend(frame(b'H', &[]));
+    r.send(&batch);
+    let err = r.recv_until(b'E');
+    assert_eq!(err.code().as_deref(), Some("42P01"));
+    let mut bind = cstr("");
+    bind.extend(cstr("s1"));
+    bind.extend([0, 0, 0, 0, 0, 0]);
+    let mut execute = cstr("");
+    execute.extend(0i32.to_be_bytes());
+    let mut batch = Vec::new();
+    for _ in 0..2 {
+        batch.extend(frame(b'B', &bind));
+        batch.extend(frame(b'E', &execute));
+    }
+    batch.extend(frame(b'S', &[]));
+    r.send(&batch);
+    // Nothing for the skipped messages; ReadyForQuery for the Sync.
+    let m = r.recv().expect("a reply to the Sync");
+    assert_eq!(m.tag, b'Z', "{m:?}");
+    // The session goes on.
+    let reply = r.query("SELECT 1");
+    assert!(reply.iter().any(|m| m.tag == b'D'), "{reply:?}");
+}

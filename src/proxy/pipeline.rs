@@ -87,6 +87,10 @@ pub struct Pipeline {
     /// The server is taking COPY data and the client's end of it has not
     /// been forwarded yet.
     copy_in: bool,
+    /// The server failed an extended-protocol message and skips everything
+    /// up to a Sync that has not been forwarded yet: messages forwarded now
+    /// get no reply at all.
+    skipping: bool,
 }
 
 impl Pipeline {
@@ -95,9 +99,18 @@ impl Pipeline {
         self.push_ticket(owed, visible, None);
     }
 
+    /// True while the server skips messages after an error, until the Sync
+    /// the client has yet to send: a message forwarded now owes nothing.
+    pub fn is_skipping(&self) -> bool {
+        self.skipping
+    }
+
     /// Records an owed reply that settles `ticket`. True when a
     /// ReadyForQuery is owed for it (a Query, or a Sync outside COPY).
     pub fn push_ticket(&mut self, owed: Owed, visible: bool, ticket: Option<Ticket>) -> bool {
+        if owed == Owed::Sync {
+            self.skipping = false;
+        }
         match owed {
             Owed::Sync if self.copy_in => return false,
             Owed::CopyEnd if self.copy_in => {
@@ -227,6 +240,8 @@ impl Pipeline {
                     }
                     self.entries.pop_front();
                 }
+                // No Sync forwarded yet: whatever comes before it is skipped too.
+                self.skipping = !self.entries.iter().any(|e| e.owed == Owed::Sync);
             }
         }
         route
@@ -280,6 +295,24 @@ mod tests {
         }
         assert_eq!(routes(&mut p, b"EZ"), "EZ");
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn after_an_error_messages_before_the_sync_owe_nothing() {
+        let mut p = Pipeline::default();
+        p.push(Owed::One, true);
+        assert_eq!(routes(&mut p, b"E"), "E");
+        assert!(p.is_skipping());
+        // The client's next Sync ends it; what follows is answered again.
+        p.push(Owed::Sync, true);
+        assert!(!p.is_skipping());
+        p.push(Owed::One, true);
+        assert_eq!(routes(&mut p, b"Z1"), "Z1");
+        // An error with the Sync already forwarded: nothing more is skipped.
+        p.push(Owed::One, true);
+        p.push(Owed::Sync, true);
+        assert_eq!(routes(&mut p, b"E"), "E");
+        assert!(!p.is_skipping());
     }
 
     #[test]

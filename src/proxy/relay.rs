@@ -23,7 +23,7 @@ use super::catalog::CatalogCache;
 use super::denial::{raise_extended, raise_query, EXTENDED_HIDDEN_REPLIES};
 use super::guard::Guard;
 use super::masker::{Masked, Masker};
-use super::pipeline::{Event, Owed, Pipeline, Route, Ticket};
+use super::pipeline::{Event, Outcome, Owed, Pipeline, Route, Ticket};
 use super::row_cap::{CapAction, RowCap};
 use super::stream::Stream;
 use crate::config::DatabaseConfig;
@@ -234,6 +234,16 @@ impl<'a> ClientPump<'a> {
     /// Owes a reply; `runs` says whether the message may run client code
     /// (pgward's own refusal does not: it only raises).
     fn owe_runs(&self, owed: Owed, visible: bool, ticket: Option<Ticket>, runs: bool) {
+        if self.state.pipeline.borrow().is_skipping()
+            && !matches!(owed, Owed::Sync | Owed::Synthetic(_))
+        {
+            // The server skips this message (an earlier one failed and the
+            // client's Sync has not come yet): no reply will come for it.
+            if let Some(t) = ticket {
+                self.state.guard.borrow_mut().settle(t, Outcome::Skipped);
+            }
+            return;
+        }
         let query = runs;
         let ready = self
             .state
