@@ -313,3 +313,16 @@ fn messages_after_a_failed_parse_are_skipped_until_sync_without_a_hang() {
     let reply = r.query("SELECT 1");
     assert!(reply.iter().any(|m| m.tag == b'D'), "{reply:?}");
 }
+
+#[test]
+fn the_backend_pid_a_client_sees_is_the_servers() {
+    // Drivers compare it with NOTIFY senders and pass it to
+    // pg_terminate_backend: it must be the server's own.
+    let gw = gateway();
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let pid = r.backend_pid.expect("BackendKeyData");
+    let reply = r.query("SELECT pg_backend_pid()");
+    let row = reply.iter().find(|m| m.tag == b'D').expect("a row");
+    let server_pid = String::from_utf8_lossy(&row.body[6..]).into_owned();
+    assert_eq!(pid.to_string(), server_pid);
+}

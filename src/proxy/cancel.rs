@@ -41,11 +41,19 @@ impl CancelKey {
     pub fn register(upstream: SocketAddr, upstream_pid: u32, upstream_secret: &[u8]) -> CancelKey {
         let secret = random_bytes::<4>();
         let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
-        let pid = loop {
-            // Positive, so clients that hold the pid in a signed int are happy.
-            let pid = u32::from_be_bytes(random_bytes::<4>()) & 0x7fff_ffff;
-            if pid != 0 && !map.contains_key(&pid) {
-                break pid;
+        // The server's own pid where it is free, so what the client sees
+        // matches NOTIFY senders, pg_stat_activity and pg_backend_pid();
+        // another upstream server's session may hold it, then a random one.
+        // The secret is always pgward's: only pgward can cancel upstream.
+        let pid = if upstream_pid != 0 && !map.contains_key(&upstream_pid) {
+            upstream_pid
+        } else {
+            loop {
+                // Positive, so clients that hold the pid in a signed int are happy.
+                let pid = u32::from_be_bytes(random_bytes::<4>()) & 0x7fff_ffff;
+                if pid != 0 && !map.contains_key(&pid) {
+                    break pid;
+                }
             }
         };
         map.insert(
@@ -86,6 +94,12 @@ mod tests {
     fn registers_looks_up_and_forgets() {
         let addr: SocketAddr = "127.0.0.1:5432".parse().unwrap();
         let key = CancelKey::register(addr, 42, &[1, 2, 3, 4]);
+        assert_eq!(key.pid, 42, "the server's pid where it is free");
+        let other = CancelKey::register(addr, 42, &[5, 6, 7, 8]);
+        assert_ne!(
+            other.pid, 42,
+            "a pid already in use is not handed out twice"
+        );
         let t = lookup(key.pid, &key.secret).unwrap();
         assert_eq!(
             (t.upstream_pid, t.upstream_secret.as_slice()),

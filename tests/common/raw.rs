@@ -40,6 +40,8 @@ impl Msg {
 /// A raw connection.
 pub struct Raw {
     pub s: TcpStream,
+    /// The process id of BackendKeyData, once logged in.
+    pub backend_pid: Option<u32>,
 }
 
 /// A tagged frame.
@@ -70,7 +72,10 @@ impl Raw {
     pub fn connect(port: u16) -> Raw {
         let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Raw { s }
+        Raw {
+            s,
+            backend_pid: None,
+        }
     }
 
     /// Writes bytes.
@@ -149,6 +154,11 @@ impl Raw {
         loop {
             let m = r.recv().expect("a message after authentication");
             match m.tag {
+                b'K' if m.body.len() >= 4 => {
+                    r.backend_pid = Some(u32::from_be_bytes([
+                        m.body[0], m.body[1], m.body[2], m.body[3],
+                    ]))
+                }
                 b'Z' => return Ok(r),
                 b'E' => return Err(m),
                 _ => {}
