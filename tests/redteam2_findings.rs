@@ -5,6 +5,8 @@
 //! front of the test cluster (PostgreSQL 15).
 
 mod common;
+#[path = "support/shop_catalog.rs"]
+mod shop_catalog;
 
 use std::collections::BTreeMap;
 
@@ -32,56 +34,12 @@ fn decision(role: &str, sql: &str, path: &[&str]) -> Result<Decision, String> {
     let raw: BTreeMap<String, MaskSpec> = toml::from_str(MASKS).unwrap();
     let masks = Masks::compile(&raw).unwrap();
     let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
-    let mut catalog = Catalog::from_rows(
-        [
-            ("public", "customers", b'r', None),
-            ("public", "employees", b'r', None),
-            ("public", "orders", b'r', None),
-            ("internal", "customers", b'r', None),
-            ("internal", "audit_log", b'r', None),
-        ],
-        1,
-    );
-    let customers = [
-        "id",
-        "full_name",
-        "email",
-        "phone",
-        "ssn",
-        "date_of_birth",
-        "city",
-        "country",
-        "loyalty_tier",
-        "created_at",
-    ];
-    let employees = [
-        "id",
-        "full_name",
-        "work_email",
-        "department",
-        "title",
-        "manager_id",
-        "hired_at",
-        "salary",
-        "ssn",
-        "home_address",
-        "personal_phone",
-    ];
-    catalog.add_attributes(
-        customers
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (16390, "public.customers", i as i16 + 1, *c))
-            .chain(
-                employees
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (16400, "public.employees", i as i16 + 1, *c)),
-            ),
-    );
+    // The snapshot pgward decides with, read from examples/shop.sql.
+    static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+    let catalog = CATALOG.get_or_init(shop_catalog::shop_catalog);
     let view = SessionView {
         masks: Some(&masks),
-        catalog: Some(&catalog),
+        catalog: Some(catalog),
         database: "shop",
         upstream_database: "shop",
         search_path: &path,

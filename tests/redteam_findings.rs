@@ -4,6 +4,8 @@
 //! through a real pgward in front of the test cluster (PostgreSQL 15).
 
 mod common;
+#[path = "support/shop_catalog.rs"]
+mod shop_catalog;
 
 use std::collections::BTreeMap;
 
@@ -34,53 +36,12 @@ fn allowed(role: &str, c: &Classification) -> bool {
     let masks = Masks::compile(&raw).unwrap();
     let path = vec!["$user".to_string(), "public".to_string()];
     // The snapshot pgward decides with: the sample tables and their columns.
-    let mut catalog = Catalog::from_rows(
-        [
-            ("public", "customers", b'r', None),
-            ("public", "employees", b'r', None),
-        ],
-        1,
-    );
-    let customers = [
-        "id",
-        "full_name",
-        "email",
-        "phone",
-        "ssn",
-        "date_of_birth",
-        "city",
-        "country",
-        "loyalty_tier",
-        "created_at",
-    ];
-    let employees = [
-        "id",
-        "full_name",
-        "work_email",
-        "department",
-        "title",
-        "manager_id",
-        "hired_at",
-        "salary",
-        "ssn",
-        "home_address",
-        "personal_phone",
-    ];
-    catalog.add_attributes(
-        customers
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (16390, "public.customers", i as i16 + 1, *c))
-            .chain(
-                employees
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (16400, "public.employees", i as i16 + 1, *c)),
-            ),
-    );
+    // The snapshot pgward decides with, read from examples/shop.sql.
+    static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+    let catalog = CATALOG.get_or_init(shop_catalog::shop_catalog);
     let view = SessionView {
         masks: Some(&masks),
-        catalog: Some(&catalog),
+        catalog: Some(catalog),
         database: "shop",
         upstream_database: "shop",
         search_path: &path,
