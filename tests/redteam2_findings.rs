@@ -10,7 +10,7 @@ mod shop_catalog;
 
 use std::collections::BTreeMap;
 
-use common::raw::{frame, Msg, Raw};
+use common::raw::{frame, rows, Msg, Raw};
 use common::*;
 use pgward::policy::catalog::Catalog;
 use pgward::policy::decide::decide;
@@ -133,32 +133,6 @@ impl Drop for Scratch {
             ])
             .output();
     }
-}
-
-/// The text of every DataRow field of a reply, and the first error message.
-fn rows(reply: &[Msg]) -> (Vec<String>, Option<String>) {
-    let mut out = Vec::new();
-    let mut err = None;
-    for m in reply {
-        match m.tag {
-            b'D' => {
-                let n = u16::from_be_bytes([m.body[0], m.body[1]]) as usize;
-                let mut at = 2;
-                for _ in 0..n {
-                    let len = i32::from_be_bytes(m.body[at..at + 4].try_into().unwrap());
-                    at += 4;
-                    if len >= 0 {
-                        let len = len as usize;
-                        out.push(String::from_utf8_lossy(&m.body[at..at + len]).into_owned());
-                        at += len;
-                    }
-                }
-            }
-            b'E' if err.is_none() => err = m.field(b'M'),
-            _ => {}
-        }
-    }
-    (out, err)
 }
 
 fn cstr(s: &str) -> Vec<u8> {

@@ -182,3 +182,29 @@ impl Raw {
         }
     }
 }
+
+/// The text of every DataRow field of a reply, and the first error message.
+pub fn rows(reply: &[Msg]) -> (Vec<String>, Option<String>) {
+    let mut out = Vec::new();
+    let mut err = None;
+    for m in reply {
+        match m.tag {
+            b'D' => {
+                let n = u16::from_be_bytes([m.body[0], m.body[1]]) as usize;
+                let mut at = 2;
+                for _ in 0..n {
+                    let len = i32::from_be_bytes(m.body[at..at + 4].try_into().unwrap());
+                    at += 4;
+                    if len >= 0 {
+                        let len = len as usize;
+                        out.push(String::from_utf8_lossy(&m.body[at..at + len]).into_owned());
+                        at += len;
+                    }
+                }
+            }
+            b'E' if err.is_none() => err = m.field(b'M'),
+            _ => {}
+        }
+    }
+    (out, err)
+}
