@@ -77,6 +77,12 @@ impl ser::Error for Never {
 
 type R = Result<(), Never>;
 
+macro_rules! ignore_scalars {
+    ($($f:ident: $t:ty),*) => {
+        $(fn $f(self, _: $t) -> R { Ok(()) })*
+    };
+}
+
 impl ser::Serializer for &mut Census {
     type Ok = ();
     type Error = Never;
@@ -88,48 +94,11 @@ impl ser::Serializer for &mut Census {
     type SerializeStruct = Self;
     type SerializeStructVariant = Self;
 
-    fn serialize_bool(self, _: bool) -> R {
-        Ok(())
-    }
-    fn serialize_i8(self, _: i8) -> R {
-        Ok(())
-    }
-    fn serialize_i16(self, _: i16) -> R {
-        Ok(())
-    }
-    fn serialize_i32(self, _: i32) -> R {
-        Ok(())
-    }
-    fn serialize_i64(self, _: i64) -> R {
-        Ok(())
-    }
-    fn serialize_u8(self, _: u8) -> R {
-        Ok(())
-    }
-    fn serialize_u16(self, _: u16) -> R {
-        Ok(())
-    }
-    fn serialize_u32(self, _: u32) -> R {
-        Ok(())
-    }
-    fn serialize_u64(self, _: u64) -> R {
-        Ok(())
-    }
-    fn serialize_f32(self, _: f32) -> R {
-        Ok(())
-    }
-    fn serialize_f64(self, _: f64) -> R {
-        Ok(())
-    }
-    fn serialize_char(self, _: char) -> R {
-        Ok(())
-    }
-    fn serialize_str(self, _: &str) -> R {
-        Ok(())
-    }
-    fn serialize_bytes(self, _: &[u8]) -> R {
-        Ok(())
-    }
+    // Scalars carry no node: nothing to count.
+    ignore_scalars!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16,
+        serialize_i32: i32, serialize_i64: i64, serialize_u8: u8, serialize_u16: u16,
+        serialize_u32: u32, serialize_u64: u64, serialize_f32: f32, serialize_f64: f64,
+        serialize_char: char, serialize_str: &str, serialize_bytes: &[u8]);
     fn serialize_none(self) -> R {
         Ok(())
     }
@@ -194,49 +163,28 @@ impl ser::Serializer for &mut Census {
     }
 }
 
-impl ser::SerializeSeq for &mut Census {
-    type Ok = ();
-    type Error = Never;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, v: &T) -> R {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> R {
-        Ok(())
-    }
+/// Sequences and tuples: every element is walked.
+macro_rules! walk_elements {
+    ($($t:ident :: $m:ident),*) => {
+        $(impl ser::$t for &mut Census {
+            type Ok = ();
+            type Error = Never;
+            fn $m<T: ?Sized + Serialize>(&mut self, v: &T) -> R {
+                v.serialize(&mut **self)
+            }
+            fn end(self) -> R {
+                Ok(())
+            }
+        })*
+    };
 }
 
-impl ser::SerializeTuple for &mut Census {
-    type Ok = ();
-    type Error = Never;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, v: &T) -> R {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> R {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleStruct for &mut Census {
-    type Ok = ();
-    type Error = Never;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, v: &T) -> R {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> R {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for &mut Census {
-    type Ok = ();
-    type Error = Never;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, v: &T) -> R {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> R {
-        Ok(())
-    }
-}
+walk_elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for &mut Census {
     type Ok = ();

@@ -365,12 +365,11 @@ impl Walker<'_> {
             self.scan_from_item(inner, &mut visible)?;
             members.extend(visible.drain(before..));
         }
-        let left_rels: Vec<Name> = members
+        // The base relations on both sides of the join.
+        let all_rels: Vec<Name> = members
             .iter()
-            .take_while(|_| true)
-            .flat_map(|i| i.relations.clone())
+            .flat_map(|i| i.relations.iter().cloned())
             .collect();
-        let all_rels = left_rels;
         let mut merged: Vec<String> = j
             .using_clause
             .iter()

@@ -119,42 +119,15 @@ impl Walker<'_> {
                 self.nodes(&v.options, Use::Indirect)?;
                 self.ddl_walk(|w| w.nodes(&v.rels, Use::Indirect))
             }
-            N::ClusterStmt(c) => {
-                self.c.operations.insert(Operation::Maintenance);
-                match &c.relation {
-                    Some(r) => self.ddl_walk(|w| {
-                        w.relation(r);
-                        Ok(())
-                    }),
-                    None => {
-                        self.forbid("CLUSTER of every table");
-                        Ok(())
-                    }
-                }
-            }
-            N::ReindexStmt(r) => {
-                self.c.operations.insert(Operation::Maintenance);
-                match &r.relation {
-                    Some(rel) => self.ddl_walk(|w| {
-                        w.relation(rel);
-                        Ok(())
-                    }),
-                    None => {
-                        self.forbid("REINDEX of a schema, database or system");
-                        Ok(())
-                    }
-                }
-            }
-            N::RefreshMatViewStmt(r) => {
-                self.c.operations.insert(Operation::Maintenance);
-                match &r.relation {
-                    Some(rel) => self.ddl_walk(|w| {
-                        w.relation(rel);
-                        Ok(())
-                    }),
-                    None => Err(super::classify::unsupported("REFRESH without a view")),
-                }
-            }
+            N::ClusterStmt(c) => self.maintain(c.relation.as_ref(), "CLUSTER of every table"),
+            N::ReindexStmt(r) => self.maintain(
+                r.relation.as_ref(),
+                "REINDEX of a schema, database or system",
+            ),
+            N::RefreshMatViewStmt(r) => match &r.relation {
+                Some(_) => self.maintain(r.relation.as_ref(), ""),
+                None => Err(super::classify::unsupported("REFRESH without a view")),
+            },
             N::CreateTableAsStmt(c) => {
                 self.c.operations.insert(Operation::Ddl);
                 if let Some(into) = &c.into {
@@ -488,7 +461,8 @@ impl Walker<'_> {
                 self.forbid(format!("{} needs the database owner", statement_name(n)));
                 Ok(())
             }
-            other => self.node_enum_not_statement(other, how),
+            // Not a statement kind: walk it as the node it is.
+            other => self.node_enum(other, how),
         }
     }
 
@@ -506,9 +480,20 @@ impl Walker<'_> {
         }
     }
 
-    fn node_enum_not_statement(&mut self, n: &NodeEnum, how: Use) -> Walk {
-        // Not a statement kind: walk it as the node it is.
-        self.node_enum(n, how)
+    /// CLUSTER, REINDEX, REFRESH: maintenance that writes its relation; one
+    /// without a relation (every table, a whole schema) is refused as `whole`.
+    fn maintain(&mut self, relation: Option<&pb::RangeVar>, whole: &str) -> Walk {
+        self.c.operations.insert(Operation::Maintenance);
+        match relation {
+            Some(r) => self.ddl_walk(|w| {
+                w.relation(r);
+                Ok(())
+            }),
+            None => {
+                self.forbid(whole);
+                Ok(())
+            }
+        }
     }
 
     fn nested_statement(&mut self, n: &Option<Box<Node>>, top: bool, how: Use) -> Walk {
