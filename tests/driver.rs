@@ -191,3 +191,69 @@ async fn terminated_backend_gives_the_client_an_error() {
     assert!(err.is_closed() || err.code().is_some(), "{err}");
     assert!(client.is_closed() || client.query_one("SELECT 1", &[]).await.is_err());
 }
+
+#[tokio::test]
+async fn settings_named_by_bind_parameters_are_judged_with_their_values() {
+    // tokio-postgres prepares, then binds text parameters in binary format.
+    let gw = Gateway::start(GatewayOptions {
+        role: "reader",
+        roles: "[roles.reader]\noperations = [\"select\"]\nread = [\"public.*\"]\n".into(),
+        ..Default::default()
+    });
+    let client = gw.connect("shop").await;
+    let direct = cluster().sql("shop", "SHOW work_mem");
+    let row = client
+        .query_one("SELECT current_setting($1)", &[&"work_mem"])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), direct);
+    // The same prepared statement with a secret setting's name is refused
+    // at Bind, and the session goes on.
+    let stmt = client.prepare("SELECT current_setting($1)").await.unwrap();
+    let err = client
+        .query_one(&stmt, &[&"data_directory"])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+        "{err:?}"
+    );
+    let ok = client.query_one(&stmt, &[&"TimeZone"]).await.unwrap();
+    assert!(!ok.get::<_, String>(0).is_empty());
+    // set_config: a harmless setting by parameters; an identity change never.
+    let row = client
+        .query_one(
+            "SELECT set_config($1, $2, false)",
+            &[&"application_name", &"bound"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "bound");
+    let err = client
+        .query_one("SELECT set_config($1, $2, false)", &[&"role", &"postgres"])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+    let who: String = client
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(who, "postgres");
+    // A parameter declared with a type that changes text on the way is refused.
+    let err = client
+        .prepare_typed(
+            "SELECT current_setting($1)",
+            &[tokio_postgres::types::Type::BPCHAR],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+}

@@ -6,7 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::raw::{frame, startup_packet, Raw};
+use common::raw::{bind, execute, frame, parse, startup_packet, sync, Raw};
 use common::*;
 
 fn gateway() -> Gateway {
@@ -281,30 +281,17 @@ fn messages_after_a_failed_parse_are_skipped_until_sync_without_a_hang() {
     // queue, or it waits for replies that never come.
     let gw = gateway();
     let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
-    let cstr = |s: &str| {
-        let mut v = s.as_bytes().to_vec();
-        v.push(0);
-        v
-    };
-    let mut parse = cstr("s1");
-    parse.extend(cstr("INSERT INTO public.no_such_table VALUES (1)"));
-    parse.extend([0, 0]);
-    let mut batch = frame(b'P', &parse);
+    let mut batch = parse("s1", "INSERT INTO public.no_such_table VALUES (1)");
     batch.extend(frame(b'H', &[]));
     r.send(&batch);
     let err = r.recv_until(b'E');
     assert_eq!(err.code().as_deref(), Some("42P01"));
-    let mut bind = cstr("");
-    bind.extend(cstr("s1"));
-    bind.extend([0, 0, 0, 0, 0, 0]);
-    let mut execute = cstr("");
-    execute.extend(0i32.to_be_bytes());
     let mut batch = Vec::new();
     for _ in 0..2 {
-        batch.extend(frame(b'B', &bind));
-        batch.extend(frame(b'E', &execute));
+        batch.extend(bind("", "s1"));
+        batch.extend(execute("", 0));
     }
-    batch.extend(frame(b'S', &[]));
+    batch.extend(sync());
     r.send(&batch);
     // Nothing for the skipped messages; ReadyForQuery for the Sync.
     let m = r.recv().expect("a reply to the Sync");

@@ -10,7 +10,7 @@ mod shop_catalog;
 
 use std::collections::BTreeMap;
 
-use common::raw::{frame, rows, Msg, Raw};
+use common::raw::{bind, execute, parse, rows, sync, Raw};
 use common::*;
 use pgward::policy::catalog::Catalog;
 use pgward::policy::decide::decide;
@@ -135,51 +135,6 @@ impl Drop for Scratch {
     }
 }
 
-fn cstr(s: &str) -> Vec<u8> {
-    let mut v = s.as_bytes().to_vec();
-    v.push(0);
-    v
-}
-
-fn parse_msg(name: &str, sql: &str) -> Vec<u8> {
-    let mut b = cstr(name);
-    b.extend(cstr(sql));
-    b.extend(0i16.to_be_bytes());
-    frame(b'P', &b)
-}
-
-fn bind_msg(portal: &str, stmt: &str) -> Vec<u8> {
-    let mut b = cstr(portal);
-    b.extend(cstr(stmt));
-    b.extend(0i16.to_be_bytes()); // parameter formats
-    b.extend(0i16.to_be_bytes()); // parameters
-    b.extend(0i16.to_be_bytes()); // result formats: all text
-    frame(b'B', &b)
-}
-
-fn execute_msg(portal: &str, max_rows: i32) -> Vec<u8> {
-    let mut b = cstr(portal);
-    b.extend(max_rows.to_be_bytes());
-    frame(b'E', &b)
-}
-
-fn sync_msg() -> Vec<u8> {
-    frame(b'S', &[])
-}
-
-/// Reads messages through the next ReadyForQuery.
-fn until_ready(r: &mut Raw) -> Vec<Msg> {
-    let mut out = Vec::new();
-    loop {
-        let m = r.recv().expect("reply");
-        let done = m.tag == b'Z';
-        out.push(m);
-        if done {
-            return out;
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // R1. FETCH through the extended protocol carries no masking plan. pgward
 // asks for a portal's description before Execute only when the portal's
@@ -202,12 +157,12 @@ fn r1_fetch_by_extended_protocol_is_masked() {
     let (simple, _) = rows(&r.query("FETCH ABSOLUTE 1 FROM leak"));
     assert_eq!(simple[2], "[redacted]", "{simple:?}");
     // The same rows by Parse/Bind/Execute, no Describe.
-    let mut batch = parse_msg("", "FETCH ABSOLUTE 1 FROM leak");
-    batch.extend(bind_msg("", ""));
-    batch.extend(execute_msg("", 0));
-    batch.extend(sync_msg());
+    let mut batch = parse("", "FETCH ABSOLUTE 1 FROM leak");
+    batch.extend(bind("", ""));
+    batch.extend(execute("", 0));
+    batch.extend(sync());
     r.send(&batch);
-    let (got, err) = rows(&until_ready(&mut r));
+    let (got, err) = rows(&r.replies());
     assert!(
         !got.iter()
             .any(|v| v == "901-23-4567" || v.starts_with("alice.anders@")),

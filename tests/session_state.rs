@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::raw::{frame, Msg, Raw};
+use common::raw::{bind, close, execute, frame, parse, query, sync, tags, Msg, Raw};
 use common::*;
 
 fn gateway(role: &'static str) -> Gateway {
@@ -336,50 +336,6 @@ fn login(gw: &Gateway) -> Raw {
     Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop")
 }
 
-fn cstr(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(s.as_bytes());
-    out.push(0);
-}
-
-fn q(sql: &str) -> Vec<u8> {
-    let mut b = Vec::new();
-    cstr(&mut b, sql);
-    frame(b'Q', &b)
-}
-
-fn parse(name: &str, sql: &str) -> Vec<u8> {
-    let mut b = Vec::new();
-    cstr(&mut b, name);
-    cstr(&mut b, sql);
-    b.extend_from_slice(&[0, 0]);
-    frame(b'P', &b)
-}
-
-fn bind(portal: &str, stmt: &str) -> Vec<u8> {
-    let mut b = Vec::new();
-    cstr(&mut b, portal);
-    cstr(&mut b, stmt);
-    b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    frame(b'B', &b)
-}
-
-fn execute(portal: &str) -> Vec<u8> {
-    let mut b = Vec::new();
-    cstr(&mut b, portal);
-    b.extend_from_slice(&[0, 0, 0, 0]);
-    frame(b'E', &b)
-}
-
-fn close(kind: u8, name: &str) -> Vec<u8> {
-    let mut b = vec![kind];
-    cstr(&mut b, name);
-    frame(b'C', &b)
-}
-
-fn sync() -> Vec<u8> {
-    frame(b'S', b"")
-}
-
 /// Sends the messages, then reads the replies through `syncs` ReadyForQuery.
 fn exchange(r: &mut Raw, msgs: &[Vec<u8>], syncs: usize) -> Vec<Msg> {
     r.send(&msgs.concat());
@@ -393,10 +349,6 @@ fn exchange(r: &mut Raw, msgs: &[Vec<u8>], syncs: usize) -> Vec<Msg> {
         out.push(m);
     }
     out
-}
-
-fn tags(ms: &[Msg]) -> String {
-    ms.iter().map(|m| m.tag as char).collect()
 }
 
 /// The text of every DataRow's single column.
@@ -443,7 +395,7 @@ fn a_parse_the_server_refuses_keeps_the_statement_it_had() {
     assert_eq!(errors(&r2)[0].0, "42P05", "{r2:?}");
     // Bind and Execute without Describe: the rows are the masked statement's
     // and must come masked.
-    let r3 = exchange(&mut r, &[bind("", "s"), execute(""), sync()], 1);
+    let r3 = exchange(&mut r, &[bind("", "s"), execute("", 0), sync()], 1);
     let got = values(&r3);
     assert_eq!(got.len(), 1, "{r3:?}");
     assert_ne!(got[0], direct, "the e-mail address came through unmasked");
@@ -467,10 +419,10 @@ fn a_close_the_server_skipped_leaves_the_statement() {
         1,
     );
     assert_eq!(tags(&r2), "EZ", "{r2:?}");
-    let r3 = exchange(&mut r, &[bind("", "s"), execute(""), sync()], 1);
+    let r3 = exchange(&mut r, &[bind("", "s"), execute("", 0), sync()], 1);
     assert_eq!(values(&r3), ["kept"], "{r3:?}");
     // What the server skipped is not there either: pgward says so itself.
-    let r4 = exchange(&mut r, &[bind("", "bad"), execute(""), sync()], 1);
+    let r4 = exchange(&mut r, &[bind("", "bad"), execute("", 0), sync()], 1);
     let e = errors(&r4);
     assert_eq!(e[0].0, "42501", "{r4:?}");
     assert!(
@@ -480,7 +432,7 @@ fn a_close_the_server_skipped_leaves_the_statement() {
     // A Close the server did does forget it.
     let r5 = exchange(&mut r, &[close(b'S', "s"), sync()], 1);
     assert_eq!(tags(&r5), "3Z");
-    let r6 = exchange(&mut r, &[bind("", "s"), execute(""), sync()], 1);
+    let r6 = exchange(&mut r, &[bind("", "s"), execute("", 0), sync()], 1);
     let e = errors(&r6);
     assert_eq!(e[0].0, "42501", "pgward refuses it itself: {e:?}");
     assert!(
@@ -509,24 +461,27 @@ fn a_portal_record_does_not_outlive_the_servers_portal() {
         1,
     );
     assert_eq!(tags(&r1), "12Z");
-    let r2 = exchange(&mut r, &[execute("c"), sync()], 1);
+    let r2 = exchange(&mut r, &[execute("c", 0), sync()], 1);
     assert!(unknown(&r2), "{r2:?}");
-    // Inside one it lives on, until CLOSE names it (or another cursor takes
-    // the name): pgward cannot tell which portal the server then holds.
+    // Inside one it lives on until CLOSE names it; a cursor declared under
+    // the name then has the record of its DECLARE, not the old portal's.
     assert!(errors(&r.query("BEGIN")).is_empty());
     let r3 = exchange(&mut r, &[bind("c", "s"), sync()], 1);
     assert_eq!(tags(&r3), "2Z");
-    let r4 = exchange(&mut r, &[execute("c"), sync()], 1);
+    let r4 = exchange(&mut r, &[execute("c", 0), sync()], 1);
     assert_eq!(values(&r4), ["portal"], "{r4:?}");
     let r5 = r.query("CLOSE c");
     assert!(errors(&r5).is_empty(), "{r5:?}");
-    let r6 = r.query("DECLARE c CURSOR FOR SELECT 'cursor'");
-    assert!(errors(&r6).is_empty(), "{r6:?}");
-    let r7 = exchange(&mut r, &[execute("c"), sync()], 1);
-    assert!(
-        unknown(&r7),
-        "the cursor ran under the old portal's record: {r7:?}"
-    );
+    let r6 = exchange(&mut r, &[execute("c", 0), sync()], 1);
+    assert!(unknown(&r6), "a closed portal is forgotten: {r6:?}");
+    assert!(errors(&r.query("ROLLBACK; BEGIN")).is_empty());
+    let r7 = r.query("DECLARE c CURSOR FOR SELECT 'cursor'");
+    assert!(errors(&r7).is_empty(), "{r7:?}");
+    let r8 = exchange(&mut r, &[execute("c", 0), sync()], 1);
+    assert_eq!(values(&r8), ["cursor"], "{r8:?}");
+    assert!(errors(&r.query("CLOSE c")).is_empty());
+    let r9 = exchange(&mut r, &[execute("c", 0), sync()], 1);
+    assert!(unknown(&r9), "{r9:?}");
     assert!(errors(&r.query("ROLLBACK")).is_empty());
 }
 
@@ -561,13 +516,13 @@ fn a_prepared_statement_is_judged_again_when_the_search_path_changes() {
     let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
     let r1 = exchange(
         &mut r,
-        &[parse("s", sql), bind("", "s"), execute(""), sync()],
+        &[parse("s", sql), bind("", "s"), execute("", 0), sync()],
         1,
     );
     assert_eq!(values(&r1), [oid("public")], "{r1:?}");
     let r2 = r.query("SET search_path = internal, public");
     assert!(errors(&r2).is_empty(), "{r2:?}");
-    let r3 = exchange(&mut r, &[bind("", "s"), execute(""), sync()], 1);
+    let r3 = exchange(&mut r, &[bind("", "s"), execute("", 0), sync()], 1);
     assert!(
         values(&r3).is_empty(),
         "internal.customers was read: {r3:?}"
@@ -606,7 +561,10 @@ fn a_text_pipelined_behind_a_strings_change_waits_for_it() {
     // Simple protocol: the change and the trick in one write.
     let replies = exchange(
         &mut r,
-        &[q("SET standard_conforming_strings = off"), q(STRINGS_TRICK)],
+        &[
+            query("SET standard_conforming_strings = off"),
+            query(STRINGS_TRICK),
+        ],
         2,
     );
     let e = errors(&replies);
@@ -636,7 +594,7 @@ fn a_text_pipelined_behind_a_strings_change_waits_for_it() {
         &[
             parse("", "SET standard_conforming_strings = on"),
             bind("", ""),
-            execute(""),
+            execute("", 0),
             parse("t", "SELECT E'\\\\' AS backslash"),
             sync(),
         ],
@@ -721,10 +679,10 @@ fn a_change_nobody_announced_still_holds_back_texts_behind_it() {
         &[
             parse("", &format!("SELECT s FROM public.{v}")),
             bind("", ""),
-            execute(""),
+            execute("", 0),
             parse("t", STRINGS_TRICK),
             bind("", "t"),
-            execute(""),
+            execute("", 0),
             sync(),
         ],
         1,

@@ -230,6 +230,9 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
             // statement by statement; READ WRITE is a session limit), and
             // every driver sends BEGIN by default.
             Operation::Transaction => false,
+            // A cursor returns what its query reads, and the query is judged
+            // at DECLARE like any other; FETCH, MOVE and CLOSE add nothing.
+            Operation::Cursor => false,
             _ => true,
         };
         if needed && !g.any(|r| r.operations.contains(op)) {

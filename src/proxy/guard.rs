@@ -26,7 +26,7 @@ use crate::sql::cache::{ClassificationCache, Classified, LookupError};
 use crate::sql::classify::ClassifyError;
 use crate::sql::fingerprint::Strings;
 use crate::sql::settings::split_identifier_list;
-use crate::sql::{Classification, Operation};
+use crate::sql::{Classification, CursorChange, Operation};
 
 /// The session's judge.
 pub struct Guard {
@@ -79,18 +79,35 @@ struct Statement {
 }
 
 /// What pgward knows of one portal.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Portal {
-    /// What running it implies (its statement's facts at Bind).
+    /// What running it implies (its statement's facts at Bind; for a
+    /// cursor, only whether its rows may need masking).
     facts: Facts,
+    /// A cursor declared WITH HOLD: it outlives its transaction.
+    hold: bool,
 }
 
 /// A change to the mirror that waits for the server's answer.
 #[derive(Debug)]
 enum Pending {
-    Parse { name: Vec<u8>, statement: Statement },
-    Bind { name: Vec<u8>, portal: Portal },
-    Close { kind: u8, name: Vec<u8> },
+    Parse {
+        name: Vec<u8>,
+        statement: Statement,
+    },
+    Bind {
+        name: Vec<u8>,
+        portal: Portal,
+    },
+    Close {
+        kind: u8,
+        name: Vec<u8>,
+    },
+    /// Cursors a Query or Execute declares, known once the server is done
+    /// with it (held as in flight meanwhile).
+    Declare {
+        portals: Vec<(Vec<u8>, Portal)>,
+    },
 }
 
 /// Everything a judgement depends on besides the text and the roles: when
@@ -104,7 +121,7 @@ struct Epoch {
 }
 
 /// What an allowed text implies beyond its verdict.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Facts {
     /// It reads a table with masked columns.
     reads_masked: bool,
@@ -112,18 +129,27 @@ struct Facts {
     ddl: bool,
     /// SQL-level PREPARE, DEALLOCATE or DISCARD: statement names change.
     forgets_statements: bool,
-    /// DECLARE, CLOSE, FETCH or DISCARD: portal names change.
+    /// CLOSE ALL or DISCARD: every portal is gone.
     forgets_portals: bool,
+    /// Cursors declared and closed, in order.
+    cursors: Vec<CursorChange>,
+    /// Classifications whose verdict waits for the Bind's parameters
+    /// (settings named or set by `$n`).
+    bound: Vec<Classified>,
 }
 
 impl Facts {
-    /// What running any of two statements implies.
+    /// What running any of two statements implies (the cursors of both
+    /// are declared and closed: pgward may know of a portal the server does
+    /// not hold, never the other way round).
     fn or(self, o: Facts) -> Facts {
         Facts {
             reads_masked: self.reads_masked || o.reads_masked,
             ddl: self.ddl || o.ddl,
             forgets_statements: self.forgets_statements || o.forgets_statements,
             forgets_portals: self.forgets_portals || o.forgets_portals,
+            cursors: [self.cursors, o.cursors].concat(),
+            bound: [self.bound, o.bound].concat(),
         }
     }
 }
@@ -138,7 +164,9 @@ fn facts_of(c: &Classification) -> Facts {
         // Code (a DO block, say) may change the schema as well.
         ddl: ops.contains(&Operation::Ddl) || ops.contains(&Operation::Code),
         forgets_statements: discard || ops.contains(&Operation::Prepare),
-        forgets_portals: discard || ops.contains(&Operation::Cursor),
+        forgets_portals: discard || c.cursors.contains(&CursorChange::Close(None)),
+        cursors: c.cursors.clone(),
+        bound: Vec::new(),
     }
 }
 
@@ -338,9 +366,10 @@ impl Guard {
         let key = Rc::as_ptr(&classified) as usize;
         if let Some(r) = self.decisions.get(&key) {
             // The side effects of a decision apply on every use, cached or not.
-            let (decision, facts) = (r.decision.clone(), r.facts);
+            let (decision, facts) = (r.decision.clone(), r.facts.clone());
+            let ddl = facts.ddl;
             self.last = facts;
-            if decision.is_allowed() && facts.ddl {
+            if decision.is_allowed() && ddl {
                 self.schema_changes();
             }
             return decision;
@@ -374,9 +403,14 @@ impl Guard {
         }
         let facts = Facts {
             reads_masked: self.reads_masked(c),
+            bound: if c.bound_settings.is_empty() {
+                Vec::new()
+            } else {
+                vec![classified.clone()]
+            },
             ..facts_of(c)
         };
-        self.last = facts;
+        self.last = facts.clone();
         let roles: Vec<&Role> = self.roles.iter().collect();
         let decision = decide(&roles, c, &self.view());
         if decision.is_allowed() && facts.ddl {
@@ -416,25 +450,76 @@ impl Guard {
         crate::policy::decide::reads_masked(c, &self.view())
     }
 
-    /// What running an allowed statement or portal does to the mirror.
-    fn runs(&mut self, f: Facts) {
+    /// What running an allowed statement or portal does to the mirror. The
+    /// cursors it declares wait under the returned ticket for the server to
+    /// be done with it; those it closes are forgotten at once.
+    fn runs(&mut self, f: &Facts) -> Option<Ticket> {
         if f.forgets_statements {
             self.statements.clear();
             self.pending
                 .retain(|(_, p)| !matches!(p, Pending::Parse { .. }));
         }
         if f.forgets_portals {
-            self.portals.clear();
-            self.pending
-                .retain(|(_, p)| !matches!(p, Pending::Bind { .. }));
+            self.forget_portals();
         }
+        let mut declared: Vec<(Vec<u8>, Portal)> = Vec::new();
+        for change in &f.cursors {
+            match change {
+                CursorChange::Declare { name, hold } => {
+                    let name = name.as_bytes().to_vec();
+                    declared.retain(|(n, _)| *n != name);
+                    // Fetching from it returns what its query reads.
+                    let facts = Facts {
+                        reads_masked: f.reads_masked,
+                        ..Facts::default()
+                    };
+                    let portal = Portal { facts, hold: *hold };
+                    declared.push((name, portal));
+                }
+                CursorChange::Close(Some(name)) => {
+                    self.forget_portal(name.as_bytes());
+                    declared.retain(|(n, _)| n != name.as_bytes());
+                }
+                CursorChange::Close(None) => {
+                    self.forget_portals();
+                    declared.clear();
+                }
+            }
+        }
+        (!declared.is_empty()).then(|| self.pend(Pending::Declare { portals: declared }))
     }
 
-    /// Forgets a portal at once, and any Bind of it in flight.
+    /// Forgets every portal at once, and every Bind and DECLARE in flight.
+    fn forget_portals(&mut self) {
+        self.portals.clear();
+        self.pending
+            .retain(|(_, p)| !matches!(p, Pending::Bind { .. } | Pending::Declare { .. }));
+    }
+
+    /// Forgets a portal at once, and any Bind or DECLARE of it in flight.
     fn forget_portal(&mut self, name: &[u8]) {
         self.portals.remove(name);
         self.pending
             .retain(|(_, p)| !matches!(p, Pending::Bind { name: n, .. } if n == name));
+        for (_, p) in &mut self.pending {
+            if let Pending::Declare { portals } = p {
+                portals.retain(|(n, _)| n != name);
+            }
+        }
+    }
+
+    /// Records a portal the server confirmed; a name pgward already knows
+    /// keeps what it knew as well (a DECLARE of an existing name fails, and
+    /// pgward cannot tell whether it did).
+    fn add_portal(&mut self, name: Vec<u8>, portal: Portal) {
+        let merged = match self.portals.remove(&name) {
+            Some(old) => Portal {
+                facts: old.facts.or(portal.facts),
+                hold: old.hold || portal.hold,
+            },
+            None => portal,
+        };
+        self.portals.insert(name, merged);
     }
 
     fn pend(&mut self, p: Pending) -> Ticket {
@@ -444,16 +529,23 @@ impl Guard {
         t
     }
 
-    /// Judges a simple Query.
-    pub fn on_query(&mut self, cache: &mut ClassificationCache, sql: &[u8]) -> Decision {
+    /// Judges a simple Query; the cursors an allowed one declares wait
+    /// under the returned ticket for its ReadyForQuery.
+    pub fn on_query(
+        &mut self,
+        cache: &mut ClassificationCache,
+        sql: &[u8],
+    ) -> (Decision, Option<Ticket>) {
         let d = self.check_sql(cache, sql);
         // The server runs a Query's statements in the unnamed portal, which
         // is gone afterwards (a refusal runs in one too).
         self.forget_unnamed_portal();
+        let mut ticket = None;
         if d.is_allowed() {
-            self.runs(self.last);
+            let facts = self.last.clone();
+            ticket = self.runs(&facts);
         }
-        d
+        (d, ticket)
     }
 
     /// Notes a message the server runs as a simple Query in the unnamed
@@ -463,12 +555,13 @@ impl Guard {
     }
 
     /// Judges a Parse; an allowed one waits for ParseComplete under the
-    /// returned ticket.
+    /// returned ticket. `param_type` gives the declared type of `$n`.
     pub fn on_parse(
         &mut self,
         cache: &mut ClassificationCache,
         name: &[u8],
         sql: &[u8],
+        param_type: &dyn Fn(usize) -> u32,
     ) -> Result<Ticket, Denial> {
         if name == REFUSAL_NAME {
             return Err(reserved());
@@ -476,6 +569,18 @@ impl Guard {
         let strings = self.strings;
         if let Decision::Deny(d) = self.check_sql(cache, sql) {
             return Err(d);
+        }
+        for classified in &self.last.bound {
+            let Ok(c) = classified.as_ref() else { continue };
+            for n in c.setting_parameters() {
+                if !TEXT_PARAMETER_TYPES.contains(&param_type(n)) {
+                    return Err(refuse_denial(
+                        format!("pgward: bind parameter ${n} names a setting but is not declared as text"),
+                        "rule: built-in; a parameter naming a setting must reach the server as text exactly as pgward reads it (char and name types change it on the way)",
+                        "leave its type unspecified, or declare it text",
+                    ));
+                }
+            }
         }
         // A client re-parsing the same text under the same name (the unnamed
         // statement, usually) shares the stored text.
@@ -487,7 +592,7 @@ impl Guard {
             sql,
             strings,
             judged: self.epoch(),
-            facts: self.last,
+            facts: self.last.clone(),
         };
         Ok(self.pend(Pending::Parse {
             name: name.to_vec(),
@@ -498,16 +603,20 @@ impl Guard {
     /// Judges a Bind: every statement the server may bind under that name
     /// must have been allowed, and must still be if judged again. An allowed
     /// Bind waits for BindComplete under the returned ticket.
+    /// `parameter` gives `$n` as text (`None` for NULL), for statements
+    /// whose verdict depends on it.
     pub fn on_bind(
         &mut self,
         cache: &mut ClassificationCache,
         portal: &[u8],
         statement: &[u8],
+        parameter: &dyn Fn(usize) -> Result<Option<String>, String>,
     ) -> Result<Ticket, Denial> {
         if portal == REFUSAL_NAME {
             return Err(reserved());
         }
         let facts = self.statement_facts(cache, statement)?;
+        self.judge_parameters(&facts, parameter)?;
         if facts.ddl {
             // Running prepared DDL changes the schema again.
             self.schema_changes();
@@ -515,8 +624,40 @@ impl Guard {
         self.lexing.running = true;
         Ok(self.pend(Pending::Bind {
             name: portal.to_vec(),
-            portal: Portal { facts },
+            portal: Portal { facts, hold: false },
         }))
+    }
+
+    /// Judges the statements whose verdict waits for the Bind's parameters,
+    /// with the settings the parameters name or set written in; an allowed
+    /// search_path change counts from here on.
+    fn judge_parameters(
+        &mut self,
+        facts: &Facts,
+        parameter: &dyn Fn(usize) -> Result<Option<String>, String>,
+    ) -> Result<(), Denial> {
+        for classified in &facts.bound {
+            let Ok(c) = classified.as_ref() else { continue };
+            let full = c.with_parameters(parameter).map_err(|why| {
+                refuse_denial(
+                    format!("pgward: {why}"),
+                    "rule: built-in; a setting named by a bind parameter is judged at Bind, with the parameter's value",
+                    "pass the setting's plain name as text",
+                )
+            })?;
+            let roles: Vec<&Role> = self.roles.iter().collect();
+            if let Decision::Deny(d) = decide(&roles, &full, &self.view()) {
+                return Err(d);
+            }
+            let mut path_changed = false;
+            for s in &full.search_path {
+                path_changed |= self.add_schema(s.clone());
+            }
+            if path_changed {
+                self.decisions.clear();
+            }
+        }
+        Ok(())
     }
 
     /// What running the statement `name` may imply: the one the server
@@ -564,7 +705,7 @@ impl Guard {
             return Ok(Facts::default());
         };
         if s.judged == now {
-            return Ok(s.facts);
+            return Ok(s.facts.clone());
         }
         let (sql, strings) = (s.sql.clone(), s.strings);
         // The server analyses the statement again: so does pgward.
@@ -578,10 +719,10 @@ impl Guard {
                 ..d
             });
         }
-        let (judged, facts) = (self.epoch(), self.last);
+        let (judged, facts) = (self.epoch(), self.last.clone());
         if let Some(s) = self.statement_mut(name, at) {
             s.judged = judged;
-            s.facts = facts;
+            s.facts = facts.clone();
         }
         Ok(facts)
     }
@@ -597,28 +738,31 @@ impl Guard {
         }
     }
 
-    /// What running a portal may imply: its record and any Bind of it in
-    /// flight; `None` when pgward knows of no such portal.
+    /// What running a portal may imply: its record and any Bind or DECLARE
+    /// of it in flight; `None` when pgward knows of no such portal.
     fn portal_facts(&self, name: &[u8]) -> Option<Facts> {
-        let held = self.portals.get(name).map(|p| p.facts);
-        let flying = self.pending.iter().filter_map(|(_, p)| match p {
-            Pending::Bind { name: n, portal } if n == name => Some(portal.facts),
-            _ => None,
+        let held = self.portals.get(name).map(|p| p.facts.clone());
+        let flying = self.pending.iter().flat_map(|(_, p)| {
+            let (bound, declared) = match p {
+                Pending::Bind { name: n, portal } if n == name => (Some(portal), &[][..]),
+                Pending::Declare { portals } => (None, &portals[..]),
+                _ => (None, &[][..]),
+            };
+            let declared = declared.iter().filter(|(n, _)| n == name).map(|(_, p)| p);
+            bound.into_iter().chain(declared).map(|p| p.facts.clone())
         });
         held.into_iter().chain(flying).reduce(Facts::or)
     }
 
     /// Judges an Execute: its portal must have been bound from an allowed
-    /// statement.
-    pub fn on_execute(&mut self, portal: &[u8]) -> Option<Denial> {
-        match self.portal_facts(portal) {
-            None => Some(unknown("portal", portal)),
-            Some(f) => {
-                self.runs(f);
-                self.lexing.running = true;
-                None
-            }
-        }
+    /// statement or declared by an allowed DECLARE. The cursors running it
+    /// declares wait under the returned ticket.
+    pub fn on_execute(&mut self, portal: &[u8]) -> Result<Option<Ticket>, Denial> {
+        let f = self
+            .portal_facts(portal)
+            .ok_or_else(|| unknown("portal", portal))?;
+        self.lexing.running = true;
+        Ok(self.runs(&f))
     }
 
     /// Judges a Describe of a statement (`S`), which the server analyses
@@ -686,6 +830,11 @@ impl Guard {
             (Pending::Close { name, .. }, Outcome::Done) => {
                 self.portals.remove(&name);
             }
+            (Pending::Declare { portals }, Outcome::Done) => {
+                for (name, portal) in portals {
+                    self.add_portal(name, portal);
+                }
+            }
             _ => {}
         }
     }
@@ -711,11 +860,12 @@ impl Guard {
         }
     }
 
-    /// Notes a ReadyForQuery: outside a transaction block no portal survives.
+    /// Notes a ReadyForQuery: outside a transaction block only cursors
+    /// declared WITH HOLD survive.
     pub fn on_ready_for_query(&mut self, status: u8) {
         self.lexing.owed.pop_front();
         if status == b'I' {
-            self.portals.clear();
+            self.portals.retain(|_, p| p.hold);
         }
     }
 
@@ -742,13 +892,22 @@ fn syntax_error(message: String, hint: &str) -> Decision {
 }
 
 fn refuse(message: impl Into<String>, detail: &str, hint: &str) -> Decision {
-    Decision::Deny(Denial {
+    Decision::Deny(refuse_denial(message, detail, hint))
+}
+
+fn refuse_denial(message: impl Into<String>, detail: &str, hint: &str) -> Denial {
+    Denial {
         code: "42501",
         message: message.into(),
         detail: detail.into(),
         hint: hint.into(),
-    })
+    }
 }
+
+/// Parameter types whose value reaches a text argument unchanged, in text
+/// and binary format alike: unspecified (the server infers text), text,
+/// unknown, varchar.
+const TEXT_PARAMETER_TYPES: &[u32] = &[0, 25, 705, 1043];
 
 /// A statement or portal name as messages show it.
 fn shown(name: &[u8]) -> String {
@@ -820,12 +979,12 @@ mod tests {
         g.learn_search_path("\"$user\", public", "svc").unwrap();
         assert!(g.learn_search_path("a b", "svc").is_err());
         // The reader may read public.* only: `orders` may be svc.orders.
-        let d = g.on_query(&mut c, b"SELECT * FROM orders");
+        let (d, _) = g.on_query(&mut c, b"SELECT * FROM orders");
         assert!(!d.is_allowed(), "{d:?}");
         // A later SET search_path naming $user means the login too.
         let (mut g, mut c) = guard("reader");
         g.learn_search_path("public", "svc").unwrap();
-        assert!(g.on_query(&mut c, b"SELECT 1").is_allowed());
+        assert!(g.on_query(&mut c, b"SELECT 1").0.is_allowed());
         g.on_query(&mut c, b"SET search_path = \"$user\", public");
         assert!(g.view().search_path.contains(&"svc".to_string()));
     }
@@ -843,14 +1002,15 @@ mod tests {
         g.set_catalog(Rc::new(catalog));
         g.learn_search_path("internal, public", "svc").unwrap();
         // internal.pg_notes is not readable; pg_catalog has no pg_notes.
-        assert!(!g.on_query(&mut c, b"SELECT * FROM pg_notes").is_allowed());
+        assert!(!g.on_query(&mut c, b"SELECT * FROM pg_notes").0.is_allowed());
         assert!(g
             .on_query(&mut c, b"SELECT relname FROM pg_class")
+            .0
             .is_allowed());
     }
 
     fn parse(g: &mut Guard, c: &mut ClassificationCache, name: &str, sql: &str) -> Ticket {
-        g.on_parse(c, name.as_bytes(), sql.as_bytes())
+        g.on_parse(c, name.as_bytes(), sql.as_bytes(), &|_| 0)
             .unwrap_or_else(|d| panic!("{sql}: {}", d.message))
     }
 
@@ -860,7 +1020,9 @@ mod tests {
         portal: &str,
         stmt: &str,
     ) -> Result<Ticket, Denial> {
-        g.on_bind(c, portal.as_bytes(), stmt.as_bytes())
+        g.on_bind(c, portal.as_bytes(), stmt.as_bytes(), &|n| {
+            Err(format!("no parameter ${n}"))
+        })
     }
 
     #[test]
@@ -929,9 +1091,11 @@ mod tests {
         g.settle(p, Outcome::Done);
         let b = bind(&mut g, &mut c, "p", "t").unwrap();
         g.settle(b, Outcome::Skipped);
-        assert!(g.on_execute(b"p").is_some());
+        assert!(g.on_execute(b"p").is_err());
         // The reserved name is never the client's.
-        assert!(g.on_parse(&mut c, REFUSAL_NAME, b"SELECT 1").is_err());
+        assert!(g
+            .on_parse(&mut c, REFUSAL_NAME, b"SELECT 1", &|_| 0)
+            .is_err());
         assert!(bind(&mut g, &mut c, "pgward_refusal", "t").is_err());
     }
 
@@ -946,17 +1110,191 @@ mod tests {
         g.settle(b, Outcome::Done);
         // Inside a transaction block both live on.
         g.on_ready_for_query(b'T');
-        assert!(g.on_execute(b"named").is_none());
-        assert!(g.on_execute(b"").is_none());
+        assert!(g.on_execute(b"named").is_ok());
+        assert!(g.on_execute(b"").is_ok());
         // A simple Query runs in the unnamed portal.
         let _ = g.on_query(&mut c, b"SELECT 2");
-        assert!(g.on_execute(b"").is_some());
-        assert!(g.on_execute(b"named").is_none());
+        assert!(g.on_execute(b"").is_err());
+        assert!(g.on_execute(b"named").is_ok());
         // Outside a block, Sync ends every portal.
         g.on_ready_for_query(b'I');
-        assert!(g.on_execute(b"named").is_some());
+        assert!(g.on_execute(b"named").is_err());
         // The statement lives on.
         assert!(bind(&mut g, &mut c, "", "s").is_ok());
+    }
+
+    /// Binds the unnamed statement with text parameters.
+    fn bind_with(
+        g: &mut Guard,
+        c: &mut ClassificationCache,
+        params: &[Option<&str>],
+    ) -> Result<Ticket, Denial> {
+        let parameter = |n: usize| match params.get(n - 1) {
+            Some(v) => Ok(v.map(str::to_string)),
+            None => Err(format!("no parameter ${n}")),
+        };
+        g.on_bind(c, b"", b"", &parameter)
+    }
+
+    #[test]
+    fn settings_named_by_parameters_are_judged_at_bind() {
+        let (mut g, mut c) = guard("reader");
+        let p = parse(&mut g, &mut c, "", "SELECT current_setting($1)");
+        g.settle(p, Outcome::Done);
+        assert!(bind_with(&mut g, &mut c, &[Some("work_mem")]).is_ok());
+        assert!(
+            bind_with(&mut g, &mut c, &[None]).is_ok(),
+            "NULL reads nothing"
+        );
+        for secret in ["data_directory", "DATA_Directory", "my.secret"] {
+            let d = bind_with(&mut g, &mut c, &[Some(secret)]).unwrap_err();
+            assert!(
+                d.message.contains("data_directory") || d.message.contains("my.secret"),
+                "{secret}: {}",
+                d.message
+            );
+        }
+        // A name the server might read differently is refused.
+        for odd in ["data_directory ", "", "work mem", "work_mem\u{a0}"] {
+            assert!(bind_with(&mut g, &mut c, &[Some(odd)]).is_err(), "{odd:?}");
+        }
+        assert!(bind_with(&mut g, &mut c, &[]).is_err(), "missing parameter");
+        // The parameter must reach the server as text, used nowhere else.
+        let bpchar = g.on_parse(&mut c, b"", b"SELECT current_setting($1)", &|_| 1042);
+        assert!(bpchar.is_err());
+        assert!(g
+            .on_parse(&mut c, b"", b"SELECT current_setting($1)", &|_| 25)
+            .is_ok());
+        let twice = g.on_parse(
+            &mut c,
+            b"",
+            b"SELECT $1::bpchar, current_setting($1)",
+            &|_| 0,
+        );
+        assert!(twice.is_err());
+    }
+
+    #[test]
+    fn settings_changed_by_parameters_are_judged_at_bind() {
+        let (mut g, mut c) = guard("migrator");
+        let p = parse(&mut g, &mut c, "", "SELECT set_config($1, $2, false)");
+        g.settle(p, Outcome::Done);
+        assert!(bind_with(&mut g, &mut c, &[Some("work_mem"), Some("8MB")]).is_ok());
+        let d = bind_with(&mut g, &mut c, &[Some("role"), Some("postgres")]).unwrap_err();
+        assert!(d.message.contains("role"), "{}", d.message);
+        assert!(bind_with(&mut g, &mut c, &[Some("log_statement"), Some("none")]).is_err());
+        assert!(bind_with(&mut g, &mut c, &[Some("client_encoding"), Some("SJIS")]).is_err());
+        assert!(bind_with(&mut g, &mut c, &[Some("search_path"), None]).is_err());
+        // An allowed search_path change counts for what follows.
+        assert!(!g.search_path.contains(&"internal".to_string()));
+        assert!(bind_with(
+            &mut g,
+            &mut c,
+            &[Some("search_path"), Some("internal, public")]
+        )
+        .is_ok());
+        assert!(g.search_path.contains(&"internal".to_string()));
+        // A literal name with a parameter value.
+        let p = parse(&mut g, &mut c, "", "SELECT set_config('role', $1, false)");
+        g.settle(p, Outcome::Done);
+        assert!(bind_with(&mut g, &mut c, &[Some("x")]).is_err());
+    }
+
+    /// Runs a simple Query and its ReadyForQuery.
+    fn query_done(g: &mut Guard, c: &mut ClassificationCache, sql: &str, status: u8) {
+        let (d, ticket) = g.on_query(c, sql.as_bytes());
+        assert!(d.is_allowed(), "{sql}: {d:?}");
+        if let Some(t) = ticket {
+            g.settle(t, Outcome::Done);
+        }
+        g.on_ready_for_query(status);
+    }
+
+    #[test]
+    fn a_declared_cursor_is_a_portal_until_closed_or_its_transaction_ends() {
+        let (mut g, mut c) = guard("reader");
+        query_done(&mut g, &mut c, "BEGIN", b'T');
+        // In flight: Describe and Execute may follow at once (pipelined).
+        let (d, ticket) = g.on_query(&mut c, b"DECLARE Cur CURSOR FOR SELECT * FROM products");
+        assert!(d.is_allowed(), "{d:?}");
+        assert!(g.on_describe(&mut c, b'P', b"cur").is_none());
+        assert!(g.on_describe(&mut c, b'P', b"Cur").is_some(), "names fold");
+        g.settle(
+            ticket.expect("a DECLARE waits for its reply"),
+            Outcome::Done,
+        );
+        g.on_ready_for_query(b'T');
+        assert!(g.on_execute(b"cur").is_ok());
+        // FETCH and MOVE keep it; CLOSE of another name too.
+        query_done(&mut g, &mut c, "FETCH 2 FROM cur", b'T');
+        query_done(&mut g, &mut c, "MOVE ABSOLUTE 0 IN cur", b'T');
+        query_done(&mut g, &mut c, "CLOSE other", b'T');
+        assert!(g.on_execute(b"cur").is_ok());
+        query_done(&mut g, &mut c, "CLOSE cur", b'T');
+        assert!(g.on_execute(b"cur").is_err());
+        // The end of the transaction ends it, unless WITH HOLD.
+        query_done(&mut g, &mut c, "DECLARE a CURSOR FOR SELECT 1", b'T');
+        query_done(
+            &mut g,
+            &mut c,
+            "DECLARE h CURSOR WITH HOLD FOR SELECT 1",
+            b'T',
+        );
+        query_done(&mut g, &mut c, "COMMIT", b'I');
+        assert!(g.on_execute(b"a").is_err());
+        assert!(g.on_execute(b"h").is_ok());
+        query_done(&mut g, &mut c, "CLOSE ALL", b'I');
+        assert!(g.on_execute(b"h").is_err());
+        // A refused DECLARE declares nothing.
+        let (d, ticket) = g.on_query(
+            &mut c,
+            b"DECLARE s CURSOR FOR SELECT * FROM internal.salaries",
+        );
+        assert!(!d.is_allowed() && ticket.is_none());
+        assert!(g.on_execute(b"s").is_err());
+    }
+
+    #[test]
+    fn a_cursor_declared_by_execute_exists_once_the_execute_succeeds() {
+        let (mut g, mut c) = guard("reader");
+        let p = parse(
+            &mut g,
+            &mut c,
+            "",
+            "DECLARE c CURSOR FOR SELECT * FROM products",
+        );
+        g.settle(p, Outcome::Done);
+        let b = bind(&mut g, &mut c, "", "").unwrap();
+        g.settle(b, Outcome::Done);
+        let failed = g
+            .on_execute(b"")
+            .unwrap()
+            .expect("a DECLARE waits for its reply");
+        g.settle(failed, Outcome::Failed);
+        assert!(g.on_execute(b"c").is_err());
+        let b = bind(&mut g, &mut c, "", "").unwrap();
+        g.settle(b, Outcome::Done);
+        let done = g.on_execute(b"").unwrap().unwrap();
+        // A CLOSE run meanwhile forgets the DECLARE in flight.
+        query_done(&mut g, &mut c, "CLOSE c", b'T');
+        g.settle(done, Outcome::Done);
+        assert!(g.on_execute(b"c").is_err());
+    }
+
+    #[test]
+    fn a_declare_of_a_known_name_keeps_what_was_known() {
+        let (mut g, mut c) = guard("migrator");
+        query_done(&mut g, &mut c, "BEGIN", b'T');
+        let p = parse(&mut g, &mut c, "s", "CREATE TABLE t (a int)");
+        g.settle(p, Outcome::Done);
+        let b = bind(&mut g, &mut c, "p", "s").unwrap();
+        g.settle(b, Outcome::Done);
+        // The server refuses this DECLARE (the name is taken); pgward cannot
+        // tell, so portal p keeps its DDL fact.
+        query_done(&mut g, &mut c, "DECLARE p CURSOR FOR SELECT 1", b'T');
+        assert!(g.on_execute(b"p").is_ok());
+        let f = g.portal_facts(b"p").unwrap();
+        assert!(f.ddl, "{f:?}");
     }
 
     #[test]
@@ -968,7 +1306,7 @@ mod tests {
         g.settle(b, Outcome::Done);
         // A Parse in flight when DEALLOCATE goes out is forgotten too.
         let flying = parse(&mut g, &mut c, "t", "SELECT 1");
-        g.runs(Facts {
+        g.runs(&Facts {
             forgets_statements: true,
             forgets_portals: true,
             ..Facts::default()
@@ -976,7 +1314,7 @@ mod tests {
         g.settle(flying, Outcome::Done);
         assert!(bind(&mut g, &mut c, "", "s").is_err());
         assert!(bind(&mut g, &mut c, "", "t").is_err());
-        assert!(g.on_execute(b"p").is_some());
+        assert!(g.on_execute(b"p").is_err());
     }
 
     #[test]
@@ -985,7 +1323,19 @@ mod tests {
         assert!(f("DEALLOCATE ALL").forgets_statements);
         assert!(f("PREPARE p AS SELECT 1").forgets_statements);
         assert!(f("CLOSE ALL").forgets_portals);
-        assert!(f("DECLARE c CURSOR FOR SELECT 1").forgets_portals);
+        assert!(!f("DECLARE c CURSOR FOR SELECT 1").forgets_portals);
+        assert!(!f("FETCH 10 FROM c").forgets_portals);
+        assert!(!f("CLOSE c").forgets_portals);
+        assert_eq!(
+            f("DECLARE \"Mixed\" CURSOR WITH HOLD FOR SELECT 1; CLOSE c").cursors,
+            vec![
+                CursorChange::Declare {
+                    name: "Mixed".into(),
+                    hold: true
+                },
+                CursorChange::Close(Some("c".into()))
+            ]
+        );
         assert!(f("DISCARD ALL").forgets_statements && f("DISCARD ALL").forgets_portals);
         assert!(f("CREATE TABLE t (a int)").ddl);
         assert!(f("DO $$ BEGIN CREATE TABLE t (a int); END $$").ddl);
@@ -1000,6 +1350,7 @@ mod tests {
         assert!(bind(&mut g, &mut c, "", "s").is_ok());
         assert!(g
             .on_query(&mut c, b"SET search_path = internal, public")
+            .0
             .is_allowed());
         let d = bind(&mut g, &mut c, "", "s").unwrap_err();
         assert_eq!(
@@ -1020,6 +1371,7 @@ mod tests {
         // Pipelined behind a SET of standard_conforming_strings: refused.
         assert!(g
             .on_query(&mut c, b"SET standard_conforming_strings = off")
+            .0
             .is_allowed());
         g.owe_ready(true);
         let d = g.check_sql(&mut c, tricky);
@@ -1035,7 +1387,10 @@ mod tests {
         assert_eq!(g.strings(), Strings::Escaped);
         assert!(g.check_sql(&mut c, tricky).is_allowed());
         // Behind anything at all (a view or a trigger may call set_config).
-        assert!(g.on_query(&mut c, b"SELECT * FROM customers").is_allowed());
+        assert!(g
+            .on_query(&mut c, b"SELECT * FROM customers")
+            .0
+            .is_allowed());
         g.owe_ready(true);
         assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         g.on_ready_for_query(b'I');
@@ -1050,7 +1405,7 @@ mod tests {
         assert!(g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         let b = bind(&mut g, &mut c, "", "").unwrap();
         assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
-        assert!(g.on_execute(b"").is_none());
+        assert!(g.on_execute(b"").is_ok());
         assert!(!g.check_sql(&mut c, b"SELECT E'\\\\'").is_allowed());
         g.settle(p, Outcome::Done);
         g.settle(b, Outcome::Done);
@@ -1091,7 +1446,7 @@ mod tests {
         let p = parse(&mut g, &mut c, "s", "SELECT '\\' AS x, ' , 1 --'");
         g.settle(p, Outcome::Done);
         g.set_standard_conforming_strings(true);
-        assert!(g.on_query(&mut c, b"SET search_path = x").is_allowed());
+        assert!(g.on_query(&mut c, b"SET search_path = x").0.is_allowed());
         assert!(bind(&mut g, &mut c, "", "s").is_ok());
     }
 }

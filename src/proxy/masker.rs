@@ -99,6 +99,12 @@ impl Masker {
         !self.masks.is_empty() || !self.scan.is_empty()
     }
 
+    /// True when the user's text columns are scanned for personal data:
+    /// every result needs its description then.
+    pub fn scans(&self) -> bool {
+        !self.scan.is_empty()
+    }
+
     /// True while the current result has masked columns.
     pub fn is_active(&self) -> bool {
         self.active
@@ -322,8 +328,10 @@ impl Masker {
                 None => Masked::Keep,
             }),
             b'D' if self.active => Ok(Masked::Rewrite),
-            // A result ends; PortalSuspended keeps the plan for the next Execute.
-            b'C' | b'I' | b'Z' => {
+            // A result ends, or pauses (PortalSuspended): the next Execute
+            // of a portal with masked columns is described again, and the
+            // next portal may be another one.
+            b'C' | b'I' | b's' | b'Z' => {
                 self.finish_result();
                 Ok(Masked::Keep)
             }

@@ -187,6 +187,22 @@ impl Pipeline {
         }
     }
 
+    /// True when an error answering the head entry (`owed`, a hidden one)
+    /// must reach the client anyway: after it the server skips the client's
+    /// own messages up to the Sync, which then get no reply of their own (a
+    /// refusal raised in an aborted transaction, or pgward's Describe of a
+    /// portal that does not exist, fails in place of the client's Execute).
+    fn error_shows(&self, owed: &Owed) -> bool {
+        if matches!(owed, Owed::Query | Owed::Sync) {
+            return false;
+        }
+        self.entries
+            .iter()
+            .skip(1)
+            .take_while(|e| !matches!(e.owed, Owed::Sync | Owed::Query | Owed::Synthetic(_)))
+            .any(|e| e.visible && e.owed != Owed::CopyEnd)
+    }
+
     /// Routes one server message by its tag and updates the queue; what the
     /// owner must know (tickets settled, Syncs ignored) goes to `event`.
     pub fn route(&mut self, tag: u8, mut event: impl FnMut(Event)) -> Route {
@@ -202,7 +218,7 @@ impl Pipeline {
             // Nothing owed (a FATAL error before shutdown, say): pass it on.
             return Route::Forward;
         };
-        let route = if head.visible {
+        let route = if head.visible || (tag == b'E' && self.error_shows(&head.owed)) {
             Route::Forward
         } else {
             Route::Hide
@@ -279,6 +295,30 @@ mod tests {
         }
         assert_eq!(routes(&mut p, b"12DDC12EZ"), "12DDC--EZ");
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn an_error_in_a_hidden_reply_is_shown_when_the_clients_messages_are_skipped() {
+        let mut p = Pipeline::default();
+        // A refusal raised in an aborted transaction: the hidden Parse fails.
+        for (o, v) in [
+            (Owed::One, false),
+            (Owed::One, false),
+            (Owed::One, false),
+            (Owed::One, false),
+            (Owed::Execute, true),
+            (Owed::Sync, true),
+        ] {
+            p.push(o, v);
+        }
+        assert_eq!(routes(&mut p, b"33EZ"), "--EZ");
+        assert!(p.is_empty());
+        // An error of a hidden message whose skipped followers are hidden
+        // too stays hidden (nothing of the client's was lost).
+        for (o, v) in [(Owed::One, false), (Owed::One, false), (Owed::Sync, true)] {
+            p.push(o, v);
+        }
+        assert_eq!(routes(&mut p, b"EZ"), "-Z");
     }
 
     #[test]

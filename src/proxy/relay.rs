@@ -32,7 +32,7 @@ use crate::sql::cache::ClassificationCache;
 use crate::wire::backend::ParameterStatus;
 use crate::wire::error_response::{ErrorFields, PgError};
 use crate::wire::frame::{next, Next, HEADER_LEN};
-use crate::wire::frontend::{BindNames, Execute, Parse, Query, Target};
+use crate::wire::frontend::{BindNames, BindParameters, Execute, Parse, Query, Target};
 use crate::wire::WireError;
 
 use super::session::ENCODING_HINT;
@@ -182,6 +182,22 @@ enum Action {
     Replace(BytesMut),
 }
 
+/// Bind parameter `$n` of a Bind body as text (`None` for NULL). A text
+/// parameter's binary form is its text too, and pgward checks at Parse that
+/// the parameters it reads are text.
+fn text_parameter(body: &[u8], n: usize) -> Result<Option<String>, String> {
+    let p = BindParameters::parse(body)
+        .and_then(|p| p.get(n))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the Bind carries no parameter ${n}"))?;
+    match p.value {
+        None => Ok(None),
+        Some(v) => String::from_utf8(v.to_vec())
+            .map(Some)
+            .map_err(|_| format!("bind parameter ${n} is not UTF-8")),
+    }
+}
+
 /// Where the client pump gets catalog snapshots.
 pub struct CatalogSource<'a> {
     /// The worker's snapshots.
@@ -296,35 +312,46 @@ impl<'a> ClientPump<'a> {
         let (owed, ticket, refusal) = match tag {
             b'Q' => {
                 let q = Query::parse(body)?;
-                let d = guard.on_query(&mut self.cache.borrow_mut(), q.sql);
-                (Owed::Query, None, refused(d))
+                let (d, ticket) = guard.on_query(&mut self.cache.borrow_mut(), q.sql);
+                (Owed::Query, ticket, refused(d))
             }
             b'P' => {
                 let p = Parse::parse(body)?;
-                match guard.on_parse(&mut self.cache.borrow_mut(), p.name, p.sql) {
+                let param_type = |n| p.param_type(n);
+                match guard.on_parse(&mut self.cache.borrow_mut(), p.name, p.sql, &param_type) {
                     Ok(t) => (Owed::One, Some(t), None),
                     Err(d) => (Owed::One, None, Some(d)),
                 }
             }
             b'B' => {
                 let b = BindNames::parse(body)?;
-                match guard.on_bind(&mut self.cache.borrow_mut(), b.portal, b.statement) {
+                let parameter = |n| text_parameter(body, n);
+                match guard.on_bind(
+                    &mut self.cache.borrow_mut(),
+                    b.portal,
+                    b.statement,
+                    &parameter,
+                ) {
                     Ok(t) => (Owed::One, Some(t), None),
                     Err(d) => (Owed::One, None, Some(d)),
                 }
             }
             b'E' => {
                 let e = Execute::parse(body)?;
-                // Asked before the Execute is noted: running a FETCH forgets
-                // the portals it may have moved, the executed one included.
-                let masked = guard.portal_reads_masked(e.portal);
-                let refusal = guard.on_execute(e.portal);
+                // Asked before the Execute is noted: running a CLOSE forgets
+                // the portals it closes.
+                let masked =
+                    guard.portal_reads_masked(e.portal) || self.state.masker.borrow().scans();
+                let (ticket, refusal) = match guard.on_execute(e.portal) {
+                    Ok(t) => (t, None),
+                    Err(d) => (None, Some(d)),
+                };
                 if refusal.is_none() && masked {
-                    // The rows must be masked, so pgward needs the portal's
-                    // description even if the client never asked for it.
+                    // The rows must be masked or scanned, so pgward needs the
+                    // portal's description even if the client never asked for it.
                     drop(guard);
                     self.owe(Owed::DescribePortal, false);
-                    self.owe(Owed::Execute, true);
+                    self.owe_ticket(Owed::Execute, true, ticket);
                     let mut out = BytesMut::new();
                     crate::wire::build::message(&mut out, b'D', |b| {
                         bytes::BufMut::put_u8(b, b'P');
@@ -335,7 +362,7 @@ impl<'a> ClientPump<'a> {
                     });
                     return Ok(Action::Replace(out));
                 }
-                (Owed::Execute, None, refusal)
+                (Owed::Execute, ticket, refusal)
             }
             b'D' => {
                 let t = Target::parse(body, "Describe")?;

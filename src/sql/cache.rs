@@ -120,6 +120,18 @@ mod tests {
             .unwrap();
         assert!(!role.as_ref().as_ref().unwrap().forbidden.is_empty());
         assert!(timeout.as_ref().as_ref().unwrap().forbidden.is_empty());
+
+        // Which parameter names the setting matters too.
+        let first = cache
+            .classify(b"SELECT current_setting($1), $2::int", Strings::Standard)
+            .unwrap();
+        let second = cache
+            .classify(b"SELECT current_setting($2), $1::int", Strings::Standard)
+            .unwrap();
+        let read = |c: &Classified| c.as_ref().as_ref().unwrap().bound_settings.clone();
+        use crate::sql::classification::BoundSetting;
+        assert_eq!(read(&first), [BoundSetting::Read(1)]);
+        assert_eq!(read(&second), [BoundSetting::Read(2)]);
     }
 
     #[test]

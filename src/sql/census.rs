@@ -1,6 +1,6 @@
 //! A census of the parse tree, independent of the walker: every relation
 //! reference (RangeVar), function call (FuncCall), column reference
-//! (ColumnRef) and operator (A_Expr) anywhere in the tree, by source
+//! (ColumnRef), operator (A_Expr) and bind parameter (ParamRef) anywhere in the tree, by source
 //! position. It goes through the tree generically (serde's view of the
 //! protobuf structs, which covers every field of every node), so a node the
 //! walker never reached still counts. The classifier refuses a statement when
@@ -20,6 +20,8 @@ pub enum Kind {
     Column,
     /// An operator expression.
     Operator,
+    /// A bind parameter (`$1`).
+    Parameter,
 }
 
 impl Kind {
@@ -29,6 +31,7 @@ impl Kind {
             "FuncCall" => Some(Kind::Function),
             "ColumnRef" => Some(Kind::Column),
             "AExpr" => Some(Kind::Operator),
+            "ParamRef" => Some(Kind::Parameter),
             _ => None,
         }
     }
@@ -40,6 +43,7 @@ impl Kind {
             Kind::Function => "function call",
             Kind::Column => "column reference",
             Kind::Operator => "operator",
+            Kind::Parameter => "parameter",
         }
     }
 }

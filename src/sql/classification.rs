@@ -225,4 +225,44 @@ pub struct Classification {
     pub literal_sensitive: bool,
     /// Schemas named by a search_path change in this text.
     pub search_path: Vec<String>,
+    /// Cursors the text declares and closes, in order: the portals the
+    /// server gains and loses by running it.
+    pub cursors: Vec<CursorChange>,
+    /// Settings named or given a value by bind parameters
+    /// (`current_setting($1)`, `set_config($1, $2, false)`): known only at
+    /// Bind, where `with_parameters` completes the classification.
+    pub bound_settings: Vec<BoundSetting>,
+}
+
+/// A setting argument: text written in the statement, or a bind parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingArgument {
+    /// A string literal.
+    Literal(String),
+    /// Bind parameter `$n` (1-based).
+    Parameter(usize),
+    /// Anything else (an expression): unknown until it runs.
+    Unknown,
+}
+
+/// A setting use whose name or value is a bind parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoundSetting {
+    /// `current_setting($n)`.
+    Read(usize),
+    /// `set_config(name, value, ...)`, the name or the value a parameter.
+    Change {
+        name: SettingArgument,
+        value: SettingArgument,
+    },
+}
+
+/// What running a statement does to the server's portals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorChange {
+    /// DECLARE: a portal of that name (as the server folds it); `hold` when
+    /// it outlives its transaction (WITH HOLD).
+    Declare { name: String, hold: bool },
+    /// CLOSE of one portal, or of all of them (`None`: CLOSE ALL).
+    Close(Option<String>),
 }

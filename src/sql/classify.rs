@@ -58,6 +58,8 @@ pub fn classify_with(sql: &str, strings: Strings) -> Result<Classification, Clas
         }
     }
     let seen = std::mem::take(&mut walker.seen);
+    let parameters = std::mem::take(&mut walker.parameters);
+    c.check_setting_parameters(&parameters);
     if c.forbidden.is_empty() {
         if let Some((kind, at)) = unaccounted(&census(tree), &seen) {
             return Err(ClassifyError::Unsupported(format!(

@@ -3,9 +3,10 @@
 //! PostgreSQL 18) does, in both standard_conforming_strings modes, and a key
 //! written from those tokens: comments and whitespace dropped, unquoted words
 //! lowercased (PostgreSQL folds them), literals and `$n` placeholders
-//! collapsed. The literal values are kept on the side, for the rare
-//! classifications that depend on them. Two texts with the same key are, to
-//! the server, the same token sequence up to the values of its literals.
+//! collapsed. The literal values and placeholder numbers are kept on the
+//! side, for the rare classifications that depend on them. Two texts with
+//! the same key are, to the server, the same token sequence up to the values
+//! of its literals.
 //!
 //! Whatever the lexer cannot read as the scanner does, it refuses (a
 //! `LexError`): the scanner's own errors (unterminated strings, trailing junk
@@ -131,7 +132,13 @@ pub fn fingerprint(sql: &[u8], strings: Strings, fp: &mut Fingerprint) -> Result
                 fp.literals.extend_from_slice(text);
                 fp.literals.push(0);
             }
-            Kind::Param => fp.key.extend_from_slice(b"$?"),
+            // Which parameter it is matters where a classification depends
+            // on it (`current_setting($1)`): kept beside the literals.
+            Kind::Param => {
+                fp.key.extend_from_slice(b"$?");
+                fp.literals.extend_from_slice(text);
+                fp.literals.push(0);
+            }
             Kind::Word => {
                 let at = fp.key.len();
                 fp.key.extend_from_slice(text);

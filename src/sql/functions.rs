@@ -8,8 +8,11 @@ use pg_query::protobuf::{AExpr, FuncCall, TypeCast};
 use pg_query::{Node, NodeEnum};
 
 use super::census::Kind;
+use super::classification::{BoundSetting, SettingArgument};
 use super::classification::{Name, Operation};
-use super::names::{name_of_list, parse_qualified_text, parts, string_constant};
+use super::names::{
+    name_of_list, parameter_number, parse_qualified_text, parts, regclass_constant, string_constant,
+};
 use super::walker::{Use, Walk, Walker};
 
 /// Casts that turn a name given as text into an object reference.
@@ -48,6 +51,20 @@ fn argument<'a>(f: &'a FuncCall, position: usize, name: &str) -> Option<&'a Node
     })
 }
 
+/// A setting function's argument: a literal, a bind parameter, or unknown.
+fn setting_argument(n: Option<&Node>) -> SettingArgument {
+    let Some(n) = n else {
+        return SettingArgument::Unknown;
+    };
+    if let Some(s) = string_constant(n) {
+        return SettingArgument::Literal(s);
+    }
+    match parameter_number(n) {
+        Some(p) => SettingArgument::Parameter(p),
+        None => SettingArgument::Unknown,
+    }
+}
+
 impl Walker<'_> {
     /// A function call.
     pub fn function_call(&mut self, f: &FuncCall, how: Use) -> Walk {
@@ -76,28 +93,40 @@ impl Walker<'_> {
         match name {
             "set_config" => {
                 self.c.literal_sensitive = true;
-                let setting = argument(f, 0, "setting_name").and_then(string_constant);
-                let value = argument(f, 1, "new_value").and_then(string_constant);
-                match setting {
-                    Some(s) => self.setting_with_text(&s.to_lowercase(), value.as_deref()),
-                    None => self.forbid("set_config with a setting name that is not a literal"),
+                let name = setting_argument(argument(f, 0, "setting_name"));
+                let value = setting_argument(argument(f, 1, "new_value"));
+                match (name, value) {
+                    (SettingArgument::Unknown, _) => self.forbid(
+                        "set_config with a setting name that is neither a literal nor a bind parameter",
+                    ),
+                    (SettingArgument::Literal(s), SettingArgument::Literal(v)) => {
+                        self.c.change_setting_text(&s.to_ascii_lowercase(), Some(&v))
+                    }
+                    (SettingArgument::Literal(s), SettingArgument::Unknown) => {
+                        self.c.change_setting_text(&s.to_ascii_lowercase(), None)
+                    }
+                    // Decided at Bind, once the parameters are known.
+                    (name, value) => self.c.bound_settings.push(BoundSetting::Change { name, value }),
                 }
             }
             "current_setting" => {
                 self.c.literal_sensitive = true;
-                match argument(f, 0, "setting_name").and_then(string_constant) {
-                    Some(s) => {
-                        self.c.settings_read.insert(s.to_lowercase());
+                match setting_argument(argument(f, 0, "setting_name")) {
+                    SettingArgument::Literal(s) => {
+                        self.c.settings_read.insert(s.to_ascii_lowercase());
                     }
-                    None => {
-                        self.forbid("current_setting with a setting name that is not a literal")
+                    SettingArgument::Parameter(n) => {
+                        self.c.bound_settings.push(BoundSetting::Read(n));
                     }
+                    SettingArgument::Unknown => self.forbid(
+                        "current_setting with a setting name that is neither a literal nor a bind parameter",
+                    ),
                 }
             }
             "nextval" | "setval" | "currval" => {
                 self.c.literal_sensitive = true;
                 match argument(f, 0, "regclass")
-                    .and_then(string_constant)
+                    .and_then(regclass_constant)
                     .and_then(|s| parse_qualified_text(&s))
                 {
                     Some(seq) => {

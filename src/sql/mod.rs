@@ -16,5 +16,5 @@ pub mod settings;
 mod utility;
 mod walker;
 
-pub use classification::{Classification, Name, Operation};
+pub use classification::{Classification, CursorChange, Name, Operation};
 pub use classify::{classify, classify_with};

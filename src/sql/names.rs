@@ -2,7 +2,7 @@
 //! (already case-folded and unescaped by the server's own lexer), relation
 //! names from RangeVar, and the values of literal constants.
 
-use pg_query::protobuf::{a_const, AConst, RangeVar};
+use pg_query::protobuf::{a_const, AConst, RangeVar, TypeCast};
 use pg_query::{Node, NodeEnum};
 
 use super::classification::Name;
@@ -72,17 +72,57 @@ pub fn const_text(c: &AConst) -> Option<String> {
     }
 }
 
-/// A string constant, looking through casts (`'x'::text`) and parentheses
-/// (which the parser leaves no trace of).
+/// A string constant, looking through parentheses (which the parser leaves
+/// no trace of) and casts that keep its text as it is (`::text`,
+/// `::varchar`). A cast that may change the text is not looked through:
+/// `::char(n)` pads or truncates, `::bpchar` drops trailing spaces on its way
+/// back to text, `::name` truncates, `::regclass` prints a name its own way.
 pub fn string_constant(n: &Node) -> Option<String> {
     match n.node.as_ref()? {
         NodeEnum::AConst(c) => match c.val.as_ref()? {
             a_const::Val::Sval(s) if !c.isnull => Some(s.sval.clone()),
             _ => None,
         },
-        NodeEnum::TypeCast(t) => string_constant(t.arg.as_deref()?),
+        NodeEnum::TypeCast(t) if casts_to(t, &["text", "varchar"]) => {
+            string_constant(t.arg.as_deref()?)
+        }
         _ => None,
     }
+}
+
+/// The text a `regclass` argument names: a string constant, or one cast to
+/// regclass (`nextval('s'::regclass)`).
+pub fn regclass_constant(n: &Node) -> Option<String> {
+    match n.node.as_ref()? {
+        NodeEnum::TypeCast(t) if casts_to(t, &["regclass"]) => string_constant(t.arg.as_deref()?),
+        _ => string_constant(n),
+    }
+}
+
+/// The number of a bind parameter (`$1` is 1), looking through casts that
+/// keep text as it is.
+pub fn parameter_number(n: &Node) -> Option<usize> {
+    match n.node.as_ref()? {
+        NodeEnum::ParamRef(p) if p.number >= 1 => Some(p.number as usize),
+        NodeEnum::TypeCast(t) if casts_to(t, &["text", "varchar"]) => {
+            parameter_number(t.arg.as_deref()?)
+        }
+        _ => None,
+    }
+}
+
+/// True when `t` casts to one of the built-in `types`, plainly (no type
+/// modifier, array or `%TYPE`).
+fn casts_to(t: &TypeCast, types: &[&str]) -> bool {
+    let Some(ty) = &t.type_name else {
+        return false;
+    };
+    let plain = ty.typmods.is_empty() && ty.array_bounds.is_empty() && !ty.setof && !ty.pct_type;
+    plain
+        && match parts(&ty.names).as_deref() {
+            Some([name]) | Some(["pg_catalog", name]) => types.contains(name),
+            _ => false,
+        }
 }
 
 /// An integer constant (`ORDER BY 2`).

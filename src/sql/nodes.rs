@@ -174,6 +174,12 @@ impl Walker<'_> {
             | N::AlterSubscriptionStmt(_)
             | N::DropSubscriptionStmt(_) => self.statement(n, false, how),
 
+            N::ParamRef(p) => {
+                self.saw(Kind::Parameter, p.location);
+                self.parameters.push(p.number);
+                Ok(())
+            }
+
             // ---- Values and names that carry nothing to check.
             N::Integer(_)
             | N::Float(_)
@@ -181,7 +187,6 @@ impl Walker<'_> {
             | N::String(_)
             | N::BitString(_)
             | N::AConst(_)
-            | N::ParamRef(_)
             | N::AStar(_)
             | N::SqlvalueFunction(_)
             | N::SetToDefault(_)

@@ -5,7 +5,9 @@
 
 use pg_query::protobuf::{VariableSetKind, VariableSetStmt};
 
-use super::classification::{Operation, SettingValue};
+use super::classification::{
+    BoundSetting, Classification, Operation, SettingArgument, SettingValue,
+};
 use super::names::string_constant;
 use super::walker::{Walk, Walker};
 
@@ -23,14 +25,43 @@ pub fn is_supported_encoding(name: &str) -> bool {
     matches!(folded.as_str(), "utf8" | "unicode" | "sqlascii")
 }
 
+/// The whitespace PostgreSQL 15's scanner_isspace knows.
+fn is_server_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c')
+}
+
+/// Whitespace other readers may take for a separator where PostgreSQL 15
+/// reads part of a name (`\v`, which later servers count as space, and
+/// Unicode spaces): refused rather than guessed.
+fn is_doubtful_space(c: char) -> bool {
+    c.is_whitespace() && !is_server_space(c)
+}
+
+/// The longest identifier PostgreSQL keeps (NAMEDATALEN - 1 bytes); longer
+/// ones are truncated at a character boundary.
+const IDENTIFIER_MAX: usize = 63;
+
+fn truncate_identifier(mut name: String) -> String {
+    if name.len() > IDENTIFIER_MAX {
+        let mut end = IDENTIFIER_MAX;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
+    name
+}
+
 /// Splits a list setting's text as the server does (SplitIdentifierString):
 /// commas separate, whitespace around names is dropped, double quotes keep
-/// case and commas, unquoted names are folded. `None` when malformed.
+/// case and commas, unquoted names are folded (ASCII only, as in a UTF8
+/// database), every name is truncated to 63 bytes. `None` when malformed,
+/// or when it holds whitespace the server would not read as whitespace.
 pub fn split_identifier_list(text: &str) -> Option<Vec<String>> {
     let mut out = Vec::new();
     let mut chars = text.chars().peekable();
     loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+        while chars.peek().is_some_and(|&c| is_server_space(c)) {
             chars.next();
         }
         if chars.peek().is_none() {
@@ -55,8 +86,11 @@ pub fn split_identifier_list(text: &str) -> Option<Vec<String>> {
             }
         } else {
             while let Some(&c) = chars.peek() {
-                if c == ',' || c.is_whitespace() || c == '"' {
+                if c == ',' || is_server_space(c) || c == '"' {
                     break;
+                }
+                if is_doubtful_space(c) {
+                    return None;
                 }
                 name.push(c.to_ascii_lowercase());
                 chars.next();
@@ -65,8 +99,8 @@ pub fn split_identifier_list(text: &str) -> Option<Vec<String>> {
                 return None;
             }
         }
-        out.push(name);
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+        out.push(truncate_identifier(name));
+        while chars.peek().is_some_and(|&c| is_server_space(c)) {
             chars.next();
         }
         match chars.next() {
@@ -77,43 +111,151 @@ pub fn split_identifier_list(text: &str) -> Option<Vec<String>> {
     }
 }
 
-impl Walker<'_> {
+impl Classification {
     /// Records a change of `name` to `value`.
-    pub fn setting(&mut self, name: &str, value: SettingValue) {
-        self.c.setting_values.push((name.to_string(), value));
+    pub fn change_setting(&mut self, name: &str, value: SettingValue) {
+        self.setting_values.push((name.to_string(), value));
         if IDENTITY_SETTINGS.contains(&name) {
-            self.forbid(format!("setting {name} changes the session's identity"));
+            self.forbidden
+                .push(format!("setting {name} changes the session's identity"));
         }
-        self.c.operations.insert(Operation::Set);
-        self.c.settings.insert(name.to_string());
+        self.operations.insert(Operation::Set);
+        self.settings.insert(name.to_string());
     }
 
     /// Records `set_config(name, value)`: the value is text the setting
-    /// parses itself.
-    pub fn setting_with_text(&mut self, name: &str, value: Option<&str>) {
+    /// parses itself (`None`: not known).
+    pub fn change_setting_text(&mut self, name: &str, value: Option<&str>) {
         match name {
             "search_path" => match value.and_then(split_identifier_list) {
-                Some(schemas) => self.c.search_path.extend(schemas),
-                None => {
-                    self.forbid("set_config of search_path to a value that is not a plain literal")
-                }
+                Some(schemas) => self.search_path.extend(schemas),
+                None => self.forbidden.push(
+                    "set_config of search_path to a value that is not a plain literal".into(),
+                ),
             },
-            "client_encoding" => self.encoding(value),
+            "client_encoding" => self.require_encoding(value),
             _ => {}
         }
         let value = match value {
             Some(v) => SettingValue::Literal(v.to_string()),
             None => SettingValue::Unknown,
         };
-        self.setting(name, value);
+        self.change_setting(name, value);
+    }
+
+    fn require_encoding(&mut self, value: Option<&str>) {
+        if !value.is_some_and(is_supported_encoding) {
+            self.forbidden.push(
+                "a client_encoding other than UTF8 (pgward must read statements as the server does)"
+                    .into(),
+            );
+        }
+    }
+
+    /// The bind parameters that name settings or give them values.
+    pub fn setting_parameters(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        for b in &self.bound_settings {
+            match b {
+                BoundSetting::Read(n) => out.push(*n),
+                BoundSetting::Change { name, value } => {
+                    for a in [name, value] {
+                        if let SettingArgument::Parameter(n) = a {
+                            out.push(*n);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Refuses a parameter that names a setting (or gives one a value) and
+    /// is used elsewhere in the text too: another use may give it a type
+    /// (`bpchar`, `name`) whose conversion to text changes the value on the
+    /// way, so the server would see another name than pgward reads.
+    /// `all` holds the number of every parameter reference in the text.
+    pub fn check_setting_parameters(&mut self, all: &[i32]) {
+        let settings = self.setting_parameters();
+        for &n in &settings {
+            let uses = all.iter().filter(|&&a| a as usize == n).count();
+            if uses != settings.iter().filter(|&&s| s == n).count() {
+                self.forbidden.push(format!(
+                    "bind parameter ${n} names a setting and is used elsewhere in the statement too"
+                ));
+                return;
+            }
+        }
+    }
+
+    /// This classification once the bind parameters are known: the settings
+    /// they name or set are recorded as if written as literals. `parameter`
+    /// gives `$n` as text (`None` for NULL), or why it cannot be read.
+    pub fn with_parameters(
+        &self,
+        parameter: &dyn Fn(usize) -> Result<Option<String>, String>,
+    ) -> Result<Classification, String> {
+        let mut c = self.clone();
+        for b in std::mem::take(&mut c.bound_settings) {
+            match b {
+                BoundSetting::Read(n) => {
+                    // current_setting(NULL) is NULL.
+                    if let Some(name) = parameter(n)? {
+                        c.settings_read.insert(parameter_setting_name(n, &name)?);
+                    }
+                }
+                BoundSetting::Change { name, value } => {
+                    let name = match name {
+                        SettingArgument::Literal(s) => s.to_ascii_lowercase(),
+                        SettingArgument::Parameter(n) => match parameter(n)? {
+                            Some(s) => parameter_setting_name(n, &s)?,
+                            // The server refuses a NULL name.
+                            None => continue,
+                        },
+                        SettingArgument::Unknown => {
+                            return Err("a setting name pgward cannot read".into())
+                        }
+                    };
+                    let value = match value {
+                        SettingArgument::Literal(v) => Some(v),
+                        // NULL resets the setting: a value pgward does not know.
+                        SettingArgument::Parameter(n) => parameter(n)?,
+                        SettingArgument::Unknown => None,
+                    };
+                    c.change_setting_text(&name, value.as_deref());
+                }
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// A setting name given as parameter `$n`: plain ASCII letters, digits,
+/// `_` and `.` only, at most 63 bytes (so no conversion on the server's side
+/// could read it differently), folded as the server folds setting names.
+fn parameter_setting_name(n: usize, text: &str) -> Result<String, String> {
+    let plain = !text.is_empty()
+        && text.len() <= IDENTIFIER_MAX
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    if plain {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "bind parameter ${n} names a setting with characters other than letters, digits, _ and ."
+        ))
+    }
+}
+
+impl Walker<'_> {
+    /// Records a change of `name` to `value`.
+    pub fn setting(&mut self, name: &str, value: SettingValue) {
+        self.c.change_setting(name, value);
     }
 
     fn encoding(&mut self, value: Option<&str>) {
-        if !value.is_some_and(is_supported_encoding) {
-            self.forbid(
-                "a client_encoding other than UTF8 (pgward must read statements as the server does)",
-            );
-        }
+        self.c.require_encoding(value);
     }
 
     /// SET, SET LOCAL, RESET, RESET ALL, SET TRANSACTION.
@@ -127,8 +269,13 @@ impl Walker<'_> {
                     s.args.iter().map(string_constant_or_number).collect();
                 match name.as_str() {
                     // Each value is one schema name, already folded by the parser.
+                    // (Strings are truncated like identifiers when the
+                    // server splits the list it makes of them.)
                     "search_path" => match &values {
-                        Some(v) => self.c.search_path.extend(v.iter().cloned()),
+                        Some(v) => self
+                            .c
+                            .search_path
+                            .extend(v.iter().cloned().map(truncate_identifier)),
                         None => self.forbid("SET search_path to something other than schema names"),
                     },
                     "client_encoding" => match values.as_deref() {
@@ -226,6 +373,15 @@ mod tests {
         assert_eq!(split_identifier_list("a b"), None);
         assert_eq!(split_identifier_list("\"\""), None);
         assert_eq!(split_identifier_list("\"open"), None);
+        // Only the server's own whitespace separates.
+        assert_eq!(split_identifier_list("\u{a0}evil"), None);
+        assert_eq!(split_identifier_list("a,\u{b}b"), None);
+        assert_eq!(split_identifier_list("\ta,\x0cb\n").unwrap(), ["a", "b"]);
+        // Names are truncated as identifiers are.
+        let long = "x".repeat(70);
+        assert_eq!(split_identifier_list(&long).unwrap(), ["x".repeat(63)]);
+        let wide = format!("\"{}\"", "é".repeat(40));
+        assert_eq!(split_identifier_list(&wide).unwrap(), ["é".repeat(31)]);
     }
 
     #[test]

@@ -8,9 +8,12 @@ use pg_query::protobuf::{self as pb, ObjectType};
 use pg_query::{Node, NodeEnum};
 
 use super::census::Kind;
-use super::classification::{Name, Operation};
+use super::classification::{CursorChange, Name, Operation};
 use super::names::{name_of_list, range_var_name, string_of};
 use super::walker::{Use, Walk, Walker};
+
+/// DECLARE ... WITH HOLD (PostgreSQL's CURSOR_OPT_HOLD).
+const CURSOR_OPT_HOLD: i32 = 0x0020;
 
 impl Walker<'_> {
     /// Walks a statement. `top` is true for a top-level statement of the
@@ -34,9 +37,20 @@ impl Walker<'_> {
             N::DeclareCursorStmt(d) => {
                 // FETCH returns the query's rows as a SELECT would.
                 self.c.operations.insert(Operation::Cursor);
+                self.c.cursors.push(CursorChange::Declare {
+                    name: d.portalname.clone(),
+                    hold: d.options & CURSOR_OPT_HOLD != 0,
+                });
                 self.nested_statement(&d.query, top, how)
             }
-            N::FetchStmt(_) | N::ClosePortalStmt(_) => {
+            N::ClosePortalStmt(c) => {
+                self.c.operations.insert(Operation::Cursor);
+                // CLOSE ALL has no name.
+                let name = (!c.portalname.is_empty()).then(|| c.portalname.clone());
+                self.c.cursors.push(CursorChange::Close(name));
+                Ok(())
+            }
+            N::FetchStmt(_) => {
                 self.c.operations.insert(Operation::Cursor);
                 Ok(())
             }

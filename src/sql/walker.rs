@@ -78,6 +78,8 @@ pub struct Walker<'c> {
     pub seen: Vec<(Kind, i32)>,
     /// True while walking DDL: every relation named is written.
     pub ddl: bool,
+    /// The number of every bind parameter reference walked (`$1` is 1).
+    pub parameters: Vec<i32>,
 }
 
 impl<'c> Walker<'c> {
@@ -89,6 +91,7 @@ impl<'c> Walker<'c> {
             scopes: Vec::new(),
             seen: Vec::new(),
             ddl: false,
+            parameters: Vec::new(),
         }
     }
 

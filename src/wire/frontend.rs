@@ -51,6 +51,11 @@ impl<'a> Parse<'a> {
         })
     }
 
+    /// The declared type OID of parameter `$n` (1-based; 0 = unspecified).
+    pub fn param_type(&self, n: usize) -> u32 {
+        self.param_types().nth(n.wrapping_sub(1)).unwrap_or(0)
+    }
+
     /// The declared parameter type OIDs (0 = unspecified).
     pub fn param_types(&self) -> impl Iterator<Item = u32> + 'a {
         self.param_types
@@ -76,6 +81,78 @@ impl<'a> BindNames<'a> {
         let portal = c.cstr()?;
         let statement = c.cstr()?;
         Ok(BindNames { portal, statement })
+    }
+}
+
+/// The parameter values of a Bind, read on demand (only statements whose
+/// verdict depends on a parameter need them).
+#[derive(Debug, PartialEq, Eq)]
+pub struct BindParameters<'a> {
+    /// The format codes: none (all text), one (for all), or one each.
+    formats: &'a [u8],
+    count: usize,
+    /// The values, each a length (-1 for NULL) and its bytes.
+    values: &'a [u8],
+}
+
+/// One Bind parameter value.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Parameter<'a> {
+    /// 0 for text, 1 for binary.
+    pub format: i16,
+    /// The bytes; `None` for NULL.
+    pub value: Option<&'a [u8]>,
+}
+
+impl<'a> BindParameters<'a> {
+    /// Decodes the formats and values of a 'B' message body.
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut c = Cursor::new(body, "Bind");
+        c.cstr()?;
+        c.cstr()?;
+        let nformats = c.i16()?;
+        if nformats < 0 {
+            return Err(WireError::malformed("Bind", "negative format count"));
+        }
+        let formats = c.bytes(nformats as usize * 2)?;
+        let count = c.i16()?;
+        if count < 0 {
+            return Err(WireError::malformed("Bind", "negative parameter count"));
+        }
+        if nformats > 1 && nformats != count {
+            return Err(WireError::malformed(
+                "Bind",
+                "parameter format count differs from the parameter count",
+            ));
+        }
+        Ok(BindParameters {
+            formats,
+            count: count as usize,
+            values: c.rest(),
+        })
+    }
+
+    /// Parameter `$n` (1-based); `None` when the Bind has fewer.
+    pub fn get(&self, n: usize) -> Result<Option<Parameter<'a>>, WireError> {
+        if n == 0 || n > self.count {
+            return Ok(None);
+        }
+        let mut c = Cursor::new(self.values, "Bind");
+        let mut value = None;
+        for _ in 0..n {
+            let len = c.i32()?;
+            value = match len {
+                -1 => None,
+                l if l < 0 => return Err(WireError::malformed("Bind", "negative value length")),
+                l => Some(c.bytes(l as usize)?),
+            };
+        }
+        let format = match self.formats.len() / 2 {
+            0 => 0,
+            1 => i16::from_be_bytes([self.formats[0], self.formats[1]]),
+            _ => i16::from_be_bytes([self.formats[2 * (n - 1)], self.formats[2 * (n - 1) + 1]]),
+        };
+        Ok(Some(Parameter { format, value }))
     }
 }
 
@@ -172,6 +249,37 @@ mod tests {
         let t = Target::parse(b"Sname\0", "Describe").unwrap();
         assert_eq!((t.kind, t.name), (b'S', &b"name"[..]));
         assert!(Target::parse(b"Xname\0", "Describe").is_err());
+    }
+
+    #[test]
+    fn reads_bind_parameters_on_demand() {
+        // Two parameters, one format for all (binary): 'ab' and NULL.
+        let body = b"\0s\0\0\x01\0\x01\0\x02\0\0\0\x02ab\xff\xff\xff\xff\0\0";
+        let p = BindParameters::parse(body).unwrap();
+        let first = p.get(1).unwrap().unwrap();
+        assert_eq!((first.format, first.value), (1, Some(&b"ab"[..])));
+        assert_eq!(p.get(2).unwrap().unwrap().value, None);
+        assert_eq!(p.get(3).unwrap(), None);
+        assert_eq!(p.get(0).unwrap(), None);
+        // One format per parameter.
+        let body = b"\0s\0\0\x02\0\0\0\x01\0\x02\0\0\0\x01x\0\0\0\x01y\0\0";
+        let p = BindParameters::parse(body).unwrap();
+        assert_eq!(p.get(1).unwrap().unwrap().format, 0);
+        assert_eq!(p.get(2).unwrap().unwrap().format, 1);
+        // Malformed: lengths past the end, mismatched format counts.
+        let short = BindParameters::parse(b"\0s\0\0\0\0\x01\0\0\0\x09ab").unwrap();
+        assert!(short.get(1).is_err());
+        assert!(BindParameters::parse(b"\0s\0\0\x02\0\0\0\0\0\x01").is_err());
+        let parse = Parse::parse(b"\0SELECT $2\0\0\x02\0\0\0\x19\0\0\x04\x13").unwrap();
+        assert_eq!(
+            (
+                parse.param_type(1),
+                parse.param_type(2),
+                parse.param_type(3)
+            ),
+            (25, 1043, 0)
+        );
+        assert_eq!(parse.param_type(0), 0);
     }
 
     #[test]

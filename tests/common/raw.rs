@@ -52,6 +52,64 @@ pub fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
     v
 }
 
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+/// Parse of `sql` as statement `name`, without parameter types.
+pub fn parse(name: &str, sql: &str) -> Vec<u8> {
+    let mut body = cstr(name);
+    body.extend(cstr(sql));
+    body.extend([0, 0]);
+    frame(b'P', &body)
+}
+
+/// Bind of statement `statement` to `portal`, no parameters, text results.
+pub fn bind(portal: &str, statement: &str) -> Vec<u8> {
+    let mut body = cstr(portal);
+    body.extend(cstr(statement));
+    body.extend([0, 0, 0, 0, 0, 0]);
+    frame(b'B', &body)
+}
+
+/// Describe of a statement (`b'S'`) or portal (`b'P'`).
+pub fn describe(kind: u8, name: &str) -> Vec<u8> {
+    let mut body = vec![kind];
+    body.extend(cstr(name));
+    frame(b'D', &body)
+}
+
+/// Execute of `portal`, at most `max_rows` rows (0: all).
+pub fn execute(portal: &str, max_rows: i32) -> Vec<u8> {
+    let mut body = cstr(portal);
+    body.extend(max_rows.to_be_bytes());
+    frame(b'E', &body)
+}
+
+/// Sync.
+pub fn sync() -> Vec<u8> {
+    frame(b'S', &[])
+}
+
+/// A simple Query.
+pub fn query(sql: &str) -> Vec<u8> {
+    frame(b'Q', &cstr(sql))
+}
+
+/// Close of a statement (`b'S'`) or portal (`b'P'`).
+pub fn close(kind: u8, name: &str) -> Vec<u8> {
+    let mut body = vec![kind];
+    body.extend(cstr(name));
+    frame(b'C', &body)
+}
+
+/// The tags of messages, as a string (`"TDCZ"`).
+pub fn tags(reply: &[Msg]) -> String {
+    reply.iter().map(|m| m.tag as char).collect()
+}
+
 /// A startup packet with the given parameters.
 pub fn startup_packet(params: &[(&str, &str)]) -> Vec<u8> {
     let mut body = 196_608u32.to_be_bytes().to_vec();
@@ -166,20 +224,30 @@ impl Raw {
         }
     }
 
-    /// Sends a simple query and collects messages through ReadyForQuery.
-    pub fn query(&mut self, sql: &str) -> Vec<Msg> {
-        let mut body = sql.as_bytes().to_vec();
-        body.push(0);
-        self.send(&frame(b'Q', &body));
+    /// Sends extended-protocol messages (ending with a Sync) and collects
+    /// the replies through ReadyForQuery.
+    pub fn extended(&mut self, messages: &[Vec<u8>]) -> Vec<Msg> {
+        self.send(&messages.concat());
+        self.replies()
+    }
+
+    /// Collects messages through ReadyForQuery.
+    pub fn replies(&mut self) -> Vec<Msg> {
         let mut out = Vec::new();
         loop {
-            let m = self.recv().expect("query reply");
+            let m = self.recv().expect("a reply");
             let done = m.tag == b'Z';
             out.push(m);
             if done {
                 return out;
             }
         }
+    }
+
+    /// Sends a simple query and collects messages through ReadyForQuery.
+    pub fn query(&mut self, sql: &str) -> Vec<Msg> {
+        self.send(&query(sql));
+        self.replies()
     }
 }
 
