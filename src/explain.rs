@@ -25,6 +25,7 @@ fn classification_json(c: &Classification) -> serde_json::Value {
         "wildcard": c.wildcard,
         "forbidden": c.forbidden,
         "search_path": c.search_path,
+        "judged_at_bind": c.setting_parameters().iter().map(|n| format!("${n}")).collect::<Vec<_>>(),
     })
 }
 
@@ -171,6 +172,14 @@ pub fn run(
                 }
                 if !c.forbidden.is_empty() {
                     println!("forbidden:  {}", c.forbidden.join("; "));
+                }
+                let bound = c.setting_parameters();
+                if !bound.is_empty() {
+                    let list: Vec<String> = bound.iter().map(|n| format!("${n}")).collect();
+                    println!(
+                        "at bind:    {} name or set settings: judged again with their values",
+                        list.join(", ")
+                    );
                 }
             }
             None => println!("classification: failed"),

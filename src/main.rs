@@ -219,6 +219,45 @@ fn main() -> ExitCode {
     }
 }
 
+/// Reloads the configuration on SIGHUP: a config that loads, validates and
+/// passes the start-up checks is put in force (new sessions at once, existing
+/// ones at their next statement); anything else is logged and the old one
+/// kept. Settings only a restart can change are kept and named. Returns
+/// false, so the signal loop goes on.
+fn reload(path: &std::path::Path, current: &mut worker::Blueprint) -> bool {
+    info!(config = %path.display(), "SIGHUP: reloading the configuration");
+    let checked = Config::load(path)
+        .map_err(|e| e.to_string())
+        .and_then(|config| {
+            for finding in pgward::connect_check::run(&config) {
+                match finding {
+                    pgward::connect_check::Finding::Misconfigured(e) => return Err(e),
+                    pgward::connect_check::Finding::Error(e) => warn!("{e}"),
+                    pgward::connect_check::Finding::Warning(w) => warn!("{w}"),
+                }
+            }
+            worker::Blueprint::reloaded(config, current)
+        });
+    let mut next = match checked {
+        Ok(b) => b,
+        Err(e) => {
+            error!(config = %path.display(), error = %e, "reload refused; the configuration in force is kept");
+            return false;
+        }
+    };
+    let restart_only = next.keep_restart_only(current);
+    if !restart_only.is_empty() {
+        warn!(
+            settings = ?restart_only,
+            "these settings change only when pgward restarts; the running values are kept"
+        );
+    }
+    let generation = pgward::proxy::reload::publish(next.clone());
+    *current = next;
+    info!(generation, "configuration reloaded");
+    false
+}
+
 /// Loads the config and everything it points at (certificates, keys).
 fn load(path: &std::path::Path) -> Result<Config, String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
@@ -247,7 +286,6 @@ fn serve(path: PathBuf) -> ExitCode {
             pgward::connect_check::Finding::Warning(w) => warn!("{w}"),
         }
     }
-    let grace = config.server.shutdown_timeout;
     let listen = config.server.listen.clone();
     let workers = config.server.workers;
     let blueprint = match worker::Blueprint::new(config) {
@@ -260,6 +298,7 @@ fn serve(path: PathBuf) -> ExitCode {
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ]) {
         Ok(s) => s,
         Err(e) => {
@@ -267,6 +306,7 @@ fn serve(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut current = blueprint.clone();
     if let Err(e) = worker::start(blueprint) {
         eprintln!("pgward: {e}");
         return ExitCode::FAILURE;
@@ -276,7 +316,10 @@ fn serve(path: PathBuf) -> ExitCode {
         return ExitCode::FAILURE;
     }
     info!(?listen, workers, "pgward listening");
-    let signal = signals.forever().next();
+    let signal = signals
+        .forever()
+        .find(|&s| s != signal_hook::consts::SIGHUP || reload(&path, &mut current));
+    let grace = current.config().server.shutdown_timeout;
     info!(
         ?signal,
         grace_secs = grace.as_secs(),

@@ -541,3 +541,81 @@ fn serve_refuses_to_start_with_a_mask_naming_no_column() {
         stderr(&out)
     );
 }
+
+/// A name no other test uses, so the server log can be searched for it.
+fn probe_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("probe_{}_{nanos}", std::process::id())
+}
+
+fn server_log() -> String {
+    let path = cluster().socket_dir.join("server.log");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn refusals_outside_a_transaction_never_reach_the_server_log() {
+    use common::raw::{bind, execute, parse, rows, sync, tags};
+    let gw = gateway("reader");
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    // Idle, nothing in flight: pgward answers the refusal itself.
+    let idle = probe_name();
+    let reply = r.query(&format!("SELECT * FROM internal.{idle}"));
+    assert_eq!(tags(&reply), "EZ");
+    let e = &reply[0];
+    assert_eq!(e.code().as_deref(), Some("42501"));
+    assert!(e.field(b'M').unwrap().contains(&idle));
+    assert!(e.field(b'D').unwrap().starts_with("rule:"), "{e:?}");
+    assert_eq!(reply[1].body, b"I");
+    let reply = r.extended(&[
+        parse("", &format!("SELECT * FROM internal.{idle}_x")),
+        bind("", ""),
+        execute("", 0),
+        sync(),
+    ]);
+    assert_eq!(tags(&reply), "EZ");
+    // With a Flush instead of a Sync the error comes at once.
+    r.send(
+        &[
+            parse("", &format!("SELECT * FROM internal.{idle}_y")),
+            frame(b'H', &[]),
+        ]
+        .concat(),
+    );
+    assert_eq!(r.recv().unwrap().tag, b'E');
+    assert_eq!(tags(&r.extended(&[sync()])), "Z");
+    // In a transaction block the server raises it, so that the block is
+    // aborted as by any failed statement.
+    let in_block = probe_name();
+    r.query("BEGIN");
+    let (_, err) = rows(&r.query(&format!("SELECT * FROM internal.{in_block}")));
+    assert!(err.unwrap().contains(&in_block));
+    let reply = r.query("SELECT 1");
+    assert_eq!(reply[0].code().as_deref(), Some("25P02"), "{reply:?}");
+    r.query("ROLLBACK");
+    // Behind an open extended batch too (its work must roll back).
+    let batch = probe_name();
+    let reply = r.extended(&[
+        parse("", "SELECT 1"),
+        bind("", ""),
+        execute("", 0),
+        parse("", &format!("SELECT * FROM internal.{batch}")),
+        sync(),
+    ]);
+    assert_eq!(tags(&reply), "12DCEZ");
+    // The session goes on.
+    let (cells, _) = rows(&r.query("SELECT 'on'"));
+    assert_eq!(cells, ["on"]);
+    let log = server_log();
+    assert!(
+        !log.contains(&idle),
+        "a refusal pgward answered reached the server log"
+    );
+    assert!(
+        log.contains(&in_block),
+        "the server raised the refusal in the block"
+    );
+}

@@ -377,6 +377,21 @@ fn denials_name_the_refusal_and_the_rule() {
             max_rows: Some(10000)
         }
     );
+
+    // Two-phase commit is a feature pgward does not offer: 0A000, which
+    // drivers report as not supported.
+    for sql in [
+        "PREPARE TRANSACTION 'x'",
+        "COMMIT PREPARED 'x'",
+        "ROLLBACK PREPARED 'x'",
+    ] {
+        let c = classify(sql).unwrap();
+        let pgward::policy::Decision::Deny(d) = decide(&roles, &c, &view) else {
+            panic!("allowed: {sql}")
+        };
+        assert_eq!(d.code, "0A000", "{sql}");
+        assert!(d.message.contains("not supported"), "{}", d.message);
+    }
 }
 
 #[test]
@@ -554,4 +569,30 @@ fn function_patterns_grant_all_but_the_dangerous() {
     ] {
         assert_eq!(verdict(&p, "dev", sql), expected, "{sql}");
     }
+}
+
+#[test]
+fn field_selections_that_are_function_calls_are_judged_as_calls() {
+    // `(value).f` is `f(value)` when the value is not composite.
+    check(
+        "reader",
+        &[
+            ("SELECT ('stripe'::text).get_api_key", "deny"),
+            (
+                "SELECT (service::text).get_api_key FROM (VALUES ('stripe')) v(service)",
+                "deny",
+            ),
+            ("SELECT ('SELECT 1'::text).run_sql", "deny"),
+            ("SELECT ('/etc/passwd'::text).pg_read_file", "deny"),
+            (
+                "SELECT ('app.pii_encryption_key'::text).current_setting",
+                "deny",
+            ),
+            ("SELECT ('public.orders_id_seq'::regclass).nextval", "deny"),
+            ("SELECT ((('x'::text)).get_api_key).length", "deny"),
+            // Fields of composite values that no function is named after.
+            ("SELECT (row(1, 2)).f1", "allow"),
+            ("SELECT (o).status FROM orders o", "allow"),
+        ],
+    );
 }

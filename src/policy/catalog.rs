@@ -123,12 +123,12 @@ impl Catalog {
         }
     }
 
-    /// Records the functions of user schemas (`schema.name`).
+    /// Records the functions of every schema, pg_catalog included (`schema.name`).
     pub fn add_functions<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
         self.functions.extend(names.into_iter().map(str::to_string));
     }
 
-    /// Whether a user schema has a function `schema.name`.
+    /// Whether a schema has a function `schema.name`.
     pub fn has_function(&self, qualified: &str) -> bool {
         self.functions.contains(qualified)
     }

@@ -220,6 +220,14 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
             hint: "run it directly against the database as its owner if it is really needed".into(),
         });
     }
+    if let Some(feature) = c.unsupported.first() {
+        return Decision::Deny(Denial {
+            code: "0A000",
+            message: format!("pgward: {feature} is not supported"),
+            detail: "rule: built-in; pgward does not offer this to any role".into(),
+            hint: "run it directly against the database if it is really needed".into(),
+        });
+    }
 
     for op in &c.operations {
         let needed = match op {
@@ -385,6 +393,9 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
     if let Some(d) = check_attribute_calls(&g, c, view) {
         return d;
     }
+    if let Some(d) = check_field_calls(&g, c, view) {
+        return d;
+    }
     if let Some(d) = check_masks(&g, c, view, false) {
         return d;
     }
@@ -453,6 +464,38 @@ fn check_attribute_calls(g: &Grants, c: &Classification, view: &SessionView) -> 
             ),
             "name the columns you need, or call the function on them explicitly".into(),
         ));
+    }
+    None
+}
+
+/// `(expr).name` selects a field of a composite value, but when the value is
+/// not composite PostgreSQL reads it as the call `name(expr)`. pgward cannot
+/// tell the value's type, so a name some reachable function has (in
+/// pg_catalog or a schema on the path; any name when there is no catalog
+/// snapshot) is judged as that call.
+fn check_field_calls(g: &Grants, c: &Classification, view: &SessionView) -> Option<Decision> {
+    for name in &c.field_selections {
+        let may_call = match view.catalog {
+            None => true,
+            Some(catalog) => {
+                is_dangerous(name)
+                    || std::iter::once("pg_catalog")
+                        .chain(view.search_path.iter().map(String::as_str))
+                        .any(|s| catalog.has_function(&format!("{s}.{name}")))
+            }
+        };
+        if !may_call {
+            continue;
+        }
+        if let Some(Decision::Deny(d)) = check_function(g, &Name::bare(name), view) {
+            return Some(Decision::Deny(Denial {
+                detail: format!(
+                    "{}; (value).{name} is the call {name}(value) when the value is not composite",
+                    d.detail
+                ),
+                ..d
+            }));
+        }
     }
     None
 }

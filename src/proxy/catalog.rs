@@ -48,7 +48,7 @@ const SCHEMAS_SQL: &str = "SELECT nspname FROM pg_catalog.pg_namespace";
 
 const FUNCTIONS_SQL: &str = "SELECT DISTINCT n.nspname, p.proname FROM pg_catalog.pg_proc p \
      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')";
+     WHERE n.nspname <> 'information_schema'";
 
 type Fetch = Shared<Pin<Box<dyn Future<Output = Result<Rc<Catalog>, String>>>>>;
 

@@ -1,8 +1,10 @@
-//! How a refusal reaches the client. pgward does not fabricate the error
-//! alone: it has the server raise it, in place of the refused message, so the
-//! error arrives in order with every other reply and the server's transaction
-//! state is exactly what PostgreSQL gives any failed statement (an open
-//! transaction block is aborted; an implicit one rolls back).
+//! How a refusal reaches the client when the server has something to lose:
+//! inside a transaction block or behind messages in flight, pgward has the
+//! server raise the error, in place of the refused message, so it arrives in
+//! order with every other reply and the server's transaction state is exactly
+//! what PostgreSQL gives any failed statement (an open transaction block is
+//! aborted; an implicit one rolls back). When the server is idle, the relay
+//! answers the refusal itself (`ClientPump::refuse`).
 
 use bytes::{BufMut, BytesMut};
 

@@ -63,6 +63,8 @@ pub struct Guard {
     lexing: Lexing,
     /// The upstream login, which `$user` in a search_path names.
     login: String,
+    /// Counts policy changes (reloads).
+    policy: u64,
 }
 
 /// What pgward knows of one prepared statement.
@@ -118,6 +120,7 @@ struct Epoch {
     search_path: usize,
     ddl: u64,
     catalog: Option<u64>,
+    policy: u64,
 }
 
 /// What an allowed text implies beyond its verdict.
@@ -242,6 +245,7 @@ impl Guard {
             ddl_count: 0,
             lexing: Lexing::default(),
             login: String::new(),
+            policy: 0,
         }
     }
 
@@ -288,6 +292,7 @@ impl Guard {
             search_path: self.search_path.len(),
             ddl: self.ddl_count,
             catalog: self.catalog.as_ref().map(|c| c.version),
+            policy: self.policy,
         }
     }
 
@@ -295,6 +300,18 @@ impl Guard {
     pub fn set_masks(&mut self, masks: Rc<crate::policy::masks::Masks>) {
         self.decisions.clear();
         self.masks = Some(masks);
+    }
+
+    /// Takes up a reloaded policy: the user's roles and the masks as they are
+    /// now. Prepared statements are judged again before their next use;
+    /// portals bound under the old policy are forgotten (the server keeps
+    /// them, but pgward refuses to run them until bound again).
+    pub fn set_policy(&mut self, roles: Rc<[Role]>, masks: Rc<crate::policy::masks::Masks>) {
+        self.roles = roles;
+        self.masks = Some(masks);
+        self.decisions.clear();
+        self.policy += 1;
+        self.forget_portals();
     }
 
     /// Uses a newer catalog snapshot; decisions made with the old one are dropped.
@@ -466,7 +483,7 @@ impl Guard {
         for change in &f.cursors {
             match change {
                 CursorChange::Declare { name, hold } => {
-                    let name = name.as_bytes().to_vec();
+                    let name = server_name(name.as_bytes()).to_vec();
                     declared.retain(|(n, _)| *n != name);
                     // Fetching from it returns what its query reads.
                     let facts = Facts {
@@ -477,8 +494,9 @@ impl Guard {
                     declared.push((name, portal));
                 }
                 CursorChange::Close(Some(name)) => {
-                    self.forget_portal(name.as_bytes());
-                    declared.retain(|(n, _)| n != name.as_bytes());
+                    let name = server_name(name.as_bytes());
+                    self.forget_portal(name);
+                    declared.retain(|(n, _)| n != name);
                 }
                 CursorChange::Close(None) => {
                     self.forget_portals();
@@ -563,6 +581,7 @@ impl Guard {
         sql: &[u8],
         param_type: &dyn Fn(usize) -> u32,
     ) -> Result<Ticket, Denial> {
+        let name = server_name(name);
         if name == REFUSAL_NAME {
             return Err(reserved());
         }
@@ -612,6 +631,7 @@ impl Guard {
         statement: &[u8],
         parameter: &dyn Fn(usize) -> Result<Option<String>, String>,
     ) -> Result<Ticket, Denial> {
+        let (portal, statement) = (server_name(portal), server_name(statement));
         if portal == REFUSAL_NAME {
             return Err(reserved());
         }
@@ -758,6 +778,7 @@ impl Guard {
     /// statement or declared by an allowed DECLARE. The cursors running it
     /// declares wait under the returned ticket.
     pub fn on_execute(&mut self, portal: &[u8]) -> Result<Option<Ticket>, Denial> {
+        let portal = server_name(portal);
         let f = self
             .portal_facts(portal)
             .ok_or_else(|| unknown("portal", portal))?;
@@ -773,6 +794,7 @@ impl Guard {
         kind: u8,
         name: &[u8],
     ) -> Option<Denial> {
+        let name = server_name(name);
         match kind {
             b'S' => self.statement_facts(cache, name).err(),
             _ => self
@@ -785,14 +807,15 @@ impl Guard {
     /// True when a portal's rows may need masking, so its description must
     /// be known before its rows arrive.
     pub fn portal_reads_masked(&self, portal: &[u8]) -> bool {
-        self.portal_facts(portal).is_some_and(|f| f.reads_masked)
+        self.portal_facts(server_name(portal))
+            .is_some_and(|f| f.reads_masked)
     }
 
     /// A Close of a statement or portal, applied at CloseComplete.
     pub fn on_close(&mut self, kind: u8, name: &[u8]) -> Ticket {
         self.pend(Pending::Close {
             kind,
-            name: name.to_vec(),
+            name: server_name(name).to_vec(),
         })
     }
 
@@ -860,6 +883,18 @@ impl Guard {
         }
     }
 
+    /// Takes back the ReadyForQuery of a Query the server discarded while
+    /// skipping to Sync: the first one owed. What it covered is covered by
+    /// the next one instead.
+    pub fn query_skipped(&mut self) {
+        if self.lexing.owed.pop_front() == Some(true) {
+            match self.lexing.owed.front_mut() {
+                Some(next) => *next = true,
+                None => self.lexing.running = true,
+            }
+        }
+    }
+
     /// Notes a ReadyForQuery: outside a transaction block only cursors
     /// declared WITH HOLD survive.
     pub fn on_ready_for_query(&mut self, status: u8) {
@@ -908,6 +943,17 @@ fn refuse_denial(message: impl Into<String>, detail: &str, hint: &str) -> Denial
 /// and binary format alike: unspecified (the server infers text), text,
 /// unknown, varchar.
 const TEXT_PARAMETER_TYPES: &[u32] = &[0, 25, 705, 1043];
+
+/// The longest statement or portal name the server tells apart
+/// (NAMEDATALEN - 1 bytes).
+const NAME_MAX: usize = 63;
+
+/// The name the server files a statement or portal under: its first 63
+/// bytes (cut by bytes, as the server compares them), so names that differ
+/// only after that are one name to pgward too.
+fn server_name(name: &[u8]) -> &[u8] {
+    &name[..name.len().min(NAME_MAX)]
+}
 
 /// A statement or portal name as messages show it.
 fn shown(name: &[u8]) -> String {
@@ -1279,6 +1325,31 @@ mod tests {
         query_done(&mut g, &mut c, "CLOSE c", b'T');
         g.settle(done, Outcome::Done);
         assert!(g.on_execute(b"c").is_err());
+    }
+
+    #[test]
+    fn names_are_the_servers_first_63_bytes() {
+        let (mut g, mut c) = guard("reader");
+        let long = |end: &str| format!("{}{end}", "a".repeat(63));
+        let p = parse(&mut g, &mut c, &long("X"), "SELECT 1");
+        g.settle(p, Outcome::Done);
+        // Closing `...Z` closes `...X` on the server: pgward forgets it too.
+        let close = g.on_close(b'S', long("Z").as_bytes());
+        g.settle(close, Outcome::Done);
+        assert!(bind(&mut g, &mut c, "", &long("X")).is_err());
+        // A statement parsed as `...Y` is the one `...X` binds.
+        let p = parse(&mut g, &mut c, &long("Y"), "SELECT * FROM products");
+        g.settle(p, Outcome::Done);
+        let b = bind(&mut g, &mut c, &long("P"), &long("X")).unwrap();
+        g.settle(b, Outcome::Done);
+        g.on_ready_for_query(b'T');
+        assert!(g.on_execute(long("Q").as_bytes()).is_ok());
+        assert!(g
+            .on_describe(&mut c, b'P', &long("R").as_bytes()[..63])
+            .is_none());
+        assert!(g
+            .on_describe(&mut c, b'P', &long("R").as_bytes()[..62])
+            .is_some());
     }
 
     #[test]

@@ -99,6 +99,14 @@ impl Masker {
         !self.masks.is_empty() || !self.scan.is_empty()
     }
 
+    /// Takes up a reloaded configuration's masks and the user's roles' unmasked
+    /// columns and scans, from the next result on.
+    pub fn set_policy(&mut self, masks: Rc<Masks>, unmask: Vec<(String, String)>, scan: Entities) {
+        self.masks = masks;
+        self.unmask = unmask;
+        self.scan = scan;
+    }
+
     /// True when the user's text columns are scanned for personal data:
     /// every result needs its description then.
     pub fn scans(&self) -> bool {

@@ -4,8 +4,8 @@
 //! message a reply belongs to, which replies to hide (those of messages pgward
 //! injected itself), and where its own synthetic replies go. An entry may
 //! carry a ticket: the guard's change waiting for that reply, settled as
-//! done, failed or skipped (after an earlier error, the server skips
-//! extended-protocol messages until Sync). While the server takes COPY data
+//! done, failed or skipped (after an extended-protocol error, the server
+//! skips every message until Sync, simple Queries included). While the server takes COPY data
 //! from the client it ignores Sync, so a Sync sent then owes nothing. Pure
 //! logic.
 
@@ -47,6 +47,10 @@ pub enum Event {
     /// A Sync that arrived during COPY FROM STDIN: the server ignores it, so
     /// one ReadyForQuery fewer is owed.
     SyncIgnored,
+    /// A simple Query the server discarded while skipping to Sync after an
+    /// extended-protocol error: its ReadyForQuery, the first one owed, never
+    /// comes.
+    QuerySkipped,
 }
 
 /// What became of a message that carried a ticket.
@@ -69,6 +73,8 @@ pub struct Entry {
     pub visible: bool,
     /// The change to settle when the reply comes.
     pub ticket: Option<Ticket>,
+    /// A simple Query whose reply held an error: it failed, at least in part.
+    pub failed: bool,
 }
 
 /// What to do with one server message.
@@ -124,6 +130,7 @@ impl Pipeline {
             owed,
             visible,
             ticket,
+            failed: false,
         });
         ready
     }
@@ -169,6 +176,14 @@ impl Pipeline {
         self.entries.len()
     }
 
+    /// True when a synthetic reply is next in line.
+    pub fn synthetic_next(&self) -> bool {
+        self.entries
+            .iter()
+            .find(|e| e.owed != Owed::CopyEnd)
+            .is_some_and(|e| matches!(e.owed, Owed::Synthetic(_)))
+    }
+
     /// Takes the synthetic replies now at the head of the queue, in order.
     pub fn take_synthetic(&mut self, out: &mut Vec<Bytes>) {
         self.skip_markers();
@@ -199,7 +214,7 @@ impl Pipeline {
         self.entries
             .iter()
             .skip(1)
-            .take_while(|e| !matches!(e.owed, Owed::Sync | Owed::Query | Owed::Synthetic(_)))
+            .take_while(|e| !matches!(e.owed, Owed::Sync | Owed::Synthetic(_)))
             .any(|e| e.visible && e.owed != Owed::CopyEnd)
     }
 
@@ -214,10 +229,14 @@ impl Pipeline {
         if tag == b'G' {
             self.copy_started(&mut event);
         }
-        let Some(head) = self.entries.front() else {
+        let Some(head) = self.entries.front_mut() else {
             // Nothing owed (a FATAL error before shutdown, say): pass it on.
             return Route::Forward;
         };
+        if head.owed == Owed::Query && tag == b'E' {
+            head.failed = true;
+        }
+        let head = &self.entries[0];
         let route = if head.visible || (tag == b'E' && self.error_shows(&head.owed)) {
             Route::Forward
         } else {
@@ -237,7 +256,7 @@ impl Pipeline {
         if done {
             let extended_error = tag == b'E' && !matches!(head.owed, Owed::Query | Owed::Sync);
             if let Some(t) = head.ticket {
-                let outcome = if tag == b'E' {
+                let outcome = if tag == b'E' || head.failed {
                     Outcome::Failed
                 } else {
                     Outcome::Done
@@ -246,13 +265,17 @@ impl Pipeline {
             }
             self.entries.pop_front();
             if extended_error {
-                // The server skips every extended message up to the next Sync.
+                // The server skips every message up to the next Sync, simple
+                // Queries included.
                 while let Some(e) = self.entries.front() {
-                    if matches!(e.owed, Owed::Sync | Owed::Query | Owed::Synthetic(_)) {
+                    if matches!(e.owed, Owed::Sync | Owed::Synthetic(_)) {
                         break;
                     }
                     if let Some(t) = e.ticket {
                         event(Event::Settled(t, Outcome::Skipped));
+                    }
+                    if e.owed == Owed::Query {
+                        event(Event::QuerySkipped);
                     }
                     self.entries.pop_front();
                 }
@@ -319,6 +342,47 @@ mod tests {
             p.push(o, v);
         }
         assert_eq!(routes(&mut p, b"EZ"), "-Z");
+    }
+
+    #[test]
+    fn a_query_sent_while_the_server_skips_to_sync_owes_nothing() {
+        let mut p = Pipeline::default();
+        for (o, t) in [
+            (Owed::One, None),
+            (Owed::One, None),
+            (Owed::Execute, None),
+            (Owed::Query, Some(7)),
+            (Owed::Sync, None),
+        ] {
+            p.push_ticket(o, true, t);
+        }
+        let mut events = Vec::new();
+        for tag in *b"12EZ" {
+            p.route(tag, |e| events.push(e));
+        }
+        assert!(p.is_empty(), "{:?}", p.entries);
+        assert_eq!(
+            events,
+            [Event::Settled(7, Outcome::Skipped), Event::QuerySkipped]
+        );
+    }
+
+    #[test]
+    fn a_query_whose_reply_held_an_error_failed() {
+        let mut p = Pipeline::default();
+        p.push_ticket(Owed::Query, true, Some(1));
+        p.push_ticket(Owed::Query, true, Some(2));
+        let mut events = Vec::new();
+        for tag in *b"CEZCZ" {
+            p.route(tag, |e| events.push(e));
+        }
+        assert_eq!(
+            events,
+            [
+                Event::Settled(1, Outcome::Failed),
+                Event::Settled(2, Outcome::Done)
+            ]
+        );
     }
 
     #[test]

@@ -25,7 +25,9 @@ use super::guard::Guard;
 use super::masker::{Masked, Masker};
 use super::pipeline::{Event, Outcome, Owed, Pipeline, Route, Ticket};
 use super::row_cap::{CapAction, RowCap};
+use super::session_policy::SessionPolicy;
 use super::stream::Stream;
+use super::worker::WorkerContext;
 use crate::config::DatabaseConfig;
 use crate::policy::{Decision, Denial};
 use crate::sql::cache::ClassificationCache;
@@ -210,15 +212,31 @@ pub struct CatalogSource<'a> {
     pub tls: Option<&'a Arc<rustls::ClientConfig>>,
 }
 
+/// Where the client pump learns of configuration reloads.
+pub struct Reloads<'a> {
+    /// The worker, which holds the configuration in force.
+    pub ctx: &'a WorkerContext,
+    /// The session's user.
+    pub user: &'a str,
+    /// The generation of the configuration the session's policy came from.
+    pub generation: u64,
+}
+
 /// The client pump's state.
 pub struct ClientPump<'a> {
     state: &'a SessionState,
     cache: &'a RefCell<ClassificationCache>,
     catalog: CatalogSource<'a>,
+    reloads: Reloads<'a>,
+    /// The client's end, for refusals pgward answers itself.
+    sink: &'a ClientSink,
     max_message: usize,
     /// After a refusal in the extended protocol: drop messages until Sync, as
     /// the server does after an error.
     skip_until_sync: bool,
+    /// An extended-protocol message went upstream since the last Sync: the
+    /// server has an implicit transaction open that an error must abort.
+    batch_open: bool,
 }
 
 impl<'a> ClientPump<'a> {
@@ -227,14 +245,19 @@ impl<'a> ClientPump<'a> {
         state: &'a SessionState,
         cache: &'a RefCell<ClassificationCache>,
         catalog: CatalogSource<'a>,
+        reloads: Reloads<'a>,
+        sink: &'a ClientSink,
         max_message: usize,
     ) -> Self {
         ClientPump {
             state,
             cache,
             catalog,
+            reloads,
+            sink,
             max_message,
             skip_until_sync: false,
+            batch_open: false,
         }
     }
 
@@ -271,12 +294,41 @@ impl<'a> ClientPump<'a> {
         }
     }
 
-    /// Replaces a refused message with the server-raised refusal: a simple
+    /// True when pgward can answer a refusal itself: the server is idle
+    /// outside a transaction block with nothing in flight, so there is no
+    /// transaction for the error to abort and no reply to wait behind. The
+    /// server then never sees the refused statement (nor logs an error).
+    fn refuses_alone(&self) -> bool {
+        self.state.tx_status.get() == b'I'
+            && !self.batch_open
+            && self.state.pipeline.borrow().is_empty()
+    }
+
+    /// Replaces a refused message with its refusal. When the server is idle
+    /// (`refuses_alone`) pgward answers it: ErrorResponse, and for a Query
+    /// ReadyForQuery. Otherwise the server raises it, in place: a simple
     /// Query for Query and FunctionCall; in the extended protocol hidden
-    /// Close, Parse and Bind plus a visible Execute (then drop messages until
-    /// Sync).
+    /// Close, Parse and Bind plus a visible Execute. Either way, in the
+    /// extended protocol, messages are then dropped until Sync.
     fn refuse(&mut self, d: &Denial, simple: bool) -> Action {
         tracing::info!(message = %d.message, "statement refused");
+        if self.refuses_alone() {
+            let mut out = PgError::error(d.code, d.message.clone())
+                .with_detail(d.detail.clone())
+                .with_hint(d.hint.clone())
+                .to_frame();
+            if simple {
+                self.state.guard.borrow_mut().forget_unnamed_portal();
+                crate::wire::build::ready_for_query(&mut out, b'I');
+            } else {
+                self.skip_until_sync = true;
+            }
+            self.state
+                .pipeline
+                .borrow_mut()
+                .push(Owed::Synthetic(out.freeze()), true);
+            return Action::Drop;
+        }
         let mut out = BytesMut::new();
         if simple {
             // The server runs it in the unnamed portal, as any simple Query.
@@ -427,6 +479,65 @@ impl<'a> ClientPump<'a> {
         }
     }
 
+    /// Takes up the policy of a reloaded configuration, once per reload,
+    /// before the next statement: the user's roles and masks as they are now
+    /// (prepared statements are judged again, portals bound before are
+    /// forgotten). A user no longer configured is told so and the session
+    /// ends.
+    fn follow_reload(&mut self) -> Option<PgError> {
+        let r = &mut self.reloads;
+        if super::reload::generation() == r.generation {
+            return None;
+        }
+        let live = r.ctx.live();
+        r.generation = live.generation;
+        let Some(user) = live.config.users.get(r.user) else {
+            return Some(
+                PgError::fatal(
+                    "28000",
+                    format!("pgward: user \"{}\" is no longer configured", r.user),
+                )
+                .with_detail("the configuration was reloaded")
+                .with_hint("ask the operator for a user, then reconnect"),
+            );
+        };
+        let policy = SessionPolicy::of(&live.config, &live.masks, &user.roles);
+        tracing::info!(
+            generation = live.generation,
+            "session follows the reloaded configuration"
+        );
+        self.state.row_cap.borrow_mut().set_cap(policy.max_rows);
+        self.state
+            .masker
+            .borrow_mut()
+            .set_policy(policy.masks.clone(), policy.unmask, policy.scan);
+        self.state
+            .guard
+            .borrow_mut()
+            .set_policy(policy.roles, policy.masks);
+        None
+    }
+
+    /// Sends the replies pgward owes the client itself once they are next in
+    /// line (with nothing before them, no server message would carry them).
+    /// The client's end is taken first, so the server pump, which also sends
+    /// them when they come before a server reply, cannot write in between.
+    async fn answer_alone(&self) -> io::Result<()> {
+        if !self.state.pipeline.borrow().synthetic_next() {
+            return Ok(());
+        }
+        let mut w = self.sink.lock().await;
+        let mut replies = Vec::new();
+        self.state
+            .pipeline
+            .borrow_mut()
+            .take_synthetic(&mut replies);
+        for r in replies {
+            write_all(&mut *w, r).await?;
+        }
+        Ok(())
+    }
+
     /// Relays client frames to the upstream until one side ends.
     pub async fn run(
         &mut self,
@@ -435,6 +546,10 @@ impl<'a> ClientPump<'a> {
     ) -> RelayEnd {
         loop {
             if !client.buf.is_empty() {
+                if let Some(e) = self.follow_reload() {
+                    self.state.halted.set(true);
+                    return RelayEnd::Halted(e);
+                }
                 self.refresh_catalog().await;
             }
             let mut end = 0;
@@ -453,7 +568,14 @@ impl<'a> ClientPump<'a> {
                             terminate = true;
                             break;
                         }
-                        match self.judge(h.tag, &rest[HEADER_LEN..h.total]) {
+                        let action = self.judge(h.tag, &rest[HEADER_LEN..h.total]);
+                        match (h.tag, &action) {
+                            (b'S', Ok(Action::Forward)) => self.batch_open = false,
+                            (b'P' | b'B' | b'E' | b'D' | b'C', Ok(Action::Forward))
+                            | (_, Ok(Action::Replace(_))) => self.batch_open = true,
+                            _ => {}
+                        }
+                        match action {
                             Ok(Action::Forward) => pieces.keep(range, &client.buf),
                             Ok(Action::Drop) => {}
                             Ok(Action::Replace(b)) => pieces.insert(&b, &client.buf),
@@ -485,6 +607,9 @@ impl<'a> ClientPump<'a> {
                         explained: false,
                     };
                 }
+            }
+            if let Err(e) = self.answer_alone().await {
+                return RelayEnd::ClientGone(Some(e));
             }
             if terminate {
                 return RelayEnd::ClientTerminated;
@@ -588,6 +713,7 @@ fn note(state: &SessionState, tag: u8, body: &[u8]) -> Result<Route, Stop> {
     Ok(state.pipeline.borrow_mut().route(tag, |e| match e {
         Event::Settled(ticket, outcome) => guard.settle(ticket, outcome),
         Event::SyncIgnored => guard.sync_ignored(),
+        Event::QuerySkipped => guard.query_skipped(),
     }))
 }
 

@@ -35,6 +35,11 @@ impl RowCap {
         }
     }
 
+    /// Changes the cap (after a reload); a result under way keeps its count.
+    pub fn set_cap(&mut self, cap: Option<u64>) {
+        self.cap = cap;
+    }
+
     /// Judges one server message by its tag.
     pub fn on_message(&mut self, tag: u8) -> CapAction {
         let Some(cap) = self.cap else {

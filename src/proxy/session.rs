@@ -17,15 +17,16 @@ use super::client_login::{login, Hello, Login, LoginError};
 use super::guard::Guard;
 use super::masker::Masker;
 use super::relay::{
-    upstream_to_client, CatalogSource, ClientPump, ClientSink, RelayEnd, SessionState,
+    upstream_to_client, CatalogSource, ClientPump, ClientSink, RelayEnd, Reloads, SessionState,
 };
+use super::session_policy::SessionPolicy;
 use super::startup_options::{
     client_encoding_refusal, is_supported_client_encoding, startup_settings, unsupported_encoding,
     INVALID_SWITCH,
 };
 use super::stream::Stream;
 use super::upstream::{self, UpstreamError};
-use super::worker::WorkerContext;
+use super::worker::{Live, WorkerContext};
 use crate::policy::builtins::{is_harmless_setting, is_superuser_setting};
 use crate::policy::limits::SessionLimits;
 use crate::policy::role::Role;
@@ -40,8 +41,10 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<WorkerContext>, id:
     async move {
         let _ = tcp.set_nodelay(true);
         let client_fd = tcp.as_raw_fd();
+        // The configuration in force when the client arrived.
+        let live = ctx.live();
         let hello =
-            match monoio::time::timeout(ctx.config.server.login_timeout, login(tcp, &ctx.login))
+            match monoio::time::timeout(live.config.server.login_timeout, login(tcp, &live.login))
                 .await
             {
                 Err(_) => {
@@ -53,7 +56,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<WorkerContext>, id:
             };
         match hello {
             Hello::Cancel { pid, secret } => forward_cancel(pid, &secret).await,
-            Hello::Login(login) => run(*login, client_fd, &ctx).await,
+            Hello::Login(login) => run(*login, client_fd, &ctx, live).await,
         }
     }
     .instrument(span)
@@ -85,7 +88,7 @@ async fn forward_cancel(pid: u32, secret: &[u8]) {
     }
 }
 
-async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
+async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>) {
     let Login {
         mut conn,
         user,
@@ -95,14 +98,9 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let span = tracing::Span::current();
     span.record("user", user.name.as_str());
     span.record("database", database.as_str());
-    let db = &ctx.config.databases[&database];
-    let roles: Rc<[Role]> = ctx
-        .config
-        .policy
-        .roles_of(&user.roles)
-        .into_iter()
-        .cloned()
-        .collect();
+    let db = &live.config.databases[&database];
+    let policy = SessionPolicy::of(&live.config, &live.masks, &user.roles);
+    let roles = policy.roles.clone();
     if let Some(refusal) = client_encoding_refusal(&params) {
         info!(reason = %refusal, "login refused: client encoding");
         let _ = write_all(
@@ -132,7 +130,7 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
         .map(|(_, v)| v.as_str());
     let limits = SessionLimits::of(&roles.iter().collect::<Vec<_>>());
     let mut guard = Guard::new(roles, &database, &db.dbname, search_path);
-    guard.set_masks(ctx.masks.clone());
+    guard.set_masks(policy.masks.clone());
     // The login the user's roles name for this database (or its own).
     let login = db.login_for(&user.roles);
     let up_db = db.as_login(&login);
@@ -152,9 +150,9 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     }));
     let up = match upstream::connect(
         &up_db,
-        ctx.upstream_tls.get(&database),
+        live.upstream_tls.get(&database),
         &up_params,
-        ctx.config.server.buffer_size,
+        live.config.server.buffer_size,
     )
     .await
     {
@@ -245,7 +243,7 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let (up_stream, up_buf) = up.conn.into_parts();
     let (client_rd, client_wr) = client_stream.into_split();
     let (up_rd, mut up_wr) = up_stream.into_split();
-    let chunk = ctx.config.server.buffer_size;
+    let chunk = live.config.server.buffer_size;
     let mut client_rd = FrameReader::new(client_rd, client_buf, chunk);
     let mut up_rd = FrameReader::new(up_rd, up_buf, chunk);
     let sink = Rc::new(Mutex::new(client_wr));
@@ -254,18 +252,13 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
         sinks.retain(|w| w.strong_count() > 0);
         sinks.push(Rc::downgrade(&sink));
     }
-    let max_rows = roles_max_rows(&ctx.config.policy.roles_of(&user.roles));
-    let unmask: Vec<(String, String)> = roles_unmask(&ctx.config.policy.roles_of(&user.roles));
-    let scan = ctx
-        .config
-        .policy
-        .roles_of(&user.roles)
-        .iter()
-        .fold(Default::default(), |acc: crate::mask::scan::Entities, r| {
-            acc.union(r.scan_entities)
-        });
-    let masker = Masker::new(ctx.masks.clone(), unmask, scan, ctx.config.hash_key.clone());
-    let state = SessionState::new(guard, up.status, max_rows, masker);
+    let masker = Masker::new(
+        policy.masks.clone(),
+        policy.unmask.clone(),
+        policy.scan,
+        live.config.hash_key.clone(),
+    );
+    let state = SessionState::new(guard, up.status, policy.max_rows, masker);
     if let Some(scs) = up.standard_conforming_strings {
         state
             .guard
@@ -285,13 +278,20 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
             cache: &ctx.catalogs,
             name: &database,
             db,
-            tls: ctx.upstream_tls.get(&database),
+            tls: live.upstream_tls.get(&database),
+        };
+        let reloads = Reloads {
+            ctx,
+            user: &user.name,
+            generation: live.generation,
         };
         let mut pump = ClientPump::new(
             &state,
             &ctx.cache,
             catalog,
-            ctx.config.server.max_message_size,
+            reloads,
+            &sink,
+            live.config.server.max_message_size,
         );
         let end = pump.run(&mut client_rd, &mut up_wr).await;
         let first = !state.closing.replace(true);
@@ -324,19 +324,6 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext) {
     let _ = sink.lock().await.shutdown().await;
     let _ = up_wr.shutdown().await;
     drop(key);
-}
-
-/// Every masked column one of the roles sees in clear.
-fn roles_unmask(roles: &[&Role]) -> Vec<(String, String)> {
-    roles
-        .iter()
-        .flat_map(|r| r.unmask.iter().cloned())
-        .collect()
-}
-
-/// The smallest result cap among the roles that set one.
-fn roles_max_rows(roles: &[&Role]) -> Option<u64> {
-    roles.iter().filter_map(|r| r.max_rows).min()
 }
 
 /// What a client refused for its encoding is told to do.
@@ -411,7 +398,15 @@ async fn client_side_end(
             format!("pgward: invalid message from client: {e}"),
         )));
     }
-    if matches!(end, RelayEnd::ClientGone(_) | RelayEnd::ClientProtocol(_)) {
+    if let RelayEnd::Halted(e) = end {
+        // pgward ended it before the next statement (a reload removed the
+        // user): the client hears why once the server has closed.
+        state.pending_fatal.replace(Some(e.clone()));
+    }
+    if matches!(
+        end,
+        RelayEnd::ClientGone(_) | RelayEnd::ClientProtocol(_) | RelayEnd::Halted(_)
+    ) {
         let mut terminate = BytesMut::new();
         build::terminate(&mut terminate);
         let _ = write_all(upstream, terminate.freeze()).await;

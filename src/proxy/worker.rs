@@ -18,16 +18,11 @@ use super::shutdown;
 use super::tls;
 use crate::config::Config;
 
-/// Everything a worker's sessions read; built once per worker.
+/// Everything a worker's sessions read: the configuration in force (a
+/// reload replaces it) and what lives as long as the worker.
 pub struct WorkerContext {
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// Login settings and the user table.
-    pub login: LoginContext,
-    /// Upstream TLS configuration per database (absent for sslmode=disable).
-    pub upstream_tls: HashMap<String, Arc<rustls::ClientConfig>>,
-    /// The configured masks.
-    pub masks: Rc<crate::policy::masks::Masks>,
+    /// What the configuration in force makes.
+    live: std::cell::RefCell<Rc<Live>>,
     /// The client sinks of this worker's sessions (for the shutdown notice).
     pub sinks: std::cell::RefCell<
         Vec<
@@ -42,6 +37,33 @@ pub struct WorkerContext {
     pub cache: std::cell::RefCell<crate::sql::cache::ClassificationCache>,
 }
 
+/// What one generation of the configuration makes, for a worker's sessions.
+pub struct Live {
+    /// Which reload made it (0: the configuration pgward started with).
+    pub generation: u64,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Login settings and the user table.
+    pub login: LoginContext,
+    /// Upstream TLS configuration per database (absent for sslmode=disable).
+    pub upstream_tls: HashMap<String, Arc<rustls::ClientConfig>>,
+    /// The configured masks.
+    pub masks: Rc<crate::policy::masks::Masks>,
+}
+
+impl WorkerContext {
+    /// The configuration in force, rebuilt first when a reload published a
+    /// newer one.
+    pub fn live(&self) -> Rc<Live> {
+        if self.live.borrow().generation != super::reload::generation() {
+            if let Some((generation, blueprint)) = super::reload::latest() {
+                *self.live.borrow_mut() = Rc::new(blueprint.live(generation));
+            }
+        }
+        self.live.borrow().clone()
+    }
+}
+
 /// What all workers are built from; validated before any thread starts.
 #[derive(Clone)]
 pub struct Blueprint {
@@ -53,6 +75,41 @@ pub struct Blueprint {
 }
 
 impl Blueprint {
+    /// The blueprint of a reloaded configuration: certificates and keys read
+    /// again; the salts of unknown users stay as they were (a client must
+    /// not tell a reload from a user's creation).
+    pub fn reloaded(config: Config, previous: &Blueprint) -> Result<Blueprint, String> {
+        Ok(Blueprint {
+            mock_key: previous.mock_key,
+            ..Blueprint::new(config)?
+        })
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Keeps the running values of the settings only a restart can change
+    /// (the listen addresses and the number of workers), and names those
+    /// that differed.
+    pub fn keep_restart_only(&mut self, running: &Blueprint) -> Vec<&'static str> {
+        let (now, then) = (&running.config.server, &self.config.server);
+        let mut kept = Vec::new();
+        if now.listen != then.listen {
+            kept.push("server.listen");
+        }
+        if now.workers != then.workers {
+            kept.push("server.workers");
+        }
+        if !kept.is_empty() {
+            let server = &mut Arc::make_mut(&mut self.config).server;
+            server.listen = now.listen.clone();
+            server.workers = now.workers;
+        }
+        kept
+    }
+
     /// Loads certificates and keys; errors name the file.
     pub fn new(config: Config) -> Result<Blueprint, String> {
         let (server_tls, end_point) = match &config.server.tls {
@@ -80,13 +137,23 @@ impl Blueprint {
     }
 
     fn context(&self) -> WorkerContext {
+        WorkerContext {
+            live: std::cell::RefCell::new(Rc::new(self.live(super::reload::generation()))),
+            catalogs: super::catalog::CatalogCache::default(),
+            sinks: std::cell::RefCell::new(Vec::new()),
+            cache: std::cell::RefCell::new(crate::sql::cache::ClassificationCache::new(10_000)),
+        }
+    }
+
+    fn live(&self, generation: u64) -> Live {
         let users = self
             .config
             .users
             .iter()
             .map(|(k, v)| (k.clone(), Arc::new(v.clone())))
             .collect();
-        WorkerContext {
+        Live {
+            generation,
             config: self.config.clone(),
             login: LoginContext {
                 config: self.config.clone(),
@@ -100,10 +167,7 @@ impl Blueprint {
                 chunk: self.config.server.buffer_size,
             },
             upstream_tls: self.upstream_tls.clone(),
-            catalogs: super::catalog::CatalogCache::default(),
-            sinks: std::cell::RefCell::new(Vec::new()),
             masks: Rc::new(self.config.masks.clone()),
-            cache: std::cell::RefCell::new(crate::sql::cache::ClassificationCache::new(10_000)),
         }
     }
 }

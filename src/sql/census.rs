@@ -1,6 +1,7 @@
 //! A census of the parse tree, independent of the walker: every relation
 //! reference (RangeVar), function call (FuncCall), column reference
-//! (ColumnRef), operator (A_Expr) and bind parameter (ParamRef) anywhere in the tree, by source
+//! (ColumnRef), operator (A_Expr), bind parameter (ParamRef) and field
+//! selection (A_Indirection, which may be a function call) anywhere in the tree, by source
 //! position. It goes through the tree generically (serde's view of the
 //! protobuf structs, which covers every field of every node), so a node the
 //! walker never reached still counts. The classifier refuses a statement when
@@ -22,6 +23,9 @@ pub enum Kind {
     Operator,
     /// A bind parameter (`$1`).
     Parameter,
+    /// A field selection `(expr).name`, which may be a function call (it
+    /// has no source position: all count as one place).
+    Indirection,
 }
 
 impl Kind {
@@ -44,6 +48,7 @@ impl Kind {
             Kind::Column => "column reference",
             Kind::Operator => "operator",
             Kind::Parameter => "parameter",
+            Kind::Indirection => "field selection",
         }
     }
 }
@@ -152,6 +157,9 @@ impl ser::Serializer for &mut Census {
         Ok(self)
     }
     fn serialize_struct(self, name: &'static str, _: usize) -> Result<Self, Never> {
+        if name == "AIndirection" {
+            self.found.push((Kind::Indirection, -1));
+        }
         self.frames.push(Kind::of(name));
         Ok(self)
     }

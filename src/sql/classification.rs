@@ -218,8 +218,14 @@ pub struct Classification {
     pub unscoped_columns: BTreeSet<String>,
     /// True when a `*` or `t.*` appears.
     pub wildcard: bool,
+    /// Field names selected as `(expr).name`: a field of a composite value,
+    /// or, when the value is not composite, the call `name(expr)`.
+    pub field_selections: BTreeSet<String>,
     /// Reasons this text can never be allowed (COPY PROGRAM, SET ROLE, ...).
     pub forbidden: Vec<String>,
+    /// Features pgward does not offer (two-phase commit): refused as not
+    /// supported (0A000), which drivers report as such.
+    pub unsupported: Vec<String>,
     /// True when the result depends on literal values (set_config('role', ..)),
     /// so a cache must key it by its literals too.
     pub literal_sensitive: bool,

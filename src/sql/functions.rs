@@ -88,6 +88,17 @@ impl Walker<'_> {
         Ok(())
     }
 
+    /// Built-ins whose text arguments name settings or relations (their
+    /// verdict depends on what the arguments say).
+    pub const ARGUMENTS_READ: &'static [&'static str] = &[
+        "set_config",
+        "current_setting",
+        "nextval",
+        "setval",
+        "currval",
+        "pg_notify",
+    ];
+
     /// Built-ins whose text arguments name settings or relations.
     fn builtin_with_names(&mut self, name: &str, f: &FuncCall) {
         match name {

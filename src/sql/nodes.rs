@@ -212,6 +212,19 @@ impl Walker<'_> {
                 self.opt(&i.uidx, inner)
             }
             N::AIndirection(i) => {
+                // `(expr).name` is `name(expr)` when expr is not composite.
+                self.saw(Kind::Indirection, -1);
+                for step in &i.indirection {
+                    if let Some(NodeEnum::String(s)) = step.node.as_ref() {
+                        if Walker::ARGUMENTS_READ.contains(&s.sval.as_str()) {
+                            self.forbid(format!(
+                                "(value).{} (a call of {}() on a value pgward cannot read)",
+                                s.sval, s.sval
+                            ));
+                        }
+                        self.c.field_selections.insert(s.sval.clone());
+                    }
+                }
                 self.opt(&i.arg, inner)?;
                 self.nodes(&i.indirection, inner)
             }

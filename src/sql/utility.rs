@@ -81,8 +81,9 @@ impl Walker<'_> {
                         K::TransStmtPrepare
                         | K::TransStmtCommitPrepared
                         | K::TransStmtRollbackPrepared,
-                    ) => self
-                        .forbid("two-phase commit (a prepared transaction outlives the session)"),
+                    ) => self.c.unsupported.push(
+                        "two-phase commit (a prepared transaction outlives the session)".into(),
+                    ),
                     _ => {
                         self.c.operations.insert(Operation::Transaction);
                     }

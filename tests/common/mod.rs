@@ -274,6 +274,37 @@ impl Gateway {
     pub fn terminate(&self) {
         unsafe_kill(self.child.id(), "TERM");
     }
+
+    /// The configuration file the gateway runs with.
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pgward.toml")).unwrap()
+    }
+
+    /// Writes `config` over the gateway's file and sends SIGHUP; waits
+    /// until the log says the reload was taken (true) or refused (false).
+    pub fn reload(&self, config: &str) -> bool {
+        let outcomes = |log: &str| {
+            (
+                log.matches("configuration reloaded").count(),
+                log.matches("reload refused").count(),
+            )
+        };
+        let before = outcomes(&self.log_text());
+        std::fs::write(self.dir.path().join("pgward.toml"), config).unwrap();
+        unsafe_kill(self.child.id(), "HUP");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let now = outcomes(&self.log_text());
+            if now.0 > before.0 {
+                return true;
+            }
+            if now.1 > before.1 {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no reload outcome logged: {}", self.log_text());
+    }
 }
 
 fn unsafe_kill(pid: u32, signal: &str) {

@@ -22,6 +22,7 @@ pub fn shop_catalog() -> Catalog {
     let tree = pg_query::parse(sql, 0).expect("shop.sql parses").protobuf;
     let mut rows: Vec<(String, String, u8, Option<String>)> = Vec::new();
     let mut columns: Vec<(String, Vec<String>)> = Vec::new();
+    let mut functions: Vec<String> = Vec::new();
     for raw in &tree.stmts {
         let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else {
             continue;
@@ -55,6 +56,21 @@ pub fn shop_catalog() -> Catalog {
                 columns.push((format!("{schema}.{name}"), cols));
                 rows.push((schema, name, b'v', Some(def)));
             }
+            NodeEnum::CreateFunctionStmt(f) => {
+                let parts: Vec<&str> = f
+                    .funcname
+                    .iter()
+                    .filter_map(|n| match n.node.as_ref() {
+                        Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                match parts.as_slice() {
+                    [name] => functions.push(format!("public.{name}")),
+                    [schema, name] => functions.push(format!("{schema}.{name}")),
+                    _ => {}
+                }
+            }
             NodeEnum::CreateSeqStmt(s) => {
                 if let Some(rel) = &s.sequence {
                     let (schema, name) = qualified(rel);
@@ -76,6 +92,7 @@ pub fn shop_catalog() -> Catalog {
         }
     }
     catalog.add_attributes(attributes);
+    catalog.add_functions(functions.iter().map(String::as_str));
     catalog
 }
 
