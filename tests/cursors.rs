@@ -25,11 +25,7 @@ scan_entities = ["email"]
 "#;
 
 fn gateway(role: &'static str) -> Gateway {
-    Gateway::start(GatewayOptions {
-        role,
-        roles: ROLES.to_string(),
-        ..Default::default()
-    })
+    Gateway::with_roles(role, ROLES)
 }
 
 fn login(gw: &Gateway) -> Raw {

@@ -195,11 +195,10 @@ async fn terminated_backend_gives_the_client_an_error() {
 #[tokio::test]
 async fn settings_named_by_bind_parameters_are_judged_with_their_values() {
     // tokio-postgres prepares, then binds text parameters in binary format.
-    let gw = Gateway::start(GatewayOptions {
-        role: "reader",
-        roles: "[roles.reader]\noperations = [\"select\"]\nread = [\"public.*\"]\n".into(),
-        ..Default::default()
-    });
+    let gw = Gateway::with_roles(
+        "reader",
+        "[roles.reader]\noperations = [\"select\"]\nread = [\"public.*\"]\n",
+    );
     let client = gw.connect("shop").await;
     let direct = cluster().sql("shop", "SHOW work_mem");
     let row = client

@@ -44,11 +44,7 @@ hash_key = "test-only-key"
 "#;
 
 fn gateway(role: &'static str) -> Gateway {
-    Gateway::start(GatewayOptions {
-        role,
-        roles: MASKED_ROLES.to_string(),
-        ..Default::default()
-    })
+    Gateway::with_roles(role, MASKED_ROLES)
 }
 
 #[test]

@@ -8,11 +8,7 @@ use common::raw::{frame, Raw};
 use common::*;
 
 fn gateway(role: &'static str) -> Gateway {
-    Gateway::start(GatewayOptions {
-        role,
-        roles: include_str!("../examples/policy.toml").to_string(),
-        ..Default::default()
-    })
+    Gateway::with_roles(role, include_str!("../examples/policy.toml"))
 }
 
 #[test]

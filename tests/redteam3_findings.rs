@@ -29,11 +29,7 @@ statement_timeout = "1s"
 "#;
 
 fn gateway(role: &'static str) -> Gateway {
-    Gateway::start(GatewayOptions {
-        role,
-        roles: ROLES.to_string(),
-        ..Default::default()
-    })
+    Gateway::with_roles(role, ROLES)
 }
 
 fn error_of(reply: &[Msg]) -> Option<(String, String)> {
@@ -355,11 +351,7 @@ operations = ["select", "transaction", "ddl", "code"]
 read = ["public.orders"]
 write = ["public.*"]
 "#;
-    let gw = Gateway::start(GatewayOptions {
-        role: "coder",
-        roles: roles.to_string(),
-        ..Default::default()
-    });
+    let gw = Gateway::with_roles("coder", roles);
     let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
     assert!(error_of(&r.query("SELECT key_value FROM public.api_keys")).is_some());
     r.query("BEGIN");
@@ -394,11 +386,7 @@ write = ["public.*"]
         "shop",
         "CREATE FUNCTION public.initcap(varchar) RETURNS text LANGUAGE sql AS 'SELECT ''owned''::text'",
     );
-    let reader = Gateway::start(GatewayOptions {
-        role: "reader",
-        roles: include_str!("../examples/policy.toml").to_string(),
-        ..Default::default()
-    });
+    let reader = Gateway::with_roles("reader", include_str!("../examples/policy.toml"));
     let mut r = Raw::login(reader.port, "agent", AGENT_PASSWORD, "shop");
     let reply = r.query(&format!("SELECT {f}('x'::varchar)"));
     let plain = r.query("SELECT pg_catalog.initcap('x')");

@@ -18,11 +18,7 @@ read = ["public.*", "!public.api_keys"]
 "#;
 
 fn session() -> (Gateway, Raw) {
-    let gw = Gateway::start(GatewayOptions {
-        role: "reader",
-        roles: ROLES.to_string(),
-        ..Default::default()
-    });
+    let gw = Gateway::with_roles("reader", ROLES);
     let r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
     (gw, r)
 }

@@ -14,11 +14,7 @@ read = ["public.*"]
 "#;
 
 fn gateway() -> Gateway {
-    Gateway::start(GatewayOptions {
-        role: "reader",
-        roles: BEFORE.to_string(),
-        ..Default::default()
-    })
+    Gateway::with_roles("reader", BEFORE)
 }
 
 fn login(gw: &Gateway) -> Raw {

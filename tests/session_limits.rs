@@ -21,11 +21,7 @@ write = ["public.orders"]
 "#;
 
 fn gateway(role: &'static str) -> Gateway {
-    Gateway::start(GatewayOptions {
-        role,
-        roles: ROLES.to_string(),
-        ..Default::default()
-    })
+    Gateway::with_roles(role, ROLES)
 }
 
 fn error_of(reply: &[common::raw::Msg]) -> Option<(String, String)> {

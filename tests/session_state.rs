@@ -10,11 +10,7 @@ use common::raw::{bind, close, execute, frame, parse, query, sync, tags, Msg, Ra
 use common::*;
 
 fn gateway(role: &'static str) -> Gateway {
-    Gateway::start(GatewayOptions {
-        role,
-        roles: include_str!("../examples/policy.toml").to_string(),
-        ..Default::default()
-    })
+    Gateway::with_roles(role, include_str!("../examples/policy.toml"))
 }
 
 #[tokio::test]
@@ -75,7 +71,7 @@ fn client_encodings_other_than_utf8_are_refused_before_the_upstream() {
             "0A000",
         );
         assert!(
-            msg.starts_with("pgward: client_encoding") && msg.contains("only UTF8"),
+            msg.starts_with("pgward: client_encoding") && msg.contains("is not supported"),
             "{params:?}: {msg}"
         );
     }
@@ -86,17 +82,25 @@ fn client_encodings_other_than_utf8_are_refused_before_the_upstream() {
         "",
     );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("only UTF8"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not supported"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
-fn utf8_under_any_of_its_names_and_sql_ascii_are_accepted() {
+fn utf8_sql_ascii_and_server_encodings_are_accepted() {
     let gw = gateway("reader");
     for (asked, reported) in [
         ("UTF8", "UTF8"),
         ("utf-8", "UTF8"),
         ("Unicode", "UTF8"),
         ("SQL_ASCII", "SQL_ASCII"),
+        ("latin1", "LATIN1"),
+        ("ISO-8859-15", "LATIN9"),
+        ("EUC_JP", "EUC_JP"),
+        ("win1252", "WIN1252"),
     ] {
         let mut r = Raw::login_with(
             gw.port,
@@ -141,7 +145,7 @@ fn an_encoding_the_server_reports_at_login_is_checked_too() {
         "0A000",
     );
     assert!(
-        msg.contains("\"SJIS\"") && msg.contains("only UTF8"),
+        msg.contains("\"SJIS\"") && msg.contains("is not supported"),
         "{msg}"
     );
     // A client that names UTF8 overrides the default and is served.
@@ -325,11 +329,7 @@ hash_key = "test-only-key"
 "#;
 
 fn agent_gateway() -> Gateway {
-    Gateway::start(GatewayOptions {
-        role: "agent",
-        roles: SESSION_ROLES.to_string(),
-        ..Default::default()
-    })
+    Gateway::with_roles("agent", SESSION_ROLES)
 }
 
 fn login(gw: &Gateway) -> Raw {
@@ -571,8 +571,9 @@ fn a_text_pipelined_behind_a_strings_change_waits_for_it() {
     assert_eq!(e.len(), 1, "{replies:?}");
     assert_eq!(e[0].0, "42501");
     assert!(
-        e[0].1
-            .contains("holds a backslash while earlier statements are still running"),
+        e[0].1.contains(
+            "holds a backslash or a non-ASCII character while earlier statements are still running"
+        ),
         "{e:?}"
     );
     assert_no_key(&replies, &direct_keys);
@@ -691,8 +692,9 @@ fn a_change_nobody_announced_still_holds_back_texts_behind_it() {
     let e = errors(&replies);
     assert_eq!(e.len(), 1, "{replies:?}");
     assert!(
-        e[0].1
-            .contains("holds a backslash while earlier statements are still running"),
+        e[0].1.contains(
+            "holds a backslash or a non-ASCII character while earlier statements are still running"
+        ),
         "{e:?}"
     );
     // The refusal's error undid the change in the implicit transaction; run
@@ -765,4 +767,84 @@ fn continued_strings_cannot_share_a_cache_entry_with_split_ones() {
     assert_eq!(e.len(), 1, "{replies:?}");
     assert_eq!(e[0].0, "42501", "{e:?}");
     assert!(e[0].1.contains("api_keys"), "{e:?}");
+}
+
+#[test]
+fn latin1_and_latin9_statements_are_read_as_the_server_converts_them() {
+    let gw = Gateway::with_roles("reader", "[roles.reader]\noperations = [\"select\"]\nread = [\"public.*\", \"!public.clés\"]\n\n[masks]\n\"public.customers.email\" = \"email\"\n");
+    for encoding in ["LATIN1", "LATIN9"] {
+        let mut r = Raw::login_with(
+            gw.port,
+            "agent",
+            AGENT_PASSWORD,
+            &[("database", "shop"), ("client_encoding", encoding)],
+        )
+        .unwrap_or_else(|e| panic!("{encoding}: {:?}", e.field(b'M')));
+        // A literal outside ASCII comes back as sent.
+        r.send(&frame(b'Q', b"SELECT 'caf\xe9'\0"));
+        let reply = r.replies();
+        let row = reply.iter().find(|m| m.tag == b'D').expect("a row");
+        assert!(row.body.ends_with(b"caf\xe9"), "{encoding}: {row:?}");
+        // A name outside ASCII is the name the server reads: refused.
+        r.send(&frame(b'Q', b"SELECT * FROM cl\xe9s\0"));
+        let e = errors(&r.replies());
+        assert_eq!(e.len(), 1, "{encoding}");
+        assert!(e[0].1.contains("public.cl"), "{encoding}: {e:?}");
+        // Masks hold.
+        let reply = r.query("SELECT email FROM customers ORDER BY id LIMIT 1");
+        let row = reply.iter().find(|m| m.tag == b'D').expect("a row");
+        assert!(
+            String::from_utf8_lossy(&row.body).contains("***@"),
+            "{row:?}"
+        );
+    }
+    // LATIN9's own characters: 0xA4 is the euro sign.
+    let mut r = Raw::login_with(
+        gw.port,
+        "agent",
+        AGENT_PASSWORD,
+        &[("database", "shop"), ("client_encoding", "LATIN9")],
+    )
+    .unwrap();
+    r.send(&frame(
+        b'Q',
+        b"SELECT length('\xa4'), '\xa4' = U&'\\20AC'\0",
+    ));
+    assert_eq!(values_of(&r.replies()), ["1", "t"]);
+}
+
+#[test]
+fn other_server_encodings_take_plain_ascii_statements() {
+    let gw = gateway("reader");
+    let mut r = Raw::login_with(
+        gw.port,
+        "agent",
+        AGENT_PASSWORD,
+        &[("database", "shop"), ("client_encoding", "EUC_JP")],
+    )
+    .unwrap();
+    assert!(errors(&r.query("SELECT 1")).is_empty());
+    // EUC_JP's "あ" in a literal: refused, the session goes on.
+    r.send(&frame(b'Q', b"SELECT '\xa4\xa2'\0"));
+    let e = errors(&r.replies());
+    assert!(e[0].1.contains("plain ASCII"), "{e:?}");
+    // The same value as a bind parameter reaches the server.
+    let reply = exchange(
+        &mut r,
+        &[
+            parse("", "SELECT length($1::text)"),
+            // One text parameter, EUC_JP bytes.
+            frame(b'B', b"\0\0\0\0\0\x01\0\0\0\x02\xa4\xa2\0\0"),
+            execute("", 0),
+            sync(),
+        ],
+        1,
+    );
+    assert!(errors(&reply).is_empty(), "{reply:?}");
+    assert_eq!(values(&reply), ["1"]);
+}
+
+/// Every DataRow field's text, in order.
+fn values_of(reply: &[Msg]) -> Vec<String> {
+    common::raw::rows(reply).0
 }

@@ -59,9 +59,12 @@ impl Strategy {
             Strategy::Email => {
                 match memchr::memrchr(b'@', value) {
                     Some(at) if at > 0 => {
-                        // The first character, whole even when it is multi-byte.
-                        let first = utf8_char_len(value[0]).min(at);
-                        out.put_slice(&value[..first]);
+                        // The first character when it is ASCII; any other is
+                        // masked too (its length depends on the client
+                        // encoding: a UTF-8 rule would keep a LATIN1 value's
+                        // first three characters, or cut an EUC_JP one).
+                        let first = value[0];
+                        out.put_u8(if first.is_ascii() { first } else { b'*' });
                         out.put_slice(b"***");
                         out.put_slice(&value[at..]);
                     }
@@ -101,15 +104,6 @@ impl Strategy {
     }
 }
 
-fn utf8_char_len(first: u8) -> usize {
-    match first {
-        0xf0..=0xf7 => 4,
-        0xe0..=0xef => 3,
-        0xc0..=0xdf => 2,
-        _ => 1,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,7 +126,7 @@ mod tests {
         );
         assert_eq!(
             mask(&Strategy::Email, "émile@example.org").as_deref(),
-            Some("é***@example.org")
+            Some("****@example.org")
         );
         assert_eq!(
             mask(&Strategy::Partial { keep_last: 4 }, "555-0123").as_deref(),

@@ -24,6 +24,7 @@ use crate::policy::role::Role;
 use crate::policy::{Decision, Denial, SessionView};
 use crate::sql::cache::{ClassificationCache, Classified, LookupError};
 use crate::sql::classify::ClassifyError;
+use crate::sql::encoding::{ClientEncoding, DecodeError};
 use crate::sql::fingerprint::Strings;
 use crate::sql::settings::split_identifier_list;
 use crate::sql::{Classification, CursorChange, Operation};
@@ -65,6 +66,8 @@ pub struct Guard {
     login: String,
     /// Counts policy changes (reloads).
     policy: u64,
+    /// The client encoding the server reads texts in.
+    encoding: ClientEncoding,
 }
 
 /// What pgward knows of one prepared statement.
@@ -130,8 +133,10 @@ struct Facts {
     reads_masked: bool,
     /// It changes (or may change) the schema.
     ddl: bool,
-    /// SQL-level PREPARE, DEALLOCATE or DISCARD: statement names change.
+    /// DEALLOCATE ALL or DISCARD: every prepared statement is gone.
     forgets_statements: bool,
+    /// Prepared statements deallocated by name.
+    deallocated: Vec<String>,
     /// CLOSE ALL or DISCARD: every portal is gone.
     forgets_portals: bool,
     /// Cursors declared and closed, in order.
@@ -150,6 +155,7 @@ impl Facts {
             reads_masked: self.reads_masked || o.reads_masked,
             ddl: self.ddl || o.ddl,
             forgets_statements: self.forgets_statements || o.forgets_statements,
+            deallocated: [self.deallocated, o.deallocated].concat(),
             forgets_portals: self.forgets_portals || o.forgets_portals,
             cursors: [self.cursors, o.cursors].concat(),
             bound: [self.bound, o.bound].concat(),
@@ -166,7 +172,8 @@ fn facts_of(c: &Classification) -> Facts {
         reads_masked: false,
         // Code (a DO block, say) may change the schema as well.
         ddl: ops.contains(&Operation::Ddl) || ops.contains(&Operation::Code),
-        forgets_statements: discard || ops.contains(&Operation::Prepare),
+        forgets_statements: discard || c.deallocated.contains(&None),
+        deallocated: c.deallocated.iter().flatten().cloned().collect(),
         forgets_portals: discard || c.cursors.contains(&CursorChange::Close(None)),
         cursors: c.cursors.clone(),
         bound: Vec::new(),
@@ -246,6 +253,7 @@ impl Guard {
             lexing: Lexing::default(),
             login: String::new(),
             policy: 0,
+            encoding: ClientEncoding::Utf8,
         }
     }
 
@@ -347,19 +355,64 @@ impl Guard {
         self.strings
     }
 
+    /// Follows the client encoding the server reports (at login and in
+    /// every ParameterStatus); a name pgward cannot read in ends the session
+    /// elsewhere, and meanwhile only plain ASCII is read.
+    pub fn set_client_encoding(&mut self, name: &str) {
+        self.encoding =
+            crate::sql::encoding::client_encoding(name).unwrap_or(ClientEncoding::AsciiOnly);
+    }
+
+    /// The client encoding texts are read in.
+    pub fn client_encoding(&self) -> ClientEncoding {
+        self.encoding
+    }
+
     /// Judges one SQL text the server is about to lex (a simple Query or a
-    /// Parse). A text holding a backslash is refused while anything forwarded
-    /// before it is still running: it may change how the server reads
-    /// backslashes, and pgward would learn of that only afterwards.
+    /// Parse).
     pub fn check_sql(&mut self, cache: &mut ClassificationCache, sql: &[u8]) -> Decision {
-        if self.lexing.uncertain() && memchr::memchr(b'\\', sql).is_some() {
-            return refuse(
-                "pgward: the statement holds a backslash while earlier statements are still running",
-                "rule: built-in; a running statement may change standard_conforming_strings or client_encoding (by SET, or by a function, view or trigger calling set_config), and the server reports that only when it is done: until then pgward cannot tell how the server will read a backslash",
-                "send it once the earlier results have arrived (after their ReadyForQuery), or write it without backslashes",
-            );
+        match self.check_text(cache, sql) {
+            Ok((decision, _)) => decision,
+            Err(d) => Decision::Deny(d),
         }
-        self.judge(cache, sql, self.strings)
+    }
+
+    /// Judges a text as the server will read it, and returns that text (in
+    /// UTF-8) with the decision. A text holding a backslash, or any byte
+    /// outside ASCII, is refused while anything forwarded before it is still
+    /// running: it may change how the server reads backslashes or the client
+    /// encoding, and pgward would learn of that only afterwards.
+    fn check_text<'a>(
+        &mut self,
+        cache: &mut ClassificationCache,
+        sql: &'a [u8],
+    ) -> Result<(Decision, std::borrow::Cow<'a, str>), Denial> {
+        if self.lexing.uncertain() && (memchr::memchr(b'\\', sql).is_some() || !sql.is_ascii()) {
+            return Err(refuse_denial(
+                "pgward: the statement holds a backslash or a non-ASCII character while earlier statements are still running",
+                "rule: built-in; a running statement may change standard_conforming_strings or client_encoding (by SET, or by a function, view or trigger calling set_config), and the server reports that only when it is done: until then pgward cannot tell how the server will read a backslash or a non-ASCII byte",
+                "send it once the earlier results have arrived (after their ReadyForQuery), or write it in plain ASCII without backslashes (values can go as bind parameters)",
+            ));
+        }
+        let text = match self.encoding.decode(sql) {
+            Ok(t) => t,
+            Err(DecodeError::NotUtf8) => {
+                return Err(refuse_denial(
+                    "pgward: the statement is not valid UTF-8",
+                    "rule: built-in; in a UTF8 session pgward reads statements as UTF-8, as the server does",
+                    "send UTF-8 text, or set client_encoding to the encoding you send",
+                ))
+            }
+            Err(DecodeError::NotAscii) => {
+                return Err(refuse_denial(
+                    "pgward: in this client encoding statements must be plain ASCII",
+                    "rule: built-in; pgward reads UTF8, LATIN1 and LATIN9 statements as the server converts them; in the other encodings only ASCII reads the same everywhere",
+                    "send non-ASCII values as bind parameters, or connect with client_encoding UTF8",
+                ))
+            }
+        };
+        let decision = self.judge(cache, text.as_bytes(), self.strings);
+        Ok((decision, text))
     }
 
     /// Judges `sql` as the server lexes it under `strings`.
@@ -476,6 +529,12 @@ impl Guard {
             self.pending
                 .retain(|(_, p)| !matches!(p, Pending::Parse { .. }));
         }
+        for name in &f.deallocated {
+            let name = server_name(name.as_bytes());
+            self.statements.remove(name);
+            self.pending
+                .retain(|(_, p)| !matches!(p, Pending::Parse { name: n, .. } if n == name));
+        }
         if f.forgets_portals {
             self.forget_portals();
         }
@@ -586,9 +645,19 @@ impl Guard {
             return Err(reserved());
         }
         let strings = self.strings;
-        if let Decision::Deny(d) = self.check_sql(cache, sql) {
-            return Err(d);
-        }
+        // The server keeps the text converted to its encoding: so does pgward.
+        let sql = match self.check_text(cache, sql) {
+            Ok((Decision::Allow { .. }, text)) => text,
+            Ok((Decision::Deny(d), _)) | Err(d) => {
+                if name.is_empty() {
+                    // The client's Parse would have dropped the unnamed
+                    // statement: it is not bound again through pgward.
+                    self.statements.remove(name);
+                }
+                return Err(d);
+            }
+        };
+        let sql = sql.as_bytes();
         for classified in &self.last.bound {
             let Ok(c) = classified.as_ref() else { continue };
             for n in c.setting_parameters() {
@@ -629,7 +698,7 @@ impl Guard {
         cache: &mut ClassificationCache,
         portal: &[u8],
         statement: &[u8],
-        parameter: &dyn Fn(usize) -> Result<Option<String>, String>,
+        parameter: &dyn Fn(usize) -> Result<Option<Vec<u8>>, String>,
     ) -> Result<Ticket, Denial> {
         let (portal, statement) = (server_name(portal), server_name(statement));
         if portal == REFUSAL_NAME {
@@ -654,11 +723,24 @@ impl Guard {
     fn judge_parameters(
         &mut self,
         facts: &Facts,
-        parameter: &dyn Fn(usize) -> Result<Option<String>, String>,
+        parameter: &dyn Fn(usize) -> Result<Option<Vec<u8>>, String>,
     ) -> Result<(), Denial> {
+        // A parameter's text as the server converts it from the client encoding.
+        let encoding = self.encoding;
+        let text = |n: usize| -> Result<Option<String>, String> {
+            match parameter(n)? {
+                None => Ok(None),
+                Some(bytes) => encoding
+                    .decode(&bytes)
+                    .map(|t| Some(t.into_owned()))
+                    .map_err(|_| {
+                        format!("bind parameter ${n} cannot be read in the client encoding")
+                    }),
+            }
+        };
         for classified in &facts.bound {
             let Ok(c) = classified.as_ref() else { continue };
-            let full = c.with_parameters(parameter).map_err(|why| {
+            let full = c.with_parameters(&text).map_err(|why| {
                 refuse_denial(
                     format!("pgward: {why}"),
                     "rule: built-in; a setting named by a bind parameter is judged at Bind, with the parameter's value",
@@ -689,6 +771,17 @@ impl Guard {
         cache: &mut ClassificationCache,
         statement: &[u8],
     ) -> Result<Facts, Denial> {
+        // The server drops the unnamed statement as each Parse of it starts:
+        // a Bind binds the last one in flight, if any.
+        if statement.is_empty() {
+            let last = self.pending.iter().rev().find_map(|(t, p)| match p {
+                Pending::Parse { name, .. } if name.is_empty() => Some(*t),
+                _ => None,
+            });
+            if let Some(t) = last {
+                return self.current_facts(cache, statement, Some(t));
+            }
+        }
         // The statement the server holds, and any Parse of it in flight.
         let mut found = false;
         let mut facts = Facts::default();
@@ -1176,7 +1269,7 @@ mod tests {
         params: &[Option<&str>],
     ) -> Result<Ticket, Denial> {
         let parameter = |n: usize| match params.get(n - 1) {
-            Some(v) => Ok(v.map(str::to_string)),
+            Some(v) => Ok(v.map(|s| s.as_bytes().to_vec())),
             None => Err(format!("no parameter ${n}")),
         };
         g.on_bind(c, b"", b"", &parameter)
@@ -1218,6 +1311,54 @@ mod tests {
             &|_| 0,
         );
         assert!(twice.is_err());
+    }
+
+    #[test]
+    fn texts_are_read_in_the_client_encoding_as_the_server_converts_them() {
+        let (mut g, mut c) = guard("migrator");
+        g.set_client_encoding("LATIN1");
+        // The server holds the text converted: so does the record.
+        let p = g
+            .on_parse(&mut c, b"s", b"SELECT 'caf\xe9' AS x", &|_| 0)
+            .unwrap();
+        g.settle(p, Outcome::Done);
+        assert_eq!(
+            &*g.statements[&b"s"[..]].sql,
+            "SELECT 'café' AS x".as_bytes()
+        );
+        // A parameter's value is converted too.
+        let p = parse(
+            &mut g,
+            &mut c,
+            "",
+            "SELECT set_config('search_path', $1, false)",
+        );
+        g.settle(p, Outcome::Done);
+        let latin1 = |n: usize| match n {
+            1 => Ok(Some(b"sch\xe9ma, public".to_vec())),
+            _ => Err("no such parameter".to_string()),
+        };
+        assert!(g.on_bind(&mut c, b"", b"", &latin1).is_ok());
+        assert!(
+            g.search_path.contains(&"schéma".to_string()),
+            "{:?}",
+            g.search_path
+        );
+        // (The Bind's Sync is answered.)
+        g.owe_ready(false);
+        g.on_ready_for_query(b'I');
+        // In other server encodings only plain ASCII is read.
+        g.set_client_encoding("EUC_JP");
+        assert!(g.check_sql(&mut c, b"SELECT 1").is_allowed());
+        assert!(!g.check_sql(&mut c, b"SELECT '\xa4\xa2'").is_allowed());
+        // UTF8 again: LATIN1 bytes are not UTF-8.
+        g.set_client_encoding("UTF8");
+        assert!(!g.check_sql(&mut c, b"SELECT 'caf\xe9'").is_allowed());
+        assert!(g.check_sql(&mut c, "SELECT 'café'".as_bytes()).is_allowed());
+        // While anything runs, a non-ASCII byte waits like a backslash.
+        g.owe_ready(true);
+        assert!(!g.check_sql(&mut c, "SELECT 'café'".as_bytes()).is_allowed());
+        assert!(g.check_sql(&mut c, b"SELECT 'cafe'").is_allowed());
     }
 
     #[test]
@@ -1353,6 +1494,52 @@ mod tests {
     }
 
     #[test]
+    fn a_parse_of_the_unnamed_statement_replaces_it_at_once() {
+        let (mut g, mut c) = guard("migrator");
+        let p = parse(
+            &mut g,
+            &mut c,
+            "",
+            "SELECT set_config('search_path', $1, false)",
+        );
+        g.settle(p, Outcome::Done);
+        // A new Parse in flight: the Bind binds it, not the one held.
+        let _flying = parse(&mut g, &mut c, "", "SELECT $1::text");
+        let only_text = |n: usize| match n {
+            1 => Ok(Some(b"x".to_vec())),
+            _ => Err(format!("no parameter ${n}")),
+        };
+        assert!(g.on_bind(&mut c, b"", b"", &only_text).is_ok());
+        // A refused Parse drops it too.
+        assert!(g
+            .on_parse(&mut c, b"", b"SELECT * FROM internal.salaries", &|_| 0)
+            .is_err());
+        let (mut g, mut c) = guard("reader");
+        let p = parse(&mut g, &mut c, "", "SELECT 1");
+        g.settle(p, Outcome::Done);
+        assert!(g
+            .on_parse(&mut c, b"", b"SELECT * FROM internal.salaries", &|_| 0)
+            .is_err());
+        assert!(bind(&mut g, &mut c, "", "").is_err());
+    }
+
+    #[test]
+    fn deallocate_forgets_only_the_statement_it_names() {
+        let (mut g, mut c) = guard("migrator");
+        for name in ["s1", "s2"] {
+            let p = parse(&mut g, &mut c, name, "SELECT 1");
+            g.settle(p, Outcome::Done);
+        }
+        g.owe_ready(false);
+        g.on_ready_for_query(b'I');
+        g.runs(&facts_of(&crate::sql::classify("DEALLOCATE s2").unwrap()));
+        assert!(bind(&mut g, &mut c, "", "s1").is_ok());
+        assert!(bind(&mut g, &mut c, "", "s2").is_err());
+        g.runs(&facts_of(&crate::sql::classify("DEALLOCATE ALL").unwrap()));
+        assert!(bind(&mut g, &mut c, "", "s1").is_err());
+    }
+
+    #[test]
     fn a_declare_of_a_known_name_keeps_what_was_known() {
         let (mut g, mut c) = guard("migrator");
         query_done(&mut g, &mut c, "BEGIN", b'T');
@@ -1392,7 +1579,9 @@ mod tests {
     fn facts_follow_the_classification() {
         let f = |sql: &str| facts_of(&crate::sql::classify(sql).unwrap());
         assert!(f("DEALLOCATE ALL").forgets_statements);
-        assert!(f("PREPARE p AS SELECT 1").forgets_statements);
+        assert!(!f("PREPARE p AS SELECT 1").forgets_statements);
+        assert!(!f("DEALLOCATE p").forgets_statements);
+        assert_eq!(f("DEALLOCATE \"P\"; DEALLOCATE q").deallocated, ["P", "q"]);
         assert!(f("CLOSE ALL").forgets_portals);
         assert!(!f("DECLARE c CURSOR FOR SELECT 1").forgets_portals);
         assert!(!f("FETCH 10 FROM c").forgets_portals);

@@ -51,6 +51,11 @@ pub enum Event {
     /// extended-protocol error: its ReadyForQuery, the first one owed, never
     /// comes.
     QuerySkipped,
+    /// The server ended a COPY FROM STDIN with an error after the client
+    /// had sent Syncs during it: the server ignored those that came before
+    /// the error and answers those after it, and which were which cannot be
+    /// told. The reply queue can no longer be trusted.
+    LostTrack,
 }
 
 /// What became of a message that carried a ticket.
@@ -93,6 +98,14 @@ pub struct Pipeline {
     /// The server is taking COPY data and the client's end of it has not
     /// been forwarded yet.
     copy_in: bool,
+    /// A COPY FROM STDIN started and its own reply has not ended yet.
+    copy_open: bool,
+    /// Syncs counted as ignored since that COPY started.
+    copy_syncs: usize,
+    /// An extended-protocol message went upstream since the last Sync the
+    /// server takes: it has an implicit transaction open that an error must
+    /// abort.
+    batch_open: bool,
     /// The server failed an extended-protocol message and skips everything
     /// up to a Sync that has not been forwarded yet: messages forwarded now
     /// get no reply at all.
@@ -118,10 +131,20 @@ impl Pipeline {
             self.skipping = false;
         }
         match owed {
-            Owed::Sync if self.copy_in => return false,
+            Owed::Sync if self.copy_in => {
+                self.copy_syncs += 1;
+                return false;
+            }
             Owed::CopyEnd if self.copy_in => {
                 self.copy_in = false;
                 return false;
+            }
+            _ => {}
+        }
+        match owed {
+            Owed::Sync => self.batch_open = false,
+            Owed::One | Owed::DescribeStatement | Owed::DescribePortal | Owed::Execute => {
+                self.batch_open = true
             }
             _ => {}
         }
@@ -157,13 +180,39 @@ impl Pipeline {
                     return;
                 }
                 Owed::Sync => {
+                    // Ignored: the batch before it stays open.
                     self.entries.remove(i);
+                    self.copy_syncs += 1;
+                    self.batch_open = true;
                     event(Event::SyncIgnored);
                 }
                 _ => i += 1,
             }
         }
         self.copy_in = true;
+    }
+
+    /// The COPY's own reply ended (CommandComplete or ErrorResponse): the
+    /// server takes no more COPY data, whatever the client still sends.
+    fn copy_ended(&mut self, tag: u8, mut event: impl FnMut(Event)) {
+        if tag == b'E' && self.copy_syncs > 0 {
+            event(Event::LostTrack);
+        }
+        self.copy_open = false;
+        self.copy_in = false;
+        self.copy_syncs = 0;
+    }
+
+    /// True while the server may be taking COPY data (a Sync forwarded now
+    /// is ignored).
+    pub fn in_copy(&self) -> bool {
+        self.copy_in
+    }
+
+    /// True when the server is idle as far as the client's messages go:
+    /// nothing owed, no extended batch without its Sync, no COPY.
+    pub fn is_idle(&self) -> bool {
+        self.entries.is_empty() && !self.batch_open && !self.copy_in && !self.copy_open
     }
 
     /// True when nothing is owed.
@@ -227,7 +276,11 @@ impl Pipeline {
         }
         self.skip_markers();
         if tag == b'G' {
+            self.copy_open = true;
+            self.copy_syncs = 0;
             self.copy_started(&mut event);
+        } else if self.copy_open && matches!(tag, b'C' | b'E') {
+            self.copy_ended(tag, &mut event);
         }
         let Some(head) = self.entries.front_mut() else {
             // Nothing owed (a FATAL error before shutdown, say): pass it on.

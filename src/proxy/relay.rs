@@ -184,20 +184,16 @@ enum Action {
     Replace(BytesMut),
 }
 
-/// Bind parameter `$n` of a Bind body as text (`None` for NULL). A text
-/// parameter's binary form is its text too, and pgward checks at Parse that
-/// the parameters it reads are text.
-fn text_parameter(body: &[u8], n: usize) -> Result<Option<String>, String> {
+/// The bytes of bind parameter `$n` of a Bind body (`None` for NULL). A
+/// text parameter's binary form is its text too (the server converts both
+/// from the client encoding), and pgward checks at Parse that the parameters
+/// it reads are text.
+fn bind_parameter(body: &[u8], n: usize) -> Result<Option<Vec<u8>>, String> {
     let p = BindParameters::parse(body)
         .and_then(|p| p.get(n))
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("the Bind carries no parameter ${n}"))?;
-    match p.value {
-        None => Ok(None),
-        Some(v) => String::from_utf8(v.to_vec())
-            .map(Some)
-            .map_err(|_| format!("bind parameter ${n} is not UTF-8")),
-    }
+    Ok(p.value.map(<[u8]>::to_vec))
 }
 
 /// Where the client pump gets catalog snapshots.
@@ -234,9 +230,6 @@ pub struct ClientPump<'a> {
     /// After a refusal in the extended protocol: drop messages until Sync, as
     /// the server does after an error.
     skip_until_sync: bool,
-    /// An extended-protocol message went upstream since the last Sync: the
-    /// server has an implicit transaction open that an error must abort.
-    batch_open: bool,
 }
 
 impl<'a> ClientPump<'a> {
@@ -257,7 +250,6 @@ impl<'a> ClientPump<'a> {
             sink,
             max_message,
             skip_until_sync: false,
-            batch_open: false,
         }
     }
 
@@ -299,9 +291,7 @@ impl<'a> ClientPump<'a> {
     /// transaction for the error to abort and no reply to wait behind. The
     /// server then never sees the refused statement (nor logs an error).
     fn refuses_alone(&self) -> bool {
-        self.state.tx_status.get() == b'I'
-            && !self.batch_open
-            && self.state.pipeline.borrow().is_empty()
+        self.state.tx_status.get() == b'I' && self.state.pipeline.borrow().is_idle()
     }
 
     /// Replaces a refused message with its refusal. When the server is idle
@@ -313,9 +303,11 @@ impl<'a> ClientPump<'a> {
     fn refuse(&mut self, d: &Denial, simple: bool) -> Action {
         tracing::info!(message = %d.message, "statement refused");
         if self.refuses_alone() {
-            let mut out = PgError::error(d.code, d.message.clone())
-                .with_detail(d.detail.clone())
-                .with_hint(d.hint.clone())
+            // In the client's encoding as far as pgward can write it.
+            let encoding = self.state.guard.borrow().client_encoding();
+            let mut out = PgError::error(d.code, encoding.outgoing(&d.message))
+                .with_detail(encoding.outgoing(&d.detail))
+                .with_hint(encoding.outgoing(&d.hint))
                 .to_frame();
             if simple {
                 self.state.guard.borrow_mut().forget_unnamed_portal();
@@ -377,7 +369,7 @@ impl<'a> ClientPump<'a> {
             }
             b'B' => {
                 let b = BindNames::parse(body)?;
-                let parameter = |n| text_parameter(body, n);
+                let parameter = |n| bind_parameter(body, n);
                 match guard.on_bind(
                     &mut self.cache.borrow_mut(),
                     b.portal,
@@ -569,12 +561,6 @@ impl<'a> ClientPump<'a> {
                             break;
                         }
                         let action = self.judge(h.tag, &rest[HEADER_LEN..h.total]);
-                        match (h.tag, &action) {
-                            (b'S', Ok(Action::Forward)) => self.batch_open = false,
-                            (b'P' | b'B' | b'E' | b'D' | b'C', Ok(Action::Forward))
-                            | (_, Ok(Action::Replace(_))) => self.batch_open = true,
-                            _ => {}
-                        }
                         match action {
                             Ok(Action::Forward) => pieces.keep(range, &client.buf),
                             Ok(Action::Drop) => {}
@@ -692,29 +678,49 @@ fn note(state: &SessionState, tag: u8, body: &[u8]) -> Result<Route, Stop> {
                     state
                         .guard
                         .borrow_mut()
-                        .set_standard_conforming_strings(p.value == "on");
+                        .set_standard_conforming_strings(p.value == b"on");
                 }
-                "client_encoding" if !is_supported_client_encoding(p.value) => {
+                "client_encoding"
+                    if !is_supported_client_encoding(&String::from_utf8_lossy(p.value)) =>
+                {
                     return Err(halt(
                         state,
-                        PgError::fatal("0A000", unsupported_encoding(p.value))
+                        PgError::fatal("0A000", unsupported_encoding(&String::from_utf8_lossy(p.value)))
                             .with_detail(
                                 "the server reported this client_encoding during the session; pgward cannot read statements as the server would, so the session is closed",
                             )
                             .with_hint(ENCODING_HINT),
                     ));
                 }
+                "client_encoding" => state
+                    .guard
+                    .borrow_mut()
+                    .set_client_encoding(&String::from_utf8_lossy(p.value)),
                 _ => {}
             }
         }
         _ => {}
     }
     let mut guard = state.guard.borrow_mut();
-    Ok(state.pipeline.borrow_mut().route(tag, |e| match e {
+    let mut lost = false;
+    let route = state.pipeline.borrow_mut().route(tag, |e| match e {
         Event::Settled(ticket, outcome) => guard.settle(ticket, outcome),
         Event::SyncIgnored => guard.sync_ignored(),
         Event::QuerySkipped => guard.query_skipped(),
-    }))
+        Event::LostTrack => lost = true,
+    });
+    drop(guard);
+    if lost {
+        return Err(halt(
+            state,
+            PgError::fatal(
+                "08P01",
+                "pgward: lost track of the server's replies after a COPY that failed while the client sent Sync during it",
+            )
+            .with_hint("reconnect; send Sync only after CopyDone or CopyFail"),
+        ));
+    }
+    Ok(route)
 }
 
 /// Stops the session: the client pump forwards nothing more from now on.

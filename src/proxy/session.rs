@@ -179,6 +179,29 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
             return;
         }
     };
+    // pgward reads statements as the server does once it has converted them
+    // to UTF-8: a database in another encoding converts names (and cuts them
+    // at 63 bytes) in ways pgward does not follow.
+    let server_encoding = up.server_encoding.as_deref().unwrap_or("(not reported)");
+    if !server_encoding.eq_ignore_ascii_case("UTF8") {
+        info!(server_encoding, "session refused: database encoding");
+        let mut up_conn = up.conn;
+        let mut terminate = BytesMut::new();
+        build::terminate(&mut terminate);
+        let _ = write_all(up_conn.io_mut(), terminate.freeze()).await;
+        let _ = write_all(
+            conn.io_mut(),
+            PgError::fatal(
+                "0A000",
+                format!("pgward: database \"{database}\" is in encoding {server_encoding}; pgward serves UTF8 databases only"),
+            )
+            .with_hint("ask the operator: pgward reads statements as a UTF8 database does")
+            .to_frame()
+            .freeze(),
+        )
+        .await;
+        return;
+    }
     // The server's own word on the encoding: a default of the database or of
     // pgward's upstream role applies when the client named none.
     let reported = up.client_encoding.as_deref().unwrap_or("(not reported)");
@@ -202,6 +225,7 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
         .await;
         return;
     }
+    guard.set_client_encoding(reported);
     // Unqualified names resolve through the path the server really uses:
     // the login's or the database's defaults may have set it.
     let mut up = up;

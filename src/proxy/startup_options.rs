@@ -40,16 +40,10 @@ pub fn startup_settings(params: &[(String, String)]) -> Vec<(String, String)> {
     out
 }
 
-/// True for the client encodings pgward lexes as the server does: UTF8 and
-/// SQL_ASCII under any name PostgreSQL accepts for them (it ignores case and
-/// every character that is not a letter or a digit).
+/// True for the client encodings pgward reads statements in as the server
+/// does, under any name PostgreSQL accepts for them (see `sql::encoding`).
 pub fn is_supported_client_encoding(name: &str) -> bool {
-    let clean: String = name
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    matches!(clean.as_str(), "utf8" | "unicode" | "sqlascii")
+    crate::sql::encoding::client_encoding(name).is_some()
 }
 
 /// Why the startup parameters' client encoding cannot be used, if it cannot.
@@ -63,7 +57,7 @@ pub fn client_encoding_refusal(params: &[(String, String)]) -> Option<String> {
 
 /// The message for a client encoding pgward cannot lex as the server does.
 pub fn unsupported_encoding(value: &str) -> String {
-    format!("pgward: client_encoding \"{value}\" is not supported; only UTF8 is (or SQL_ASCII)")
+    format!("pgward: client_encoding \"{value}\" is not supported; UTF8, SQL_ASCII, LATIN1 and LATIN9 are, and the other server encodings for plain-ASCII statements")
 }
 
 /// Splits `options` as the server does: whitespace separates arguments and a
@@ -204,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn only_utf8_and_sql_ascii_client_encodings_pass() {
+    fn client_only_encodings_are_refused() {
         for ok in [
             "UTF8",
             "utf8",
@@ -222,7 +216,7 @@ mod tests {
             );
         }
         for bad in [
-            "SJIS", "sjis", "BIG5", "GBK", "GB18030", "UHC", "JOHAB", "LATIN1", "auto", "", "utf16",
+            "SJIS", "sjis", "BIG5", "GBK", "GB18030", "UHC", "JOHAB", "auto", "", "utf16",
         ] {
             assert!(!is_supported_client_encoding(bad), "{bad}");
         }

@@ -84,6 +84,8 @@ pub struct Upstream {
     pub standard_conforming_strings: Option<bool>,
     /// client_encoding as the server reported it.
     pub client_encoding: Option<String>,
+    /// server_encoding as the server reported it.
+    pub server_encoding: Option<String>,
 }
 
 /// Opens and logs in an upstream session with the client's startup parameters.
@@ -210,6 +212,7 @@ async fn login(
     let mut scram: Option<ScramClient> = None;
     let mut scs = None;
     let mut client_encoding = None;
+    let mut server_encoding = None;
     let password = || {
         db.password.as_deref().ok_or_else(|| {
             UpstreamError::Protocol(format!(
@@ -277,8 +280,15 @@ async fn login(
                 if h.tag == b'S' {
                     if let Ok(p) = crate::wire::backend::ParameterStatus::parse(body) {
                         match p.name {
-                            "standard_conforming_strings" => scs = Some(p.value == "on"),
-                            "client_encoding" => client_encoding = Some(p.value.to_string()),
+                            "standard_conforming_strings" => scs = Some(p.value == b"on"),
+                            "client_encoding" => {
+                                client_encoding =
+                                    Some(String::from_utf8_lossy(p.value).into_owned())
+                            }
+                            "server_encoding" => {
+                                server_encoding =
+                                    Some(String::from_utf8_lossy(p.value).into_owned())
+                            }
                             _ => {}
                         }
                     }
@@ -311,6 +321,7 @@ async fn login(
                     status,
                     standard_conforming_strings: scs,
                     client_encoding,
+                    server_encoding,
                 });
             }
             other => {

@@ -234,6 +234,8 @@ pub struct Classification {
     /// Cursors the text declares and closes, in order: the portals the
     /// server gains and loses by running it.
     pub cursors: Vec<CursorChange>,
+    /// Prepared statements the text deallocates (`None`: DEALLOCATE ALL).
+    pub deallocated: Vec<Option<String>>,
     /// Settings named or given a value by bind parameters
     /// (`current_setting($1)`, `set_config($1, $2, false)`): known only at
     /// Bind, where `with_parameters` completes the classification.

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod census;
 pub mod classification;
 pub mod classify;
+pub mod encoding;
 pub mod fingerprint;
 mod functions;
 pub mod names;

@@ -14,15 +14,10 @@ use super::walker::{Walk, Walker};
 /// Settings that change who the session is: never allowed through pgward.
 const IDENTITY_SETTINGS: &[&str] = &["role", "session_authorization", "session authorization"];
 
-/// True for a client encoding name PostgreSQL reads as UTF8 or SQL_ASCII
-/// (it ignores case and punctuation in encoding names).
+/// True for a client encoding pgward reads statements in as the server does
+/// (see `encoding`).
 pub fn is_supported_encoding(name: &str) -> bool {
-    let folded: String = name
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    matches!(folded.as_str(), "utf8" | "unicode" | "sqlascii")
+    super::encoding::client_encoding(name).is_some()
 }
 
 /// The whitespace PostgreSQL 15's scanner_isspace knows.
@@ -146,7 +141,7 @@ impl Classification {
     fn require_encoding(&mut self, value: Option<&str>) {
         if !value.is_some_and(is_supported_encoding) {
             self.forbidden.push(
-                "a client_encoding other than UTF8 (pgward must read statements as the server does)"
+                "a client encoding pgward cannot read statements in as the server does (SJIS, BIG5, GBK, GB18030, UHC, JOHAB, or a value that is not a literal)"
                     .into(),
             );
         }
@@ -386,10 +381,18 @@ mod tests {
 
     #[test]
     fn encodings() {
-        for ok in ["UTF8", "utf-8", "Unicode", "SQL_ASCII"] {
+        for ok in [
+            "UTF8",
+            "utf-8",
+            "Unicode",
+            "SQL_ASCII",
+            "latin1",
+            "LATIN9",
+            "euc_jp",
+        ] {
             assert!(is_supported_encoding(ok), "{ok}");
         }
-        for bad in ["SJIS", "big5", "GBK", "latin1", "", "auto"] {
+        for bad in ["SJIS", "big5", "GBK", "", "auto"] {
             assert!(!is_supported_encoding(bad), "{bad}");
         }
     }

@@ -59,8 +59,10 @@ impl Walker<'_> {
                 self.nodes(&p.argtypes, Use::Indirect)?;
                 self.nested_statement(&p.query, false, Use::Indirect)
             }
-            N::DeallocateStmt(_) => {
+            N::DeallocateStmt(d) => {
                 self.c.operations.insert(Operation::Prepare);
+                let name = (!d.isall && !d.name.is_empty()).then(|| d.name.clone());
+                self.c.deallocated.push(name);
                 Ok(())
             }
             N::ExecuteStmt(_) => {
@@ -473,7 +475,10 @@ impl Walker<'_> {
             | N::AlterSubscriptionStmt(_)
             | N::DropSubscriptionStmt(_)
             | N::ReplicaIdentityStmt(_) => {
-                self.forbid(format!("{} needs the database owner", statement_name(n)));
+                self.forbid(format!(
+                    "{} (it administers the database: its owner or a superuser runs it)",
+                    statement_name(n)
+                ));
                 Ok(())
             }
             // Not a statement kind: walk it as the node it is.
@@ -848,8 +853,16 @@ impl Walker<'_> {
 }
 
 /// A statement's kind for messages (`CREATE ROLE`, `ALTER SYSTEM`, ...).
+/// A statement kind as SQL spells it (`CreateExtensionStmt`: `CREATE EXTENSION`).
 fn statement_name(n: &NodeEnum) -> String {
     let debug = format!("{n:?}");
     let kind = debug.split('(').next().unwrap_or("this statement");
-    kind.trim_end_matches("Stmt").to_string()
+    let mut out = String::new();
+    for c in kind.trim_end_matches("Stmt").chars() {
+        if c.is_ascii_uppercase() && !out.is_empty() {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
 }

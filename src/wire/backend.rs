@@ -86,8 +86,9 @@ impl<'a> BackendKeyData<'a> {
 pub struct ParameterStatus<'a> {
     /// Parameter name.
     pub name: &'a str,
-    /// Current value.
-    pub value: &'a str,
+    /// Current value, in the client encoding (`application_name` may hold
+    /// any character).
+    pub value: &'a [u8],
 }
 
 impl<'a> ParameterStatus<'a> {
@@ -95,7 +96,7 @@ impl<'a> ParameterStatus<'a> {
     pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
         let mut c = Cursor::new(body, "ParameterStatus");
         let name = c.str()?;
-        let value = c.str()?;
+        let value = c.cstr()?;
         c.finish()?;
         Ok(ParameterStatus { name, value })
     }
@@ -323,7 +324,7 @@ mod tests {
         assert_eq!((k.pid, k.secret), (256, &[9u8, 9, 9, 9][..]));
         assert!(BackendKeyData::parse(&[0, 0, 1, 0, 9]).is_err());
         let p = ParameterStatus::parse(b"TimeZone\0UTC\0").unwrap();
-        assert_eq!((p.name, p.value), ("TimeZone", "UTC"));
+        assert_eq!((p.name, p.value), ("TimeZone", &b"UTC"[..]));
         assert_eq!(ready_for_query_status(b"T"), Ok(b'T'));
         assert!(ready_for_query_status(b"X").is_err());
     }

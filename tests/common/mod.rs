@@ -159,6 +159,15 @@ pub struct Gateway {
 pub const AGENT_PASSWORD: &str = "agent-secret";
 
 impl Gateway {
+    /// Starts a gateway whose agent has `role`, one of the `roles` tables.
+    pub fn with_roles(role: &'static str, roles: &str) -> Gateway {
+        Gateway::start(GatewayOptions {
+            role,
+            roles: roles.to_string(),
+            ..Default::default()
+        })
+    }
+
     /// Starts a gateway in front of the shared cluster.
     pub fn start(opts: GatewayOptions) -> Gateway {
         let c = cluster();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use pgward::auth::scram_client::ScramClient;
 
 /// A message as read off the wire.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Msg {
     pub tag: u8,
     pub body: Vec<u8>,
