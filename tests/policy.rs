@@ -615,3 +615,56 @@ fn refusals_outside_a_transaction_never_reach_the_server_log() {
         "the server raised the refusal in the block"
     );
 }
+
+#[test]
+fn with_the_refusal_function_refusals_in_a_block_stay_out_of_the_server_log() {
+    let db = format!("pgward_refuse_{}", std::process::id());
+    cluster().sql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+    cluster().sql("postgres", &format!("CREATE DATABASE {db}"));
+    cluster().sql(
+        &db,
+        "CREATE TABLE open_t (a int); CREATE TABLE secret_t (a int)",
+    );
+    let install = std::fs::read_to_string(repo_path("examples/refusal-function.sql")).unwrap();
+    cluster().sql(&db, &install);
+    let gw = Gateway::start(GatewayOptions {
+        role: "narrow",
+        roles: "[roles.narrow]\noperations = [\"select\"]\nread = [\"public.open_t\"]\n".into(),
+        extra_config: cluster().database_section("refdb", &db),
+        ..Default::default()
+    });
+    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "refdb");
+    let probe = probe_name();
+    r.query("BEGIN");
+    let reply = r.query(&format!(
+        "SELECT * FROM secret_t /* {probe} */, internal_{probe}"
+    ));
+    let e = &reply[0];
+    assert_eq!(e.code().as_deref(), Some("42501"), "{reply:?}");
+    assert!(e.field(b'M').unwrap().contains(&probe), "{e:?}");
+    assert_eq!(e.field(b'W'), None, "no server context: {e:?}");
+    assert_eq!(reply.last().unwrap().body, b"E", "the block is aborted");
+    assert_eq!(r.query("SELECT 1")[0].code().as_deref(), Some("25P02"));
+    r.query("ROLLBACK");
+    // The same by the extended protocol.
+    r.query("BEGIN");
+    let reply = r.extended(&[
+        common::raw::parse("", &format!("SELECT * FROM ext_{probe}")),
+        common::raw::sync(),
+    ]);
+    assert_eq!(reply[0].code().as_deref(), Some("42501"), "{reply:?}");
+    assert_eq!(reply.last().unwrap().body, b"E");
+    r.query("ROLLBACK");
+    let (cells, _) = common::raw::rows(&r.query("SELECT count(*) FROM open_t"));
+    assert_eq!(cells, ["0"]);
+    drop(r);
+    drop(gw);
+    assert!(
+        !server_log().contains(&probe),
+        "the refusal reached the server log"
+    );
+    cluster().sql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+    );
+}

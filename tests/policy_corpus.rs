@@ -596,3 +596,45 @@ fn field_selections_that_are_function_calls_are_judged_as_calls() {
         ],
     );
 }
+
+#[test]
+fn extensions_are_created_only_by_name() {
+    let p = Policy::from_toml(
+        r#"
+[roles.builder]
+operations = ["select", "ddl"]
+extensions = ["hstore", "vector"]
+
+[roles.ddl_only]
+operations = ["select", "ddl"]
+"#,
+    )
+    .unwrap();
+    let path = vec!["public".to_string()];
+    let view = SessionView {
+        masks: None,
+        catalog: None,
+        database: "shop",
+        upstream_database: "shop",
+        search_path: &path,
+    };
+    let verdict = |role: &str, sql: &str| {
+        let c = classify(sql).unwrap();
+        decide(&p.roles_of(&[role.to_string()]), &c, &view).is_allowed()
+    };
+    assert!(verdict("builder", "CREATE EXTENSION hstore"));
+    assert!(verdict(
+        "builder",
+        "CREATE EXTENSION IF NOT EXISTS vector VERSION '0.7'"
+    ));
+    assert!(!verdict("builder", "CREATE EXTENSION plpython3u"));
+    assert!(!verdict(
+        "builder",
+        "CREATE EXTENSION hstore SCHEMA internal"
+    ));
+    assert!(!verdict("builder", "CREATE EXTENSION hstore CASCADE"));
+    assert!(!verdict("builder", "ALTER EXTENSION hstore UPDATE"));
+    assert!(!verdict("builder", "DROP EXTENSION hstore"));
+    assert!(!verdict("ddl_only", "CREATE EXTENSION hstore"));
+    assert!(Policy::from_toml("[roles.x]\nextensions = [\"*\"]\n").is_err());
+}

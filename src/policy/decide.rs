@@ -355,6 +355,20 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
             return d;
         }
     }
+    if let Some(e) = c
+        .extensions
+        .iter()
+        .find(|e| !g.any(|r| r.extensions.contains(*e)))
+    {
+        return g.deny(
+            format!("create the extension {e}"),
+            format!("rule: extensions; {e} is not granted"),
+            format!(
+                "name it in the role's extensions to allow it; granted: {}",
+                g.list(|r| r.extensions.iter().cloned().collect::<Vec<_>>().join(", "))
+            ),
+        );
+    }
     for f in &c.functions {
         if let Some(d) = check_function(&g, f, view) {
             return d;

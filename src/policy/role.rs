@@ -39,6 +39,9 @@ pub struct RoleConfig {
     /// `email`, `card`, `ssn`.
     #[serde(default)]
     pub scan_entities: Vec<String>,
+    /// Extensions the role may create (`CREATE EXTENSION`, with `ddl`), by name.
+    #[serde(default)]
+    pub extensions: Vec<String>,
     /// Ceiling on `statement_timeout` (`"30s"`), set at session start.
     pub statement_timeout: Option<String>,
     /// Ceiling on `lock_timeout`.
@@ -72,6 +75,8 @@ pub struct Role {
     pub scan_entities: crate::mask::scan::Entities,
     /// Timeout ceilings in milliseconds, by setting name.
     pub timeouts: Vec<(&'static str, u64)>,
+    /// Extensions the role may create.
+    pub extensions: BTreeSet<String>,
 }
 
 impl Role {
@@ -118,8 +123,21 @@ impl Role {
                 }
             }
         }
+        if let Some(bad) = r
+            .extensions
+            .iter()
+            .find(|e| e.is_empty() || e.contains(['*', '.', ' ']))
+        {
+            return Err((
+                "extensions".to_string(),
+                format!(
+                    "{bad:?} is not an extension name (name each one, as CREATE EXTENSION does)"
+                ),
+            ));
+        }
         Ok(Role {
             timeouts,
+            extensions: r.extensions.iter().cloned().collect(),
             name: name.to_string(),
             operations,
             read,

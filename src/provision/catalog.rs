@@ -24,8 +24,9 @@ pub struct CatalogError {
     pub detail: String,
 }
 
-/// Schemas that are the server's, not the database's.
-const USER_SCHEMA: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
+/// Schemas that are the server's, or pgward's own (its refusal procedure,
+/// examples/refusal-function.sql), not the database's.
+const USER_SCHEMA: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgward') \
      AND n.nspname !~ '^pg_(toast|temp_)'";
 
 /// One catalog query and what its rows become.

@@ -53,15 +53,44 @@ fn sqlstate(code: &str) -> &str {
     }
 }
 
-/// The SQL that raises `d` as an ERROR with SQLSTATE 42501.
-pub fn raise_sql(d: &Denial) -> String {
-    format!(
-        "DO $pgward$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = {}, DETAIL = {}, HINT = {}; END$pgward$",
+/// How the server raises pgward's refusals in one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raiser {
+    /// A DO block: works everywhere; the server logs the error.
+    DoBlock,
+    /// `CALL pgward.refuse(...)`, a procedure installed by a superuser
+    /// (examples/refusal-function.sql): it raises with `log_min_messages`
+    /// at `panic`, so the server's log stays free of refusals.
+    Function,
+}
+
+/// The query that tells whether the session can use `pgward.refuse`: the
+/// function exists as examples/refusal-function.sql makes it (SECURITY
+/// DEFINER, owned by a superuser) and the login may call it.
+pub const RAISER_PROBE: &str = "EXISTS (SELECT FROM pg_catalog.pg_proc p \
+     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+     JOIN pg_catalog.pg_roles r ON r.oid = p.proowner \
+     WHERE n.nspname = 'pgward' AND p.proname = 'refuse' AND p.prokind = 'p' AND p.prosecdef AND r.rolsuper \
+       AND p.proargtypes = '25 25 25 25'::pg_catalog.oidvector \
+       AND pg_catalog.has_schema_privilege(n.oid, 'USAGE') \
+       AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE'))";
+
+/// The SQL that raises `d` as an ERROR with its SQLSTATE.
+pub fn raise_sql(d: &Denial, how: Raiser) -> String {
+    let (code, message, detail, hint) = (
         sqlstate(d.code),
         literal(&d.message),
         literal(&d.detail),
-        literal(&d.hint)
-    )
+        literal(&d.hint),
+    );
+    match how {
+        Raiser::DoBlock => format!(
+            "DO $pgward$BEGIN RAISE EXCEPTION USING ERRCODE = '{code}', MESSAGE = {message}, DETAIL = {detail}, HINT = {hint}; END$pgward$"
+        ),
+        Raiser::Function => {
+            format!("CALL pgward.refuse('{code}', {message}, {detail}, {hint})")
+        }
+    }
 }
 
 /// The server's error for one of pgward's refusals, cleaned: the refusal is
@@ -71,9 +100,10 @@ pub fn raise_sql(d: &Denial) -> String {
 pub fn clean_refusal(body: &[u8]) -> Option<bytes::Bytes> {
     let fields = crate::wire::error_response::ErrorFields::parse(body).ok()?;
     let ours = fields.get(b'M')?.starts_with(b"pgward:")
-        && fields
-            .get(b'W')
-            .is_some_and(|w| memchr::memmem::find(w, b"inline_code_block").is_some());
+        && fields.get(b'W').is_some_and(|w| {
+            memchr::memmem::find(w, b"inline_code_block").is_some()
+                || memchr::memmem::find(w, b" pgward.refuse(").is_some()
+        });
     ours.then(|| {
         fields.rebuild(b'E', |f| match f {
             b'W' | b'F' | b'L' | b'R' => Some(None),
@@ -83,8 +113,8 @@ pub fn clean_refusal(body: &[u8]) -> Option<bytes::Bytes> {
 }
 
 /// A simple Query that raises the refusal.
-pub fn raise_query(d: &Denial, out: &mut BytesMut) {
-    let sql = raise_sql(d);
+pub fn raise_query(d: &Denial, how: Raiser, out: &mut BytesMut) {
+    let sql = raise_sql(d, how);
     message(out, b'Q', |b| cstr(b, sql.as_bytes()));
 }
 
@@ -99,8 +129,8 @@ pub const EXTENDED_HIDDEN_REPLIES: usize = 4;
 /// protocol under pgward's own statement and portal name. The server answers
 /// two CloseComplete, ParseComplete and BindComplete, which the relay hides,
 /// then the error, which it forwards.
-pub fn raise_extended(d: &Denial, out: &mut BytesMut) {
-    let sql = raise_sql(d);
+pub fn raise_extended(d: &Denial, how: Raiser, out: &mut BytesMut) {
+    let sql = raise_sql(d, how);
     for kind in [b'S', b'P'] {
         message(out, b'C', |b| {
             b.put_u8(kind);
@@ -202,13 +232,19 @@ mod tests {
             detail: "d\nnewline".into(),
             hint: "h".into(),
         };
-        let sql = raise_sql(&d);
+        let sql = raise_sql(&d, Raiser::DoBlock);
         assert_eq!(sql.matches("$pgward$").count(), 2, "{sql}");
         assert!(
             sql.contains("x''\\x24pgward\\x24; DROP TABLE t; --\\\\'"),
             "{sql}"
         );
         assert!(!sql.contains('\n'));
+        // The procedure form: one CALL, whatever the names.
+        let sql = raise_sql(&d, Raiser::Function);
+        let c = crate::sql::classify(&sql).unwrap();
+        assert_eq!(c.statements, 1, "{sql}");
+        let calls: Vec<String> = c.functions.iter().map(|f| f.to_string()).collect();
+        assert_eq!(calls, ["pgward.refuse"], "{sql}");
     }
 
     #[test]

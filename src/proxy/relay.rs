@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use super::buffer::{write_all, FrameReader};
 use super::catalog::CatalogCache;
-use super::denial::{raise_extended, raise_query, EXTENDED_HIDDEN_REPLIES};
+use super::denial::{raise_extended, raise_query, Raiser, EXTENDED_HIDDEN_REPLIES};
 use super::guard::Guard;
 use super::masker::{Masked, Masker};
 use super::pipeline::{Event, Outcome, Owed, Pipeline, Route, Ticket};
@@ -94,6 +94,8 @@ pub struct SessionState {
     pub row_cap: RefCell<RowCap>,
     /// Result masking.
     pub masker: RefCell<Masker>,
+    /// How the server raises refusals in this session.
+    pub raiser: Cell<Raiser>,
 }
 
 impl SessionState {
@@ -109,6 +111,7 @@ impl SessionState {
             guard: RefCell::new(guard),
             row_cap: RefCell::new(RowCap::new(max_rows)),
             masker: RefCell::new(masker),
+            raiser: Cell::new(Raiser::DoBlock),
         }
     }
 }
@@ -326,14 +329,14 @@ impl<'a> ClientPump<'a> {
             // The server runs it in the unnamed portal, as any simple Query.
             self.state.guard.borrow_mut().forget_unnamed_portal();
             self.owe_runs(Owed::Query, true, None, false);
-            raise_query(d, &mut out);
+            raise_query(d, self.state.raiser.get(), &mut out);
         } else {
             for _ in 0..EXTENDED_HIDDEN_REPLIES {
                 self.owe(Owed::One, false);
             }
             self.owe(Owed::Execute, true);
             self.skip_until_sync = true;
-            raise_extended(d, &mut out);
+            raise_extended(d, self.state.raiser.get(), &mut out);
         }
         Action::Replace(out)
     }

@@ -14,6 +14,7 @@ use tracing::{info, warn, Instrument};
 use super::buffer::{write_all, FrameReader};
 use super::cancel::{self, CancelKey};
 use super::client_login::{login, Hello, Login, LoginError};
+use super::denial::Raiser;
 use super::guard::Guard;
 use super::masker::Masker;
 use super::relay::{
@@ -229,8 +230,14 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
     // Unqualified names resolve through the path the server really uses:
     // the login's or the database's defaults may have set it.
     let mut up = up;
-    let learned = match upstream::search_path(&mut up.conn).await {
-        Ok(path) => guard.learn_search_path(&path, &login.user),
+    let mut raiser = Raiser::DoBlock;
+    let learned = match upstream::session_facts(&mut up.conn).await {
+        Ok(facts) => {
+            if facts.refusal_function {
+                raiser = Raiser::Function;
+            }
+            guard.learn_search_path(&facts.search_path, &login.user)
+        }
         Err(e) => Err(e),
     };
     if let Err(e) = learned {
@@ -283,6 +290,7 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
         live.config.hash_key.clone(),
     );
     let state = SessionState::new(guard, up.status, policy.max_rows, masker);
+    state.raiser.set(raiser);
     if let Some(scs) = up.standard_conforming_strings {
         state
             .guard

@@ -416,15 +416,37 @@ pub async fn simple_query(conn: &mut FrameReader<Stream>, sql: &str) -> Result<R
     }
 }
 
-/// Asks a fresh upstream session for its search_path (`SHOW search_path`),
-/// which the login's and the database's own defaults may have set: the
-/// guard must resolve unqualified names against the path the server uses.
-pub async fn search_path(conn: &mut FrameReader<Stream>) -> Result<String, String> {
-    let reply = simple_query(conn, "SHOW search_path").await?;
-    reply
+/// Asks a fresh upstream session for its search_path, which the login's and
+/// the database's own defaults may have set (the guard must resolve
+/// unqualified names against the path the server uses), and whether it may
+/// raise refusals through `pgward.refuse`, in one round trip.
+pub async fn session_facts(conn: &mut FrameReader<Stream>) -> Result<SessionFacts, String> {
+    let sql = format!(
+        "SELECT pg_catalog.current_setting('search_path'), {}",
+        super::denial::RAISER_PROBE
+    );
+    let reply = simple_query(conn, &sql).await?;
+    let row = reply
         .rows
         .into_iter()
         .next()
-        .and_then(|r| r.into_iter().next().flatten())
-        .ok_or_else(|| "SHOW search_path returned no row".to_string())
+        .ok_or_else(|| "the session's search_path query returned no row".to_string())?;
+    let mut cells = row.into_iter();
+    let search_path = cells
+        .next()
+        .flatten()
+        .ok_or_else(|| "the session's search_path is NULL".to_string())?;
+    let refusal_function = cells.next().flatten().as_deref() == Some("t");
+    Ok(SessionFacts {
+        search_path,
+        refusal_function,
+    })
+}
+
+/// What pgward reads from a new upstream session before serving it.
+pub struct SessionFacts {
+    /// The search_path the server applies (login and database defaults count).
+    pub search_path: String,
+    /// True when the login may call `pgward.refuse` (see `denial::Raiser`).
+    pub refusal_function: bool,
 }

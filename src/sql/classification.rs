@@ -236,6 +236,8 @@ pub struct Classification {
     pub cursors: Vec<CursorChange>,
     /// Prepared statements the text deallocates (`None`: DEALLOCATE ALL).
     pub deallocated: Vec<Option<String>>,
+    /// Extensions the text creates.
+    pub extensions: Vec<String>,
     /// Settings named or given a value by bind parameters
     /// (`current_setting($1)`, `set_config($1, $2, false)`): known only at
     /// Bind, where `with_parameters` completes the classification.

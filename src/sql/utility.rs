@@ -423,6 +423,22 @@ impl Walker<'_> {
                 Ok(())
             }),
 
+            // An extension's objects come from scripts installed on the
+            // server: allowed by name (`extensions`), with `ddl`.
+            N::CreateExtensionStmt(e) => {
+                self.c.operations.insert(Operation::Ddl);
+                for o in &e.options {
+                    match o.node.as_ref() {
+                        Some(NodeEnum::DefElem(d)) if d.defname == "new_version" => {}
+                        _ => self.forbid(
+                            "CREATE EXTENSION with SCHEMA or CASCADE (objects pgward cannot name)",
+                        ),
+                    }
+                }
+                self.c.extensions.push(e.extname.clone());
+                Ok(())
+            }
+
             // The server's own administration: roles, databases, extensions,
             // foreign servers, replication, ownership, server files.
             N::GrantRoleStmt(_)
@@ -431,7 +447,6 @@ impl Walker<'_> {
             | N::DropTableSpaceStmt(_)
             | N::AlterTableSpaceOptionsStmt(_)
             | N::AlterTableMoveAllStmt(_)
-            | N::CreateExtensionStmt(_)
             | N::AlterExtensionStmt(_)
             | N::AlterExtensionContentsStmt(_)
             | N::CreateFdwStmt(_)

@@ -329,6 +329,46 @@ impl Drop for Gateway {
     }
 }
 
+/// A Python interpreter with psycopg 3 installed: a virtualenv under the
+/// target directory, made once (from the Python package registry).
+pub fn psycopg_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("psycopg-venv");
+            let python = venv.join("bin/python");
+            let ready = |p: &Path| {
+                Command::new(p)
+                    .args(["-c", "import psycopg"])
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            if !ready(&python) {
+                let made = Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv)
+                    .status()
+                    .is_ok_and(|s| s.success())
+                    && Command::new(&python)
+                        .args(["-m", "pip", "install", "-q", "psycopg>=3.1,<4"])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                assert!(
+                    made,
+                    "cannot make a virtualenv with psycopg at {}",
+                    venv.display()
+                );
+            }
+            assert!(
+                ready(&python),
+                "psycopg does not import in {}",
+                venv.display()
+            );
+            python
+        })
+        .clone()
+}
+
 /// Runs psql with `args` after the DSN, feeding `stdin`.
 pub fn psql(dsn: &str, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new("psql")
