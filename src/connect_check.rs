@@ -34,12 +34,15 @@ pub struct LoginFacts {
     pub bypass_rls: bool,
     /// User relations it owns.
     pub owned: u64,
+    /// The database's encoding (`server_encoding`).
+    pub server_encoding: String,
 }
 
 const LOGIN_SQL: &str = "SELECT r.rolsuper, r.rolbypassrls, \
      (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
       WHERE c.relowner = r.oid AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
         AND n.nspname NOT LIKE 'pg\\_toast%') \
+     , pg_catalog.current_setting('server_encoding') \
      FROM pg_catalog.pg_roles r WHERE r.rolname = current_user";
 
 const COLUMNS_SQL: &str = "SELECT n.nspname || '.' || c.relname, a.attname \
@@ -68,6 +71,12 @@ pub fn login_findings(db: &str, login: &str, role: Option<&str>, f: &LoginFacts)
         out.push(Finding::Warning(format!(
             "{who} owns {} relation(s): an owner may change or drop them whatever the grants",
             f.owned
+        )));
+    }
+    if !f.server_encoding.is_empty() && !f.server_encoding.eq_ignore_ascii_case("UTF8") {
+        out.push(Finding::Misconfigured(format!(
+            "databases.{db}: the database's encoding is {}; pgward serves UTF8 databases only (every session would be refused)",
+            f.server_encoding
         )));
     }
     out
@@ -218,6 +227,7 @@ pub fn run(config: &Config) -> Vec<Finding> {
                                 .flatten()
                                 .and_then(|v| v.parse().ok())
                                 .unwrap_or(0),
+                            server_encoding: row.get(3).cloned().flatten().unwrap_or_default(),
                         };
                         out.extend(login_findings(name, &user, role.as_deref(), &facts));
                     }
@@ -272,6 +282,7 @@ mod tests {
             superuser: true,
             bypass_rls: true,
             owned: 3,
+            server_encoding: "UTF8".into(),
         };
         let got = login_findings("shop", "svc", Some("reader"), &f);
         assert_eq!(got.len(), 3);
@@ -279,6 +290,15 @@ mod tests {
             matches!(&got[0], Finding::Warning(w) if w.contains("superuser") && w.contains("role reader"))
         );
         assert!(login_findings("shop", "svc", None, &LoginFacts::default()).is_empty());
+        let latin1 = LoginFacts {
+            server_encoding: "LATIN1".into(),
+            ..LoginFacts::default()
+        };
+        let got = login_findings("shop", "svc", None, &latin1);
+        assert!(
+            matches!(&got[..], [Finding::Misconfigured(e)] if e.contains("LATIN1")),
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -170,19 +170,20 @@ fn f2_a_refusal_after_an_ignored_sync_still_aborts_the_transaction() {
 // cuts them at 63 of its bytes; pgward cut the client's UTF-8 bytes.
 
 #[test]
-fn f3_a_database_not_in_utf8_is_refused_at_login() {
+fn f3_a_database_not_in_utf8_is_refused_at_start_and_at_login() {
     let db = format!("pgward_latin1_{}", std::process::id());
     cluster().sql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+    // Configured before it exists: serve starts (the database may come).
+    let gw = Gateway::start(GatewayOptions {
+        extra_config: cluster().database_section("latin1db", &db),
+        ..Default::default()
+    });
     cluster().sql(
         "postgres",
         &format!(
             "CREATE DATABASE {db} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
         ),
     );
-    let gw = Gateway::start(GatewayOptions {
-        extra_config: cluster().database_section("latin1db", &db),
-        ..Default::default()
-    });
     let e = Raw::login_with(
         gw.port,
         "agent",
@@ -193,6 +194,19 @@ fn f3_a_database_not_in_utf8_is_refused_at_login() {
     .expect("refused");
     assert_eq!(e.code().as_deref(), Some("0A000"), "{:?}", e.field(b'M'));
     assert!(e.field(b'M').unwrap().contains("LATIN1"));
+    // Once it exists, serve refuses to start, naming the encoding.
+    let config = gw.config_text();
     drop(gw);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pgward.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("PGWARD_TEST_SVC_PASSWORD", &cluster().svc_password)
+        .output()
+        .unwrap();
     cluster().sql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("LATIN1"), "{}", stderr(&out));
 }
