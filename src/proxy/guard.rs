@@ -68,6 +68,11 @@ pub struct Guard {
     policy: u64,
     /// The client encoding the server reads texts in.
     encoding: ClientEncoding,
+    /// Statement names SQL-level PREPARE may have given the server: a Bind
+    /// or Describe of them is refused until they are deallocated.
+    unjudged: std::collections::HashSet<Vec<u8>>,
+    /// Counts the batches sent (each Query and each Sync ends one).
+    batch: u64,
 }
 
 /// What pgward knows of one prepared statement.
@@ -99,6 +104,8 @@ enum Pending {
     Parse {
         name: Vec<u8>,
         statement: Statement,
+        /// The batch (messages up to a Sync) it was sent in.
+        batch: u64,
     },
     Bind {
         name: Vec<u8>,
@@ -108,11 +115,23 @@ enum Pending {
         kind: u8,
         name: Vec<u8>,
     },
-    /// Cursors a Query or Execute declares, known once the server is done
-    /// with it (held as in flight meanwhile).
-    Declare {
-        portals: Vec<(Vec<u8>, Portal)>,
+    /// What a Query or Execute does to the server's names, applied once
+    /// the server is done with it without an error (cursors declared count
+    /// as in flight meanwhile; names dropped are kept until then).
+    Runs {
+        changes: Vec<NameChange>,
     },
+}
+
+/// A change to the server's names that running a statement makes.
+#[derive(Debug)]
+enum NameChange {
+    /// DECLARE: a cursor, a portal of that name.
+    Declare(Vec<u8>, Portal),
+    /// CLOSE of one portal, or of all (`None`).
+    DropPortals(Option<Vec<u8>>),
+    /// DEALLOCATE of one prepared statement, or of all (`None`, also DISCARD).
+    DropStatements(Option<Vec<u8>>),
 }
 
 /// Everything a judgement depends on besides the text and the roles: when
@@ -137,6 +156,8 @@ struct Facts {
     forgets_statements: bool,
     /// Prepared statements deallocated by name.
     deallocated: Vec<String>,
+    /// Names SQL-level PREPARE gives statements pgward never judges.
+    prepared: Vec<String>,
     /// CLOSE ALL or DISCARD: every portal is gone.
     forgets_portals: bool,
     /// Cursors declared and closed, in order.
@@ -156,6 +177,7 @@ impl Facts {
             ddl: self.ddl || o.ddl,
             forgets_statements: self.forgets_statements || o.forgets_statements,
             deallocated: [self.deallocated, o.deallocated].concat(),
+            prepared: [self.prepared, o.prepared].concat(),
             forgets_portals: self.forgets_portals || o.forgets_portals,
             cursors: [self.cursors, o.cursors].concat(),
             bound: [self.bound, o.bound].concat(),
@@ -174,6 +196,7 @@ fn facts_of(c: &Classification) -> Facts {
         ddl: ops.contains(&Operation::Ddl) || ops.contains(&Operation::Code),
         forgets_statements: discard || c.deallocated.contains(&None),
         deallocated: c.deallocated.iter().flatten().cloned().collect(),
+        prepared: c.prepared.clone(),
         forgets_portals: discard || c.cursors.contains(&CursorChange::Close(None)),
         cursors: c.cursors.clone(),
         bound: Vec::new(),
@@ -254,6 +277,8 @@ impl Guard {
             login: String::new(),
             policy: 0,
             encoding: ClientEncoding::Utf8,
+            unjudged: std::collections::HashSet::new(),
+            batch: 0,
         }
     }
 
@@ -520,69 +545,86 @@ impl Guard {
         crate::policy::decide::reads_masked(c, &self.view())
     }
 
-    /// What running an allowed statement or portal does to the mirror. The
-    /// cursors it declares wait under the returned ticket for the server to
-    /// be done with it; those it closes are forgotten at once.
+    /// What running an allowed statement or portal does to the mirror: its
+    /// changes to the server's names wait under the returned ticket, and
+    /// apply only if the server runs it without an error (a CLOSE or
+    /// DEALLOCATE the server never ran must not make pgward forget a name
+    /// the server still holds). Names SQL-level PREPARE creates are marked
+    /// at once.
     fn runs(&mut self, f: &Facts) -> Option<Ticket> {
+        for name in &f.prepared {
+            self.unjudged.insert(server_name(name.as_bytes()).to_vec());
+        }
+        let mut changes = Vec::new();
         if f.forgets_statements {
-            self.statements.clear();
-            self.pending
-                .retain(|(_, p)| !matches!(p, Pending::Parse { .. }));
+            changes.push(NameChange::DropStatements(None));
         }
         for name in &f.deallocated {
-            let name = server_name(name.as_bytes());
-            self.statements.remove(name);
-            self.pending
-                .retain(|(_, p)| !matches!(p, Pending::Parse { name: n, .. } if n == name));
+            let name = server_name(name.as_bytes()).to_vec();
+            changes.push(NameChange::DropStatements(Some(name)));
         }
         if f.forgets_portals {
-            self.forget_portals();
+            changes.push(NameChange::DropPortals(None));
         }
-        let mut declared: Vec<(Vec<u8>, Portal)> = Vec::new();
         for change in &f.cursors {
-            match change {
+            changes.push(match change {
                 CursorChange::Declare { name, hold } => {
-                    let name = server_name(name.as_bytes()).to_vec();
-                    declared.retain(|(n, _)| *n != name);
                     // Fetching from it returns what its query reads.
                     let facts = Facts {
                         reads_masked: f.reads_masked,
                         ..Facts::default()
                     };
                     let portal = Portal { facts, hold: *hold };
-                    declared.push((name, portal));
+                    NameChange::Declare(server_name(name.as_bytes()).to_vec(), portal)
                 }
-                CursorChange::Close(Some(name)) => {
-                    let name = server_name(name.as_bytes());
-                    self.forget_portal(name);
-                    declared.retain(|(n, _)| n != name);
+                CursorChange::Close(name) => NameChange::DropPortals(
+                    name.as_ref().map(|n| server_name(n.as_bytes()).to_vec()),
+                ),
+            });
+        }
+        (!changes.is_empty()).then(|| self.pend(Pending::Runs { changes }))
+    }
+
+    /// Applies the name changes of a statement the server ran.
+    fn apply(&mut self, changes: Vec<NameChange>) {
+        for change in changes {
+            match change {
+                NameChange::Declare(name, portal) => self.add_portal(name, portal),
+                NameChange::DropPortals(Some(name)) => {
+                    self.portals.remove(&name);
                 }
-                CursorChange::Close(None) => {
-                    self.forget_portals();
-                    declared.clear();
+                NameChange::DropPortals(None) => self.portals.clear(),
+                NameChange::DropStatements(Some(name)) => {
+                    self.statements.remove(&name);
+                    self.unjudged.remove(&name);
+                }
+                NameChange::DropStatements(None) => {
+                    self.statements.clear();
+                    self.unjudged.clear();
                 }
             }
         }
-        (!declared.is_empty()).then(|| self.pend(Pending::Declare { portals: declared }))
     }
 
-    /// Forgets every portal at once, and every Bind and DECLARE in flight.
+    /// Forgets every portal at once, and every Bind and DECLARE in flight
+    /// (a reload: pgward refuses to run what it judged under the old policy).
     fn forget_portals(&mut self) {
         self.portals.clear();
         self.pending
-            .retain(|(_, p)| !matches!(p, Pending::Bind { .. } | Pending::Declare { .. }));
+            .retain(|(_, p)| !matches!(p, Pending::Bind { .. }));
+        for (_, p) in &mut self.pending {
+            if let Pending::Runs { changes } = p {
+                changes.retain(|c| !matches!(c, NameChange::Declare(..)));
+            }
+        }
     }
 
-    /// Forgets a portal at once, and any Bind or DECLARE of it in flight.
+    /// Forgets a portal at once, and any Bind of it in flight (the server
+    /// replaces the unnamed portal with each Query).
     fn forget_portal(&mut self, name: &[u8]) {
         self.portals.remove(name);
         self.pending
             .retain(|(_, p)| !matches!(p, Pending::Bind { name: n, .. } if n == name));
-        for (_, p) in &mut self.pending {
-            if let Pending::Declare { portals } = p {
-                portals.retain(|(n, _)| n != name);
-            }
-        }
     }
 
     /// Records a portal the server confirmed; a name pgward already knows
@@ -640,7 +682,8 @@ impl Guard {
         sql: &[u8],
         param_type: &dyn Fn(usize) -> u32,
     ) -> Result<Ticket, Denial> {
-        let name = server_name(name);
+        let name = self.name_key(name)?;
+        let name = &*name;
         if name == REFUSAL_NAME {
             return Err(reserved());
         }
@@ -648,14 +691,10 @@ impl Guard {
         // The server keeps the text converted to its encoding: so does pgward.
         let sql = match self.check_text(cache, sql) {
             Ok((Decision::Allow { .. }, text)) => text,
-            Ok((Decision::Deny(d), _)) | Err(d) => {
-                if name.is_empty() {
-                    // The client's Parse would have dropped the unnamed
-                    // statement: it is not bound again through pgward.
-                    self.statements.remove(name);
-                }
-                return Err(d);
-            }
+            // (The server keeps its unnamed statement: it never sees this
+            // Parse. pgward keeps its record too: forgetting what the server
+            // holds would let a later Parse in flight stand for it.)
+            Ok((Decision::Deny(d), _)) | Err(d) => return Err(d),
         };
         let sql = sql.as_bytes();
         for classified in &self.last.bound {
@@ -682,9 +721,11 @@ impl Guard {
             judged: self.epoch(),
             facts: self.last.clone(),
         };
+        let batch = self.batch;
         Ok(self.pend(Pending::Parse {
             name: name.to_vec(),
             statement,
+            batch,
         }))
     }
 
@@ -700,7 +741,8 @@ impl Guard {
         statement: &[u8],
         parameter: &dyn Fn(usize) -> Result<Option<Vec<u8>>, String>,
     ) -> Result<Ticket, Denial> {
-        let (portal, statement) = (server_name(portal), server_name(statement));
+        let (portal, statement) = (self.name_key(portal)?, self.name_key(statement)?);
+        let (portal, statement) = (&*portal, &*statement);
         if portal == REFUSAL_NAME {
             return Err(reserved());
         }
@@ -725,11 +767,16 @@ impl Guard {
         facts: &Facts,
         parameter: &dyn Fn(usize) -> Result<Option<Vec<u8>>, String>,
     ) -> Result<(), Denial> {
-        // A parameter's text as the server converts it from the client encoding.
+        // A parameter's text as the server converts it from the client
+        // encoding (outside ASCII only while the encoding cannot be changing).
         let encoding = self.encoding;
+        let uncertain = self.lexing.uncertain();
         let text = |n: usize| -> Result<Option<String>, String> {
             match parameter(n)? {
                 None => Ok(None),
+                Some(bytes) if uncertain && !bytes.is_ascii() => Err(format!(
+                    "bind parameter ${n} is not ASCII while earlier statements still run (they may change the client encoding)"
+                )),
                 Some(bytes) => encoding
                     .decode(&bytes)
                     .map(|t| Some(t.into_owned()))
@@ -771,15 +818,30 @@ impl Guard {
         cache: &mut ClassificationCache,
         statement: &[u8],
     ) -> Result<Facts, Denial> {
+        if self.unjudged.contains(statement) {
+            return Err(refuse_denial(
+                format!(
+                    "pgward: prepared statement {} was made by SQL PREPARE, which pgward does not judge",
+                    shown(statement)
+                ),
+                "rule: built-in; a statement prepared in SQL runs only by EXECUTE, which is refused",
+                "prepare it with the protocol's Parse instead (any driver does)",
+            ));
+        }
         // The server drops the unnamed statement as each Parse of it starts:
-        // a Bind binds the last one in flight, if any.
+        // a Bind in the same batch binds the last one (if that Parse fails
+        // or is skipped, so is the Bind). Across a Sync it may be the held
+        // one (a Parse skipped) as well.
         if statement.is_empty() {
+            let current = self.batch;
             let last = self.pending.iter().rev().find_map(|(t, p)| match p {
-                Pending::Parse { name, .. } if name.is_empty() => Some(*t),
+                Pending::Parse { name, batch, .. } if name.is_empty() => Some((*t, *batch)),
                 _ => None,
             });
-            if let Some(t) = last {
-                return self.current_facts(cache, statement, Some(t));
+            if let Some((t, batch)) = last {
+                if batch == current {
+                    return self.current_facts(cache, statement, Some(t));
+                }
             }
         }
         // The statement the server holds, and any Parse of it in flight.
@@ -856,12 +918,15 @@ impl Guard {
     fn portal_facts(&self, name: &[u8]) -> Option<Facts> {
         let held = self.portals.get(name).map(|p| p.facts.clone());
         let flying = self.pending.iter().flat_map(|(_, p)| {
-            let (bound, declared) = match p {
+            let (bound, changes) = match p {
                 Pending::Bind { name: n, portal } if n == name => (Some(portal), &[][..]),
-                Pending::Declare { portals } => (None, &portals[..]),
+                Pending::Runs { changes } => (None, &changes[..]),
                 _ => (None, &[][..]),
             };
-            let declared = declared.iter().filter(|(n, _)| n == name).map(|(_, p)| p);
+            let declared = changes.iter().filter_map(|c| match c {
+                NameChange::Declare(n, p) if n == name => Some(p),
+                _ => None,
+            });
             bound.into_iter().chain(declared).map(|p| p.facts.clone())
         });
         held.into_iter().chain(flying).reduce(Facts::or)
@@ -871,7 +936,8 @@ impl Guard {
     /// statement or declared by an allowed DECLARE. The cursors running it
     /// declares wait under the returned ticket.
     pub fn on_execute(&mut self, portal: &[u8]) -> Result<Option<Ticket>, Denial> {
-        let portal = server_name(portal);
+        let portal = self.name_key(portal)?;
+        let portal = &*portal;
         let f = self
             .portal_facts(portal)
             .ok_or_else(|| unknown("portal", portal))?;
@@ -887,7 +953,11 @@ impl Guard {
         kind: u8,
         name: &[u8],
     ) -> Option<Denial> {
-        let name = server_name(name);
+        let name = match self.name_key(name) {
+            Ok(n) => n,
+            Err(d) => return Some(d),
+        };
+        let name = &*name;
         match kind {
             b'S' => self.statement_facts(cache, name).err(),
             _ => self
@@ -900,16 +970,44 @@ impl Guard {
     /// True when a portal's rows may need masking, so its description must
     /// be known before its rows arrive.
     pub fn portal_reads_masked(&self, portal: &[u8]) -> bool {
-        self.portal_facts(server_name(portal))
-            .is_some_and(|f| f.reads_masked)
+        let Ok(portal) = self.name_key(portal) else {
+            return true;
+        };
+        self.portal_facts(&portal).is_some_and(|f| f.reads_masked)
     }
 
-    /// A Close of a statement or portal, applied at CloseComplete.
-    pub fn on_close(&mut self, kind: u8, name: &[u8]) -> Ticket {
-        self.pend(Pending::Close {
-            kind,
-            name: server_name(name).to_vec(),
-        })
+    /// A Close of a statement or portal, applied at CloseComplete. A name
+    /// pgward cannot read as the server does changes nothing: pgward may then
+    /// know a name the server dropped, never the other way round.
+    pub fn on_close(&mut self, kind: u8, name: &[u8]) -> Option<Ticket> {
+        let name = self.name_key(name).ok()?.into_owned();
+        Some(self.pend(Pending::Close { kind, name }))
+    }
+
+    /// The name the server files a statement or portal under, as bytes of
+    /// its UTF-8 text: converted from the client encoding as the server
+    /// converts it, then cut at 63 bytes. A name pgward cannot read as the
+    /// server does (another encoding's bytes, or any non-ASCII name while
+    /// the encoding may be changing) is refused.
+    fn name_key<'a>(&self, name: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, Denial> {
+        use std::borrow::Cow;
+        if name.is_ascii() {
+            return Ok(Cow::Borrowed(server_name(name)));
+        }
+        let unreadable = || {
+            refuse_denial(
+                format!("pgward: the name {} cannot be read as the server reads it", shown(name)),
+                "rule: built-in; statement and portal names outside ASCII are read in the client encoding, which is changing or not one pgward converts",
+                "use ASCII names for prepared statements and portals",
+            )
+        };
+        if self.lexing.uncertain() {
+            return Err(unreadable());
+        }
+        match self.encoding.decode(name).map_err(|_| unreadable())? {
+            Cow::Borrowed(text) => Ok(Cow::Borrowed(server_name(text.as_bytes()))),
+            Cow::Owned(text) => Ok(Cow::Owned(server_name(text.as_bytes()).to_vec())),
+        }
     }
 
     /// Applies (or drops) the change waiting under `ticket` once the server
@@ -923,7 +1021,12 @@ impl Guard {
             return;
         };
         match (p, outcome) {
-            (Pending::Parse { name, statement }, Outcome::Done) => {
+            (
+                Pending::Parse {
+                    name, statement, ..
+                },
+                Outcome::Done,
+            ) => {
                 // A named statement is never replaced (the server refuses a
                 // Parse of an existing name), so this is new or the unnamed one.
                 self.statements.insert(name, statement);
@@ -946,11 +1049,7 @@ impl Guard {
             (Pending::Close { name, .. }, Outcome::Done) => {
                 self.portals.remove(&name);
             }
-            (Pending::Declare { portals }, Outcome::Done) => {
-                for (name, portal) in portals {
-                    self.add_portal(name, portal);
-                }
-            }
+            (Pending::Runs { changes }, Outcome::Done) => self.apply(changes),
             _ => {}
         }
     }
@@ -958,6 +1057,7 @@ impl Guard {
     /// Counts a message the server answers with ReadyForQuery (a Query,
     /// pgward's own or the client's, or a Sync), once forwarded.
     pub fn owe_ready(&mut self, query: bool) {
+        self.batch += 1;
         let runs = query || self.lexing.running;
         self.lexing.owed.push_back(runs);
         self.lexing.running = false;
@@ -1190,11 +1290,11 @@ mod tests {
         );
         g.settle(b, Outcome::Done);
         // A Close the server skipped (an error before it) leaves the statement.
-        let close = g.on_close(b'S', b"s");
+        let close = g.on_close(b'S', b"s").unwrap();
         g.settle(close, Outcome::Skipped);
         assert!(bind(&mut g, &mut c, "", "s").is_ok());
         // One it did forgets it.
-        let close = g.on_close(b'S', b"s");
+        let close = g.on_close(b'S', b"s").unwrap();
         assert!(
             bind(&mut g, &mut c, "", "s").is_ok(),
             "the Close is still in flight"
@@ -1462,9 +1562,13 @@ mod tests {
         let b = bind(&mut g, &mut c, "", "").unwrap();
         g.settle(b, Outcome::Done);
         let done = g.on_execute(b"").unwrap().unwrap();
-        // A CLOSE run meanwhile forgets the DECLARE in flight.
-        query_done(&mut g, &mut c, "CLOSE c", b'T');
         g.settle(done, Outcome::Done);
+        assert!(g.on_execute(b"c").is_ok());
+        // A CLOSE the server ran forgets it; one in a failed Query does not.
+        let (_, failed) = g.on_query(&mut c, b"SELECT 1/0; CLOSE c");
+        g.settle(failed.unwrap(), Outcome::Failed);
+        assert!(g.on_execute(b"c").is_ok());
+        query_done(&mut g, &mut c, "CLOSE c", b'T');
         assert!(g.on_execute(b"c").is_err());
     }
 
@@ -1475,7 +1579,7 @@ mod tests {
         let p = parse(&mut g, &mut c, &long("X"), "SELECT 1");
         g.settle(p, Outcome::Done);
         // Closing `...Z` closes `...X` on the server: pgward forgets it too.
-        let close = g.on_close(b'S', long("Z").as_bytes());
+        let close = g.on_close(b'S', long("Z").as_bytes()).unwrap();
         g.settle(close, Outcome::Done);
         assert!(bind(&mut g, &mut c, "", &long("X")).is_err());
         // A statement parsed as `...Y` is the one `...X` binds.
@@ -1505,22 +1609,99 @@ mod tests {
         g.settle(p, Outcome::Done);
         // A new Parse in flight: the Bind binds it, not the one held.
         let _flying = parse(&mut g, &mut c, "", "SELECT $1::text");
+        // Text, but no search_path the server could read.
         let only_text = |n: usize| match n {
-            1 => Ok(Some(b"x".to_vec())),
+            1 => Ok(Some(b"a b".to_vec())),
             _ => Err(format!("no parameter ${n}")),
         };
         assert!(g.on_bind(&mut c, b"", b"", &only_text).is_ok());
-        // A refused Parse drops it too.
-        assert!(g
-            .on_parse(&mut c, b"", b"SELECT * FROM internal.salaries", &|_| 0)
-            .is_err());
+        // Across a Sync the Parse in flight may have been skipped: the held
+        // statement counts too (its parameter is a setting's value).
+        g.owe_ready(false);
+        assert!(g.on_bind(&mut c, b"", b"", &only_text).is_err());
+        // A refused Parse never reaches the server: the held one stays.
         let (mut g, mut c) = guard("reader");
         let p = parse(&mut g, &mut c, "", "SELECT 1");
         g.settle(p, Outcome::Done);
         assert!(g
             .on_parse(&mut c, b"", b"SELECT * FROM internal.salaries", &|_| 0)
             .is_err());
-        assert!(bind(&mut g, &mut c, "", "").is_err());
+        assert!(bind(&mut g, &mut c, "", "").is_ok());
+    }
+
+    #[test]
+    fn parameters_outside_ascii_wait_while_the_encoding_may_change() {
+        let (mut g, mut c) = guard("migrator");
+        g.set_client_encoding("LATIN1");
+        let p = parse(
+            &mut g,
+            &mut c,
+            "",
+            "SELECT set_config('search_path', $1, false)",
+        );
+        g.settle(p, Outcome::Done);
+        let value = |n: usize| match n {
+            1 => Ok(Some("données, public".as_bytes().to_vec())),
+            _ => Err("none".to_string()),
+        };
+        // A Query still running (SET client_encoding = UTF8, say).
+        g.owe_ready(true);
+        let d = g.on_bind(&mut c, b"", b"", &value).unwrap_err();
+        assert!(d.message.contains("not ASCII"), "{}", d.message);
+        g.on_ready_for_query(b'I');
+        assert!(g.on_bind(&mut c, b"", b"", &value).is_ok());
+    }
+
+    #[test]
+    fn names_sql_prepare_makes_are_never_bound() {
+        let (mut g, mut c) = guard("migrator");
+        g.runs(&facts_of(
+            &crate::sql::classify("PREPARE s(text) AS SELECT 1").unwrap(),
+        ));
+        // A Parse of the name in flight (the server refuses it: 42P05).
+        let flying = parse(&mut g, &mut c, "s", "SELECT $1::text");
+        g.owe_ready(false);
+        let d = bind(&mut g, &mut c, "", "s").unwrap_err();
+        assert!(d.message.contains("SQL PREPARE"), "{}", d.message);
+        g.settle(flying, Outcome::Failed);
+        let t = g
+            .runs(&facts_of(&crate::sql::classify("DEALLOCATE s").unwrap()))
+            .unwrap();
+        g.settle(t, Outcome::Done);
+        assert!(bind(&mut g, &mut c, "", "s").is_err(), "no record of s");
+    }
+
+    #[test]
+    fn names_are_read_in_the_client_encoding() {
+        let (mut g, mut c) = guard("reader");
+        g.set_client_encoding("LATIN1");
+        // 32 LATIN1 bytes are 64 UTF-8 bytes: cut at 63, two names are one.
+        let a = vec![0xe9u8; 32];
+        let mut b = a.clone();
+        b.push(b'x');
+        let p = g.on_parse(&mut c, &a, b"SELECT 1", &|_| 0).unwrap();
+        g.settle(p, Outcome::Done);
+        let close = g.on_close(b'S', &b).unwrap();
+        g.settle(close, Outcome::Done);
+        assert!(g.on_bind(&mut c, b"", &a, &|_| Err("none".into())).is_err());
+        // And `é` by protocol is `"é"` in SQL.
+        let p = g.on_parse(&mut c, b"\xe9", b"SELECT 1", &|_| 0).unwrap();
+        g.settle(p, Outcome::Done);
+        let t = g
+            .runs(&facts_of(
+                &crate::sql::classify("DEALLOCATE \"é\"").unwrap(),
+            ))
+            .unwrap();
+        g.settle(t, Outcome::Done);
+        assert!(g
+            .on_bind(&mut c, b"", b"\xe9", &|_| Err("none".into()))
+            .is_err());
+        // In an encoding pgward does not convert, such names are refused.
+        g.set_client_encoding("EUC_JP");
+        assert!(g
+            .on_parse(&mut c, b"\xa4\xa2", b"SELECT 1", &|_| 0)
+            .is_err());
+        assert!(g.on_parse(&mut c, b"plain", b"SELECT 1", &|_| 0).is_ok());
     }
 
     #[test]
@@ -1532,10 +1713,18 @@ mod tests {
         }
         g.owe_ready(false);
         g.on_ready_for_query(b'I');
-        g.runs(&facts_of(&crate::sql::classify("DEALLOCATE s2").unwrap()));
+        let t = g
+            .runs(&facts_of(&crate::sql::classify("DEALLOCATE s2").unwrap()))
+            .unwrap();
+        // Until the server has run it, s2 may still be there.
+        assert!(bind(&mut g, &mut c, "", "s2").is_ok());
+        g.settle(t, Outcome::Done);
         assert!(bind(&mut g, &mut c, "", "s1").is_ok());
         assert!(bind(&mut g, &mut c, "", "s2").is_err());
-        g.runs(&facts_of(&crate::sql::classify("DEALLOCATE ALL").unwrap()));
+        let t = g
+            .runs(&facts_of(&crate::sql::classify("DEALLOCATE ALL").unwrap()))
+            .unwrap();
+        g.settle(t, Outcome::Done);
         assert!(bind(&mut g, &mut c, "", "s1").is_err());
     }
 
@@ -1562,16 +1751,23 @@ mod tests {
         g.settle(p, Outcome::Done);
         let b = bind(&mut g, &mut c, "p", "s").unwrap();
         g.settle(b, Outcome::Done);
-        // A Parse in flight when DEALLOCATE goes out is forgotten too.
-        let flying = parse(&mut g, &mut c, "t", "SELECT 1");
-        g.runs(&Facts {
-            forgets_statements: true,
-            forgets_portals: true,
-            ..Facts::default()
-        });
-        g.settle(flying, Outcome::Done);
+        // A Parse sent before DISCARD ALL is done before it: forgotten too;
+        // one sent after it stays.
+        let before = parse(&mut g, &mut c, "t", "SELECT 1");
+        let discard = g
+            .runs(&Facts {
+                forgets_statements: true,
+                forgets_portals: true,
+                ..Facts::default()
+            })
+            .unwrap();
+        let after = parse(&mut g, &mut c, "u", "SELECT 1");
+        g.settle(before, Outcome::Done);
+        g.settle(discard, Outcome::Done);
+        g.settle(after, Outcome::Done);
         assert!(bind(&mut g, &mut c, "", "s").is_err());
         assert!(bind(&mut g, &mut c, "", "t").is_err());
+        assert!(bind(&mut g, &mut c, "", "u").is_ok());
         assert!(g.on_execute(b"p").is_err());
     }
 

@@ -426,7 +426,7 @@ impl<'a> ClientPump<'a> {
             }
             b'C' => {
                 let t = Target::parse(body, "Close")?;
-                (Owed::One, Some(guard.on_close(t.kind, t.name)), None)
+                (Owed::One, guard.on_close(t.kind, t.name), None)
             }
             b'S' => {
                 self.skip_until_sync = false;

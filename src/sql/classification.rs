@@ -236,6 +236,8 @@ pub struct Classification {
     pub cursors: Vec<CursorChange>,
     /// Prepared statements the text deallocates (`None`: DEALLOCATE ALL).
     pub deallocated: Vec<Option<String>>,
+    /// Names SQL-level PREPARE gives statements.
+    pub prepared: Vec<String>,
     /// Extensions the text creates.
     pub extensions: Vec<String>,
     /// Settings named or given a value by bind parameters

@@ -56,6 +56,7 @@ impl Walker<'_> {
             }
             N::PrepareStmt(p) => {
                 self.c.operations.insert(Operation::Prepare);
+                self.c.prepared.push(p.name.clone());
                 self.nodes(&p.argtypes, Use::Indirect)?;
                 self.nested_statement(&p.query, false, Use::Indirect)
             }
