@@ -149,7 +149,7 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
             _ => (name, value),
         }
     }));
-    let up = match upstream::connect(
+    let mut up = match upstream::connect(
         &up_db,
         live.upstream_tls.get(&database),
         &up_params,
@@ -186,22 +186,12 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
     let server_encoding = up.server_encoding.as_deref().unwrap_or("(not reported)");
     if !server_encoding.eq_ignore_ascii_case("UTF8") {
         info!(server_encoding, "session refused: database encoding");
-        let mut up_conn = up.conn;
-        let mut terminate = BytesMut::new();
-        build::terminate(&mut terminate);
-        let _ = write_all(up_conn.io_mut(), terminate.freeze()).await;
-        let _ = write_all(
-            conn.io_mut(),
-            PgError::fatal(
-                "0A000",
-                format!("pgward: database \"{database}\" is in encoding {server_encoding}; pgward serves UTF8 databases only"),
-            )
-            .with_hint("ask the operator: pgward reads statements as a UTF8 database does")
-            .to_frame()
-            .freeze(),
+        let e = PgError::fatal(
+            "0A000",
+            format!("pgward: database \"{database}\" is in encoding {server_encoding}; pgward serves UTF8 databases only"),
         )
-        .await;
-        return;
+        .with_hint("ask the operator: pgward reads statements as a UTF8 database does");
+        return end_before_relay(&mut up.conn, &mut conn, e).await;
     }
     // The server's own word on the encoding: a default of the database or of
     // pgward's upstream role applies when the client named none.
@@ -211,25 +201,14 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
             client_encoding = reported,
             "session refused: client encoding"
         );
-        let mut up_conn = up.conn;
-        let mut terminate = BytesMut::new();
-        build::terminate(&mut terminate);
-        let _ = write_all(up_conn.io_mut(), terminate.freeze()).await;
-        let _ = write_all(
-            conn.io_mut(),
-            PgError::fatal("0A000", unsupported_encoding(reported))
-                .with_detail("the server reported this client_encoding at login")
-                .with_hint(ENCODING_HINT)
-                .to_frame()
-                .freeze(),
-        )
-        .await;
-        return;
+        let e = PgError::fatal("0A000", unsupported_encoding(reported))
+            .with_detail("the server reported this client_encoding at login")
+            .with_hint(ENCODING_HINT);
+        return end_before_relay(&mut up.conn, &mut conn, e).await;
     }
     guard.set_client_encoding(reported);
     // Unqualified names resolve through the path the server really uses:
     // the login's or the database's defaults may have set it.
-    let mut up = up;
     let mut raiser = Raiser::DoBlock;
     let learned = match upstream::session_facts(&mut up.conn).await {
         Ok(facts) => {
@@ -242,20 +221,11 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
     };
     if let Err(e) = learned {
         warn!(error = %e, "session refused: search_path unknown");
-        let mut terminate = BytesMut::new();
-        build::terminate(&mut terminate);
-        let _ = write_all(up.conn.io_mut(), terminate.freeze()).await;
-        let _ = write_all(
-            conn.io_mut(),
-            PgError::fatal(
-                "08006",
-                "pgward: cannot read the session's search_path, so names cannot be checked",
-            )
-            .to_frame()
-            .freeze(),
-        )
-        .await;
-        return;
+        let e = PgError::fatal(
+            "08006",
+            "pgward: cannot read the session's search_path, so names cannot be checked",
+        );
+        return end_before_relay(&mut up.conn, &mut conn, e).await;
     }
     let key = CancelKey::register(up.addr, up.pid, &up.secret);
     let mut greeting = up.greeting;
@@ -356,6 +326,19 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
     let _ = sink.lock().await.shutdown().await;
     let _ = up_wr.shutdown().await;
     drop(key);
+}
+
+/// Ends a session refused after its upstream login: Terminate upstream, the
+/// FATAL error to the client.
+async fn end_before_relay(
+    upstream: &mut FrameReader<Stream>,
+    client: &mut FrameReader<Stream>,
+    e: PgError,
+) {
+    let mut terminate = BytesMut::new();
+    build::terminate(&mut terminate);
+    let _ = write_all(upstream.io_mut(), terminate.freeze()).await;
+    let _ = write_all(client.io_mut(), e.to_frame().freeze()).await;
 }
 
 /// What a client refused for its encoding is told to do.
