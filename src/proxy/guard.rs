@@ -168,18 +168,36 @@ struct Facts {
 }
 
 impl Facts {
-    /// What running any of two statements implies (the cursors of both
-    /// are declared and closed: pgward may know of a portal the server does
-    /// not hold, never the other way round).
+    /// What running either of two statements implies. What they create
+    /// counts if either creates it, what they drop only if both drop it:
+    /// pgward may know a name the server does not hold, never the other way
+    /// round.
     fn or(self, o: Facts) -> Facts {
+        let both = |a: &[String], b: &[String]| -> Vec<String> {
+            a.iter().filter(|n| b.contains(n)).cloned().collect()
+        };
+        let declared = |c: &CursorChange| matches!(c, CursorChange::Declare { .. });
+        let closes_both: Vec<CursorChange> = self
+            .cursors
+            .iter()
+            .filter(|c| !declared(c) && o.cursors.contains(c))
+            .cloned()
+            .collect();
+        let declares: Vec<CursorChange> = self
+            .cursors
+            .iter()
+            .chain(&o.cursors)
+            .filter(|c| declared(c))
+            .cloned()
+            .collect();
         Facts {
             reads_masked: self.reads_masked || o.reads_masked,
             ddl: self.ddl || o.ddl,
-            forgets_statements: self.forgets_statements || o.forgets_statements,
-            deallocated: [self.deallocated, o.deallocated].concat(),
+            forgets_statements: self.forgets_statements && o.forgets_statements,
+            deallocated: both(&self.deallocated, &o.deallocated),
             prepared: [self.prepared, o.prepared].concat(),
-            forgets_portals: self.forgets_portals || o.forgets_portals,
-            cursors: [self.cursors, o.cursors].concat(),
+            forgets_portals: self.forgets_portals && o.forgets_portals,
+            cursors: [closes_both, declares].concat(),
             bound: [self.bound, o.bound].concat(),
         }
     }
@@ -189,15 +207,14 @@ impl Facts {
 /// on the session). The one place that reads these classification fields.
 fn facts_of(c: &Classification) -> Facts {
     let ops = &c.operations;
-    let discard = ops.contains(&Operation::Discard);
     Facts {
         reads_masked: false,
         // Code (a DO block, say) may change the schema as well.
         ddl: ops.contains(&Operation::Ddl) || ops.contains(&Operation::Code),
-        forgets_statements: discard || c.deallocated.contains(&None),
+        forgets_statements: c.deallocated.contains(&None),
         deallocated: c.deallocated.iter().flatten().cloned().collect(),
         prepared: c.prepared.clone(),
-        forgets_portals: discard || c.cursors.contains(&CursorChange::Close(None)),
+        forgets_portals: c.cursors.contains(&CursorChange::Close(None)),
         cursors: c.cursors.clone(),
         bound: Vec::new(),
     }
@@ -593,13 +610,15 @@ impl Guard {
                 NameChange::DropPortals(Some(name)) => {
                     self.portals.remove(&name);
                 }
-                NameChange::DropPortals(None) => self.portals.clear(),
+                // The unnamed portal may be the one running the CLOSE ALL.
+                NameChange::DropPortals(None) => self.portals.retain(|n, _| n.is_empty()),
                 NameChange::DropStatements(Some(name)) => {
                     self.statements.remove(&name);
                     self.unjudged.remove(&name);
                 }
+                // DEALLOCATE ALL and DISCARD ALL keep the unnamed statement.
                 NameChange::DropStatements(None) => {
-                    self.statements.clear();
+                    self.statements.retain(|n, _| n.is_empty());
                     self.unjudged.clear();
                 }
             }
@@ -617,14 +636,6 @@ impl Guard {
                 changes.retain(|c| !matches!(c, NameChange::Declare(..)));
             }
         }
-    }
-
-    /// Forgets a portal at once, and any Bind of it in flight (the server
-    /// replaces the unnamed portal with each Query).
-    fn forget_portal(&mut self, name: &[u8]) {
-        self.portals.remove(name);
-        self.pending
-            .retain(|(_, p)| !matches!(p, Pending::Bind { name: n, .. } if n == name));
     }
 
     /// Records a portal the server confirmed; a name pgward already knows
@@ -655,22 +666,17 @@ impl Guard {
         cache: &mut ClassificationCache,
         sql: &[u8],
     ) -> (Decision, Option<Ticket>) {
+        // (The server runs a Query's statements in the unnamed portal, which
+        // is gone afterwards; pgward keeps its record of it: a stale record
+        // is harmless, a missing one is not, and a Query the server skips
+        // drops nothing.)
         let d = self.check_sql(cache, sql);
-        // The server runs a Query's statements in the unnamed portal, which
-        // is gone afterwards (a refusal runs in one too).
-        self.forget_unnamed_portal();
         let mut ticket = None;
         if d.is_allowed() {
             let facts = self.last.clone();
             ticket = self.runs(&facts);
         }
         (d, ticket)
-    }
-
-    /// Notes a message the server runs as a simple Query in the unnamed
-    /// portal (pgward's refusal of a FunctionCall, say).
-    pub fn forget_unnamed_portal(&mut self) {
-        self.forget_portal(b"");
     }
 
     /// Judges a Parse; an allowed one waits for ParseComplete under the
@@ -1038,11 +1044,7 @@ impl Guard {
             (Pending::Bind { name, portal }, Outcome::Done) => {
                 self.portals.insert(name, portal);
             }
-            (Pending::Bind { name, .. }, Outcome::Failed) if name.is_empty() => {
-                // The unnamed portal may be gone (it is replaced before the
-                // parameters are read).
-                self.portals.remove(&name);
-            }
+
             (Pending::Close { kind: b'S', name }, Outcome::Done) => {
                 self.statements.remove(&name);
             }
@@ -1050,6 +1052,15 @@ impl Guard {
                 self.portals.remove(&name);
             }
             (Pending::Runs { changes }, Outcome::Done) => self.apply(changes),
+            // A failed Query may still have run some of its statements
+            // (a DECLARE before SAVEPOINT and ROLLBACK TO, a WITH HOLD
+            // cursor before COMMIT): its cursors count, its drops do not.
+            (Pending::Runs { changes }, Outcome::Failed) => self.apply(
+                changes
+                    .into_iter()
+                    .filter(|c| matches!(c, NameChange::Declare(..)))
+                    .collect(),
+            ),
             _ => {}
         }
     }
@@ -1351,9 +1362,9 @@ mod tests {
         g.on_ready_for_query(b'T');
         assert!(g.on_execute(b"named").is_ok());
         assert!(g.on_execute(b"").is_ok());
-        // A simple Query runs in the unnamed portal.
+        // A simple Query runs in the unnamed portal (the server's is gone
+        // after it; pgward's stale record is harmless: the server refuses).
         let _ = g.on_query(&mut c, b"SELECT 2");
-        assert!(g.on_execute(b"").is_err());
         assert!(g.on_execute(b"named").is_ok());
         // Outside a block, Sync ends every portal.
         g.on_ready_for_query(b'I');
@@ -1557,8 +1568,12 @@ mod tests {
             .on_execute(b"")
             .unwrap()
             .expect("a DECLARE waits for its reply");
+        // A failed Execute may still have declared it (pgward may know more
+        // names than the server, never fewer).
         g.settle(failed, Outcome::Failed);
-        assert!(g.on_execute(b"c").is_err());
+        assert!(g.on_execute(b"c").is_ok());
+        let skipped = g.on_execute(b"").unwrap().unwrap();
+        g.settle(skipped, Outcome::Skipped);
         let b = bind(&mut g, &mut c, "", "").unwrap();
         g.settle(b, Outcome::Done);
         let done = g.on_execute(b"").unwrap().unwrap();

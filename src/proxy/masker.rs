@@ -107,12 +107,6 @@ impl Masker {
         self.scan = scan;
     }
 
-    /// True when the user's text columns are scanned for personal data:
-    /// every result needs its description then.
-    pub fn scans(&self) -> bool {
-        !self.scan.is_empty()
-    }
-
     /// True while the current result has masked columns.
     pub fn is_active(&self) -> bool {
         self.active

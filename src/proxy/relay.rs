@@ -313,7 +313,6 @@ impl<'a> ClientPump<'a> {
                 .with_hint(encoding.outgoing(&d.hint))
                 .to_frame();
             if simple {
-                self.state.guard.borrow_mut().forget_unnamed_portal();
                 crate::wire::build::ready_for_query(&mut out, b'I');
             } else {
                 self.skip_until_sync = true;
@@ -326,8 +325,6 @@ impl<'a> ClientPump<'a> {
         }
         let mut out = BytesMut::new();
         if simple {
-            // The server runs it in the unnamed portal, as any simple Query.
-            self.state.guard.borrow_mut().forget_unnamed_portal();
             self.owe_runs(Owed::Query, true, None, false);
             raise_query(d, self.state.raiser.get(), &mut out);
         } else {
@@ -387,8 +384,11 @@ impl<'a> ClientPump<'a> {
                 let e = Execute::parse(body)?;
                 // Asked before the Execute is noted: running a CLOSE forgets
                 // the portals it closes.
+                // Any Execute when masks or scans apply: a portal's rows are
+                // planned from the description the server gives, whatever
+                // pgward's record of the portal says.
                 let masked =
-                    guard.portal_reads_masked(e.portal) || self.state.masker.borrow().scans();
+                    guard.portal_reads_masked(e.portal) || self.state.masker.borrow().is_enabled();
                 let (ticket, refusal) = match guard.on_execute(e.portal) {
                     Ok(t) => (t, None),
                     Err(d) => (None, Some(d)),

@@ -104,8 +104,14 @@ impl Walker<'_> {
                 }
                 Ok(())
             }
-            N::DiscardStmt(_) => {
+            N::DiscardStmt(d) => {
                 self.c.operations.insert(Operation::Discard);
+                // Only DISCARD ALL drops prepared statements and cursors
+                // (PLANS, SEQUENCES and TEMP keep them).
+                if d.target == pb::DiscardMode::DiscardAll as i32 {
+                    self.c.deallocated.push(None);
+                    self.c.cursors.push(CursorChange::Close(None));
+                }
                 Ok(())
             }
             N::NotifyStmt(_) => {
