@@ -638,3 +638,21 @@ operations = ["select", "ddl"]
     assert!(!verdict("ddl_only", "CREATE EXTENSION hstore"));
     assert!(Policy::from_toml("[roles.x]\nextensions = [\"*\"]\n").is_err());
 }
+
+#[test]
+fn types_named_like_the_built_ins_casts_are_read_through_are_refused() {
+    // A domain `text` of varchar(11) on the path before pg_catalog would cut
+    // `'search_path.x'::text` to `search_path` (red team 8).
+    check(
+        "migrator",
+        &[
+            ("CREATE DOMAIN public.text AS varchar(11)", "deny"),
+            ("CREATE DOMAIN text AS varchar(11)", "deny"),
+            ("CREATE TYPE public.regclass AS ENUM ('a')", "deny"),
+            ("CREATE TYPE public.name AS (a int)", "deny"),
+            ("ALTER DOMAIN public.d RENAME TO text", "deny"),
+            ("ALTER TYPE public.t RENAME TO regclass", "deny"),
+            ("CREATE DOMAIN public.short_text AS varchar(11)", "allow"),
+        ],
+    );
+}

@@ -339,6 +339,17 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
             }
         }
     }
+    if let Some(t) = c
+        .types_created
+        .iter()
+        .find(|t| SHADOWABLE_TYPES.contains(&t.name.as_str()) || t.name.starts_with("reg"))
+    {
+        return g.deny(
+            format!("create a type named {}", t.name),
+            "rule: built-in; a type named like a built-in pgward reads casts to would stand in for it on the search path (a domain text of varchar(11) cuts a setting's name)".into(),
+            "give it a name of its own".into(),
+        );
+    }
     if let Some(r) = c
         .routines_created
         .iter()
@@ -513,6 +524,12 @@ fn check_field_calls(g: &Grants, c: &Classification, view: &SessionView) -> Opti
     }
     None
 }
+
+/// Built-in type names that an unqualified cast resolves through the search
+/// path, and whose casts pgward looks through (`'x'::text`,
+/// `'s'::regclass`): no type or domain may take them. (`varchar` is a
+/// keyword the parser fixes to pg_catalog.)
+const SHADOWABLE_TYPES: &[&str] = &["text", "regclass", "name", "bpchar"];
 
 /// A view is readable only if everything its definition reads and calls is.
 fn check_view(g: &Grants, rel: &str, view: &SessionView, depth: usize) -> Option<Decision> {

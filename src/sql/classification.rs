@@ -184,6 +184,8 @@ pub struct Classification {
     pub functions: BTreeSet<Name>,
     /// Functions, procedures and aggregates the text creates or replaces.
     pub routines_created: BTreeSet<Name>,
+    /// Types and domains the text creates, or renames to (the new name).
+    pub types_created: BTreeSet<Name>,
     /// Operators written with a schema (`OPERATOR(s.===)`), as written.
     pub operators: BTreeSet<Name>,
     /// Settings changed (SET, RESET, set_config with a literal name).

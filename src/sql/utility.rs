@@ -235,6 +235,7 @@ impl Walker<'_> {
                 })
             }
             N::CreateDomainStmt(s) => self.ddl(|w| {
+                w.c.types_created.extend(name_of_list(&s.domainname));
                 w.write_list(&s.domainname)?;
                 w.opt_type(&s.type_name)?;
                 w.nodes(&s.constraints, Use::Indirect)
@@ -245,12 +246,16 @@ impl Walker<'_> {
             }),
             N::CompositeTypeStmt(s) => self.ddl(|w| {
                 if let Some(r) = &s.typevar {
+                    w.c.types_created.insert(range_var_name(r));
                     w.saw(Kind::Relation, r.location);
                     w.write(range_var_name(r));
                 }
                 w.nodes(&s.coldeflist, Use::Indirect)
             }),
-            N::CreateEnumStmt(s) => self.ddl(|w| w.write_list(&s.type_name)),
+            N::CreateEnumStmt(s) => self.ddl(|w| {
+                w.c.types_created.extend(name_of_list(&s.type_name));
+                w.write_list(&s.type_name)
+            }),
             N::AlterEnumStmt(s) => self.ddl(|w| w.write_list(&s.type_name)),
             N::AlterTypeStmt(s) => self.ddl(|w| {
                 w.write_list(&s.type_name)?;
@@ -396,6 +401,9 @@ impl Walker<'_> {
                         if kind == ObjectType::ObjectAggregate {
                             w.c.routines_created.extend(name_of_list(&s.defnames));
                         }
+                        if kind == ObjectType::ObjectType {
+                            w.c.types_created.extend(name_of_list(&s.defnames));
+                        }
                         w.define_functions(&s.definition)?;
                         w.nodes(&s.args, Use::Indirect)?;
                         w.nodes(&s.definition, Use::Indirect)
@@ -407,6 +415,7 @@ impl Walker<'_> {
                 }
             }
             N::CreateRangeStmt(s) => self.code(|w| {
+                w.c.types_created.extend(name_of_list(&s.type_name));
                 w.write_list(&s.type_name)?;
                 w.define_functions(&s.params)?;
                 w.nodes(&s.params, Use::Indirect)
@@ -759,6 +768,9 @@ impl Walker<'_> {
                 if let Some(NodeEnum::List(l)) = o.node.as_ref() {
                     if let Some(mut n) = name_of_list(&l.items) {
                         n.name = s.newname.clone();
+                        if matches!(rename_type, O::ObjectType | O::ObjectDomain) {
+                            self.c.types_created.insert(n.clone());
+                        }
                         self.write(n);
                     }
                 }
