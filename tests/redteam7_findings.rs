@@ -41,6 +41,22 @@ fn exchange(r: &mut Raw, messages: &[Vec<u8>], syncs: usize) -> Vec<Msg> {
     (0..syncs).flat_map(|_| r.replies()).collect()
 }
 
+/// A Parse of `s` the server refuses (the name is taken), then, across its
+/// Sync, a Bind of `s` asking for the data directory.
+fn bind_behind_a_refused_parse(r: &mut Raw) -> Vec<Msg> {
+    exchange(
+        r,
+        &[
+            parse("s", "SELECT $1::text"),
+            sync(),
+            bind_text("s", "data_directory"),
+            execute("", 0),
+            sync(),
+        ],
+        2,
+    )
+}
+
 fn assert_no_data_directory(reply: &[Msg]) {
     let (cells, _) = rows(reply);
     assert!(
@@ -68,18 +84,7 @@ fn f3_a_drop_counts_only_if_every_candidate_makes_it() {
         ],
         2,
     );
-    let reply = exchange(
-        &mut r,
-        &[
-            parse("s", "SELECT $1::text"),
-            sync(),
-            bind_text("s", "data_directory"),
-            execute("", 0),
-            sync(),
-        ],
-        2,
-    );
-    assert_no_data_directory(&reply);
+    assert_no_data_directory(&bind_behind_a_refused_parse(&mut r));
 }
 
 // F5: DISCARD PLANS counted as DISCARD ALL.
@@ -90,18 +95,7 @@ fn f5_only_discard_all_drops_prepared_statements() {
     r.extended(&[parse("s", "SELECT current_setting($1)"), sync()]);
     let (_, err) = rows(&r.query("DISCARD PLANS"));
     assert_eq!(err, None);
-    let reply = exchange(
-        &mut r,
-        &[
-            parse("s", "SELECT $1::text"),
-            sync(),
-            bind_text("s", "data_directory"),
-            execute("", 0),
-            sync(),
-        ],
-        2,
-    );
-    assert_no_data_directory(&reply);
+    assert_no_data_directory(&bind_behind_a_refused_parse(&mut r));
 }
 
 // F6: DEALLOCATE ALL keeps the server's unnamed statement; pgward forgot it.
