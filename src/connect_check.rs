@@ -50,6 +50,36 @@ const COLUMNS_SQL: &str = "SELECT n.nspname || '.' || c.relname, a.attname \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')";
 
+/// Types outside pg_catalog named like the built-ins pgward reads casts to
+/// (`text`, `regclass`, ...): on the search path before pg_catalog they
+/// would stand in for them, so pgward would read a cast as the server does
+/// not. pgward refuses to create them; one made otherwise is an error.
+async fn shadowing_types(name: &str, conn: &mut Connection) -> Vec<Finding> {
+    let names: Vec<String> = crate::policy::decide::SHADOWABLE_TYPES
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect();
+    let sql = format!(
+        "SELECT n.nspname || '.' || t.typname FROM pg_catalog.pg_type t \
+         JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+         WHERE n.nspname <> 'pg_catalog' AND t.typtype <> 'c' AND t.typname IN ({})",
+        names.join(", ")
+    );
+    match conn.query(&sql).await {
+        Ok(reply) => reply
+            .rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .map(|t| {
+                Finding::Misconfigured(format!(
+                    "databases.{name}: the type {t} is named like a built-in pgward reads casts to; on a search path before pg_catalog it would stand in for it (drop or rename it)"
+                ))
+            })
+            .collect(),
+        Err(e) => vec![Finding::Error(format!("databases.{name}: {e}"))],
+    }
+}
+
 /// Findings about one login (`role` is the pgward role it serves, if any).
 pub fn login_findings(db: &str, login: &str, role: Option<&str>, f: &LoginFacts) -> Vec<Finding> {
     let who = match role {
@@ -235,6 +265,7 @@ pub fn run(config: &Config) -> Vec<Finding> {
                 }
                 if role.is_none() {
                     out.extend(own_login_grants(name, db, config, &mut conn).await);
+                    out.extend(shadowing_types(name, &mut conn).await);
                     match conn.query(COLUMNS_SQL).await {
                         Ok(reply) => {
                             let columns: BTreeSet<(String, String)> = reply

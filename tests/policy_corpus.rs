@@ -653,6 +653,8 @@ fn types_named_like_the_built_ins_casts_are_read_through_are_refused() {
             ("ALTER DOMAIN public.d RENAME TO text", "deny"),
             ("ALTER TYPE public.t RENAME TO regclass", "deny"),
             ("CREATE DOMAIN public.short_text AS varchar(11)", "allow"),
+            ("CREATE TYPE public.region AS ENUM ('eu', 'us')", "allow"),
+            ("CREATE TYPE public.regtype AS ENUM ('a')", "deny"),
         ],
     );
 }

@@ -33,3 +33,31 @@ fn f1_a_domain_cannot_take_a_built_in_types_name() {
     let (path, _) = rows(&r.query("SHOW search_path"));
     assert!(!path.iter().any(|p| p.contains("internal")), "{path:?}");
 }
+
+#[test]
+fn f1_serve_refuses_a_database_holding_such_a_type() {
+    let db = format!("pgward_shadow_{}", std::process::id());
+    cluster().sql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+    cluster().sql("postgres", &format!("CREATE DATABASE {db}"));
+    cluster().sql(&db, "CREATE DOMAIN public.text AS varchar(11)");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pgward.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{}\"]\n\n{}",
+            free_port(),
+            cluster().database_section("shadow", &db)
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("PGWARD_TEST_SVC_PASSWORD", &cluster().svc_password)
+        .output()
+        .unwrap();
+    cluster().sql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("public.text"), "{}", stderr(&out));
+}

@@ -342,7 +342,7 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
     if let Some(t) = c
         .types_created
         .iter()
-        .find(|t| SHADOWABLE_TYPES.contains(&t.name.as_str()) || t.name.starts_with("reg"))
+        .find(|t| SHADOWABLE_TYPES.contains(&t.name.as_str()))
     {
         return g.deny(
             format!("create a type named {}", t.name),
@@ -529,7 +529,22 @@ fn check_field_calls(g: &Grants, c: &Classification, view: &SessionView) -> Opti
 /// path, and whose casts pgward looks through (`'x'::text`,
 /// `'s'::regclass`): no type or domain may take them. (`varchar` is a
 /// keyword the parser fixes to pg_catalog.)
-const SHADOWABLE_TYPES: &[&str] = &["text", "regclass", "name", "bpchar"];
+pub const SHADOWABLE_TYPES: &[&str] = &[
+    "text",
+    "name",
+    "bpchar",
+    "regclass",
+    "regproc",
+    "regprocedure",
+    "regoper",
+    "regoperator",
+    "regtype",
+    "regconfig",
+    "regdictionary",
+    "regnamespace",
+    "regrole",
+    "regcollation",
+];
 
 /// A view is readable only if everything its definition reads and calls is.
 fn check_view(g: &Grants, rel: &str, view: &SessionView, depth: usize) -> Option<Decision> {
