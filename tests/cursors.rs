@@ -29,7 +29,7 @@ fn gateway(role: &'static str) -> Gateway {
 }
 
 fn login(gw: &Gateway) -> Raw {
-    Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop")
+    gw.raw("shop")
 }
 
 fn ok(reply: &[Msg]) -> &[Msg] {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::raw::{frame, Raw};
+use common::raw::frame;
 use common::*;
 
 fn gateway(role: &'static str) -> Gateway {
@@ -159,7 +159,7 @@ async fn extended_protocol_refuses_at_parse_and_never_binds_refused_statements()
 #[test]
 fn bind_of_a_refused_or_unknown_statement_is_refused() {
     let gw = gateway("reader");
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     // Parse of a refused statement, then Bind and Execute of it, then Sync.
     let mut msgs = frame(b'P', b"s1\0SELECT * FROM api_keys\0\0\0");
     msgs.extend(frame(b'B', b"\0s1\0\0\0\0\0\0\0"));
@@ -214,7 +214,7 @@ fn bind_of_a_refused_or_unknown_statement_is_refused() {
 #[test]
 fn fast_path_function_calls_are_refused() {
     let gw = gateway("reader");
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     // FunctionCall of OID 764 (lo_import) with one text argument.
     let mut body = 764u32.to_be_bytes().to_vec();
     body.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 11]);
@@ -556,7 +556,7 @@ fn server_log() -> String {
 fn refusals_outside_a_transaction_never_reach_the_server_log() {
     use common::raw::{bind, execute, parse, rows, sync, tags};
     let gw = gateway("reader");
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     // Idle, nothing in flight: pgward answers the refusal itself.
     let idle = probe_name();
     let reply = r.query(&format!("SELECT * FROM internal.{idle}"));
@@ -633,7 +633,7 @@ fn with_the_refusal_function_refusals_in_a_block_stay_out_of_the_server_log() {
         extra_config: cluster().database_section("refdb", &db),
         ..Default::default()
     });
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "refdb");
+    let mut r = gw.raw("refdb");
     let probe = probe_name();
     r.query("BEGIN");
     let reply = r.query(&format!(

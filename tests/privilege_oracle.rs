@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::raw::{Msg, Raw};
+use common::raw::Msg;
 use common::scratch::Scratch;
 use common::*;
 
@@ -176,7 +176,7 @@ fn what_pgward_allows_the_provisioned_login_may_do() {
             ),
             ..Default::default()
         });
-        let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "scratch");
+        let mut r = gw.raw("scratch");
         for sql in &statements {
             for v in variants(sql) {
                 r.query("BEGIN");

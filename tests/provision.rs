@@ -9,7 +9,7 @@ mod common;
 
 use std::process::Command;
 
-use common::raw::{Msg, Raw};
+use common::raw::Msg;
 use common::scratch::Scratch;
 use common::*;
 
@@ -322,7 +322,7 @@ fn a_hole_in_the_policy_meets_the_servers_permission_denied() {
         ),
         ..Default::default()
     });
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "scratch");
+    let mut r = gw.raw("scratch");
     // What the policy rightly allows works through the provisioned login.
     let reply = r.query("SELECT count(*), public.customer_order_count(1) FROM public.orders");
     assert!(error(&reply).is_none(), "{reply:?}\n{}", gw.log_text());

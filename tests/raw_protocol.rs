@@ -17,7 +17,7 @@ fn gateway() -> Gateway {
 }
 
 fn still_serving(gw: &Gateway) {
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     let reply = r.query("SELECT 41 + 1");
     let row = reply.iter().find(|m| m.tag == b'D').expect("a row");
     assert!(row.body.ends_with(b"42"), "{row:?}");
@@ -144,15 +144,15 @@ fn wrong_message_during_auth_is_a_protocol_error() {
 fn oversized_and_malformed_frames_close_the_session() {
     let gw = gateway();
     // Oversized: the header alone is enough to refuse; no body is sent.
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     r.send(&[b'Q', 0, 0x10, 0, 0]);
     expect_fatal(&mut r, "08P01");
     // A length below four.
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     r.send(&[b'Q', 0, 0, 0, 1]);
     expect_fatal(&mut r, "08P01");
     // Frames before the bad one still run.
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     let mut bytes = frame(b'Q', b"SELECT 'before'\0");
     bytes.extend_from_slice(&[b'Q', 0xff, 0xff, 0xff, 0xff]);
     r.send(&bytes);
@@ -160,7 +160,7 @@ fn oversized_and_malformed_frames_close_the_session() {
     assert!(row.body.ends_with(b"before"));
     expect_fatal(&mut r, "08P01");
     // A malformed body that only the server checks gets the server's error.
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     r.send(&frame(b'Q', b"SELECT 1")); // no terminator
     let m = r.recv_until(b'E');
     assert_eq!(m.code().as_deref(), Some("08P01"));
@@ -187,7 +187,7 @@ fn client_death_closes_the_upstream_session() {
         ("application_name", &app),
     ]));
     drop(r);
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     let mut q = frame(b'Q', format!("SET application_name = '{app}'\0").as_bytes());
     q.extend_from_slice(&frame(b'Q', b"SELECT pg_sleep(0.2)\0"));
     r.send(&q);
@@ -219,7 +219,7 @@ fn sigterm_drains_then_exits() {
         extra_server: "shutdown_timeout_secs = 30\n".into(),
         ..Default::default()
     });
-    let mut open = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut open = gw.raw("shop");
     gw.terminate();
     // New sessions are refused once the listeners close.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -258,7 +258,7 @@ fn sessions_left_at_the_end_of_the_grace_period_are_told_why() {
         extra_server: "shutdown_timeout_secs = 1\n".into(),
         ..Default::default()
     });
-    let mut open = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut open = gw.raw("shop");
     gw.terminate();
     let m = open.recv_until(b'E');
     assert_eq!(m.code().as_deref(), Some("57P01"));
@@ -280,7 +280,7 @@ fn messages_after_a_failed_parse_are_skipped_until_sync_without_a_hang() {
     // The server skips everything up to the Sync; so must pgward's reply
     // queue, or it waits for replies that never come.
     let gw = gateway();
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     let mut batch = parse("s1", "INSERT INTO public.no_such_table VALUES (1)");
     batch.extend(frame(b'H', &[]));
     r.send(&batch);
@@ -306,7 +306,7 @@ fn the_backend_pid_a_client_sees_is_the_servers() {
     // Drivers compare it with NOTIFY senders and pass it to
     // pg_terminate_backend: it must be the server's own.
     let gw = gateway();
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     let pid = r.backend_pid.expect("BackendKeyData");
     let reply = r.query("SELECT pg_backend_pid()");
     let row = reply.iter().find(|m| m.tag == b'D').expect("a row");

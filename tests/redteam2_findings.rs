@@ -148,7 +148,7 @@ impl Drop for Scratch {
 #[test]
 fn r1_fetch_by_extended_protocol_is_masked() {
     let gw = live_gateway("reader", String::new());
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     let (_, err) = rows(&r.query(
         "DECLARE leak CURSOR WITH HOLD FOR SELECT id, email, ssn FROM customers WHERE id = 1",
     ));
@@ -198,7 +198,7 @@ fn r2_pure_ddl_that_unmasks_is_refused() {
 fn r2_live_rename_and_inherit_unmask() {
     let db = Scratch::new("r2", "");
     let gw = live_gateway("migrator", db.section());
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "red2");
+    let mut r = gw.raw("red2");
     let (plain, _) = rows(&r.query("SELECT ssn FROM customers"));
     assert_eq!(plain, ["[redacted]"], "sanity: ssn is masked");
     // A parent with the same columns, then customers made its child: the
@@ -258,7 +258,7 @@ fn r3_live_user_schema_reads_an_ungranted_schema() {
         ),
     );
     let gw = live_gateway("reader", db.section());
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "red2");
+    let mut r = gw.raw("red2");
     let (_, err) = rows(&r.query(&format!("SELECT secret FROM {svc}.vault")));
     assert!(
         err.is_some_and(|e| e.starts_with("pgward:")),
@@ -340,7 +340,7 @@ fn r5_live_user_mapping_password_is_readable() {
          CREATE USER MAPPING FOR PUBLIC SERVER billing OPTIONS (user 'billing', password 'fdw-secret-pw')",
     );
     let gw = live_gateway("reader", db.section());
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "red2");
+    let mut r = gw.raw("red2");
     let (_, err) = rows(&r.query("SELECT umoptions FROM pg_catalog.pg_user_mappings"));
     assert!(
         err.is_some_and(|e| e.starts_with("pgward:")),

@@ -73,7 +73,7 @@ fn reset_transaction_read_only_does_not_leave_read_only() {
     // Live, as a role with no `set` operation at all (the setting is
     // "harmless", so no grant is needed).
     let gw = gateway("plain");
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     for reset in [
         "RESET transaction_read_only",
         "SET transaction_read_only TO DEFAULT",
@@ -118,7 +118,7 @@ fn half_a_millisecond_is_read_as_the_server_reads_it() {
 fn a_half_millisecond_timeout_does_not_disable_the_ceiling() {
     let gw = gateway("reader");
     let mut holes = Vec::new();
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     for sql in [
         "SET statement_timeout = '0.5'",
         "SET statement_timeout = 0.5",
@@ -283,7 +283,7 @@ fn superuser_backend_settings_are_refused_at_startup() {
 fn a_database_qualified_set_config_is_checked() {
     let gw = gateway("plain");
     let mut holes = Vec::new();
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     // Read-only: the role writes nothing and may not SET anything.
     let reply =
         r.query("SELECT shop.pg_catalog.set_config('default_transaction_read_only', 'off', false)");
@@ -318,7 +318,7 @@ fn a_database_qualified_set_config_is_checked() {
 fn a_database_qualified_search_path_change_cannot_read_another_schema() {
     // The reader may read public.* only; internal.customers holds risk notes.
     let gw = gateway("plain");
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     assert!(error_of(&r.query("SELECT risk_notes FROM internal.customers")).is_some());
     let reply = r.query("SELECT shop.pg_catalog.set_config('search_path', 'internal', false)");
     if error_of(&reply).is_none() {
@@ -352,7 +352,7 @@ read = ["public.orders"]
 write = ["public.*"]
 "#;
     let gw = Gateway::with_roles("coder", roles);
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     assert!(error_of(&r.query("SELECT key_value FROM public.api_keys")).is_some());
     r.query("BEGIN");
     let created = r.query(
@@ -387,7 +387,7 @@ write = ["public.*"]
         "CREATE FUNCTION public.initcap(varchar) RETURNS text LANGUAGE sql AS 'SELECT ''owned''::text'",
     );
     let reader = Gateway::with_roles("reader", include_str!("../examples/policy.toml"));
-    let mut r = Raw::login(reader.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = reader.raw("shop");
     let reply = r.query(&format!("SELECT {f}('x'::varchar)"));
     let plain = r.query("SELECT pg_catalog.initcap('x')");
     cluster().sql("shop", "DROP FUNCTION public.initcap(varchar)");

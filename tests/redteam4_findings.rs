@@ -19,7 +19,7 @@ read = ["public.*", "!public.api_keys"]
 
 fn session() -> (Gateway, Raw) {
     let gw = Gateway::with_roles("reader", ROLES);
-    let r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let r = gw.raw("shop");
     (gw, r)
 }
 

@@ -21,7 +21,7 @@ write = ["public.support_tickets"]
 
 fn session() -> (Gateway, Raw) {
     let gw = Gateway::with_roles("loader", ROLES);
-    let r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let r = gw.raw("shop");
     (gw, r)
 }
 
@@ -155,7 +155,7 @@ fn f2_a_refusal_after_an_ignored_sync_still_aborts_the_transaction() {
     let status = reply.last().unwrap();
     assert_eq!(status.body, b"E", "the block is aborted: {reply:?}");
     r.query("COMMIT");
-    let mut other = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut other = gw.raw("shop");
     let (cells, _) = rows(&other.query(&format!(
         "SELECT count(*) FROM support_tickets WHERE subject = '{mark}'"
     )));

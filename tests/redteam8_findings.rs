@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::raw::{rows, Raw};
+use common::raw::rows;
 use common::*;
 
 const ROLES: &str = r#"
@@ -21,7 +21,7 @@ write = ["public.*"]
 #[test]
 fn f1_a_domain_cannot_take_a_built_in_types_name() {
     let gw = Gateway::with_roles("ext", ROLES);
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     let (_, err) = rows(&r.query("CREATE DOMAIN public.text AS varchar(11)"));
     let err = err.expect("refused");
     assert!(err.contains("type named text"), "{err}");

@@ -18,7 +18,7 @@ fn gateway() -> Gateway {
 }
 
 fn login(gw: &Gateway) -> Raw {
-    Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop")
+    gw.raw("shop")
 }
 
 fn error_of(reply: &[Msg]) -> Option<String> {

@@ -43,7 +43,7 @@ fn value_of(reply: &[common::raw::Msg]) -> Option<String> {
 #[test]
 fn a_reader_cannot_leave_read_only() {
     let gw = gateway("reader");
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     assert_eq!(
         value_of(&r.query("SHOW default_transaction_read_only")).as_deref(),
         Some("on")
@@ -89,7 +89,7 @@ fn a_reader_cannot_leave_read_only() {
         roles: ROLES.replace("\"pg_sleep\"]", &format!("\"pg_sleep\", \"public.{f}\"]")),
         ..Default::default()
     });
-    let mut p = Raw::login(planted.port, "agent", AGENT_PASSWORD, "shop");
+    let mut p = planted.raw("shop");
     let reply = p.query(&format!("SELECT public.{f}()"));
     c.sql("shop", &format!("DROP FUNCTION public.{f}()"));
     let (code, message) = error_of(&reply).expect("the server refuses the write");
@@ -137,7 +137,7 @@ fn startup_options_cannot_leave_read_only_or_raise_timeouts() {
 #[test]
 fn role_timeouts_are_ceilings() {
     let gw = gateway("reader");
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     assert_eq!(
         value_of(&r.query("SHOW statement_timeout")).as_deref(),
         Some("1s")
@@ -163,7 +163,7 @@ fn role_timeouts_are_ceilings() {
 #[test]
 fn a_writer_is_not_read_only() {
     let gw = gateway("writer");
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     assert_eq!(
         value_of(&r.query("SHOW default_transaction_read_only")).as_deref(),
         Some("off")

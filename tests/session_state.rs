@@ -333,7 +333,7 @@ fn agent_gateway() -> Gateway {
 }
 
 fn login(gw: &Gateway) -> Raw {
-    Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop")
+    gw.raw("shop")
 }
 
 /// Sends the messages, then reads the replies through `syncs` ReadyForQuery.
@@ -513,7 +513,7 @@ fn a_prepared_statement_is_judged_again_when_the_search_path_changes() {
     );
 
     let gw = gateway("reader");
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     let r1 = exchange(
         &mut r,
         &[parse("s", sql), bind("", "s"), execute("", 0), sync()],
@@ -752,7 +752,7 @@ fn continued_strings_cannot_share_a_cache_entry_with_split_ones() {
     // "select ? ? as x , ?", and served the second the first's decision.
     let direct_keys = cluster().sql("shop", "SELECT key_value FROM api_keys");
     let gw = gateway("reader");
-    let mut r = Raw::login(gw.port, "agent", AGENT_PASSWORD, "shop");
+    let mut r = gw.raw("shop");
     let primer = r.query("SELECT 'a'\n'b' AS x, 'c'");
     assert!(errors(&primer).is_empty(), "{primer:?}");
     assert!(

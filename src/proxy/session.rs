@@ -254,8 +254,8 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
         sinks.push(Rc::downgrade(&sink));
     }
     let masker = Masker::new(
-        policy.masks.clone(),
-        policy.unmask.clone(),
+        policy.masks,
+        policy.unmask,
         policy.scan,
         live.config.hash_key.clone(),
     );

@@ -155,14 +155,13 @@ const LATIN9_DIFFERENT: [(u8, char); 8] = [
 impl ClientEncoding {
     /// The text as the server holds it once converted (UTF-8).
     pub fn decode<'a>(self, bytes: &'a [u8]) -> Result<Cow<'a, str>, DecodeError> {
-        if bytes.is_ascii() {
-            // Plain ASCII reads the same in every encoding pgward accepts.
-            return Ok(Cow::Borrowed(
-                std::str::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?,
-            ));
-        }
         match self {
+            // (One pass over the text in a UTF8 session, the usual case.)
             ClientEncoding::Utf8 => std::str::from_utf8(bytes)
+                .map(Cow::Borrowed)
+                .map_err(|_| DecodeError::NotUtf8),
+            // Plain ASCII reads the same in every encoding pgward accepts.
+            _ if bytes.is_ascii() => std::str::from_utf8(bytes)
                 .map(Cow::Borrowed)
                 .map_err(|_| DecodeError::NotUtf8),
             ClientEncoding::Latin1 => Ok(Cow::Owned(bytes.iter().map(|&b| b as char).collect())),

@@ -279,6 +279,11 @@ impl Gateway {
         client
     }
 
+    /// A raw connection logged in as the test agent to `db`.
+    pub fn raw(&self, db: &str) -> raw::Raw {
+        raw::Raw::login(self.port, "agent", AGENT_PASSWORD, db)
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         unsafe_kill(self.child.id(), "TERM");
