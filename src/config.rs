@@ -41,6 +41,26 @@ pub struct Config {
     pub masks: Masks,
     /// The key of the hash mask strategy, when configured.
     pub hash_key: Option<HashKey>,
+    /// The audit log, when configured.
+    pub audit: Option<AuditConfig>,
+    /// The first 16 hex digits of the SHA-256 of the file's text: the
+    /// policy version audit records name.
+    pub version: String,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// Where the segments go.
+    pub dir: PathBuf,
+    /// Whether a statement waits for its record to be on disk.
+    pub durability: crate::audit::writer::Durability,
+    /// Segment size at which a new segment starts.
+    pub segment_size: u64,
+    /// Whether Bind parameters are recorded.
+    pub record_params: bool,
+    /// Appended bytes waiting for the disk beyond which sessions wait.
+    pub max_pending: usize,
 }
 
 /// `[server]`.
@@ -191,6 +211,17 @@ struct RawConfig {
     masks: BTreeMap<String, MaskSpec>,
     #[serde(default)]
     masking: RawMasking,
+    audit: Option<RawAudit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    dir: PathBuf,
+    durability: Option<String>,
+    segment_size: Option<u64>,
+    record_params: Option<bool>,
+    max_pending: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -282,6 +313,56 @@ fn password_source(
             "set only one of password, password_env and password_file".into(),
         )),
     }
+}
+
+/// Validates `[audit]`; errors name the key.
+fn audit_config(
+    a: RawAudit,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<AuditConfig, (String, String)> {
+    use crate::audit::writer::Durability;
+    let durability = match a.durability.as_deref() {
+        None | Some("strict") => Durability::Strict,
+        Some("async") => Durability::Async,
+        Some(other) => {
+            return Err((
+                "audit.durability".into(),
+                format!("{other:?} is not \"strict\" or \"async\""),
+            ))
+        }
+    };
+    let segment_size = a.segment_size.unwrap_or(64 << 20);
+    if !((64 << 10)..=(1 << 40)).contains(&segment_size) {
+        return Err((
+            "audit.segment_size".into(),
+            "must be between 65536 bytes and 1 TiB".into(),
+        ));
+    }
+    let max_pending = a.max_pending.unwrap_or(16 << 20);
+    if !((64 << 10)..=(1 << 30)).contains(&max_pending) {
+        return Err((
+            "audit.max_pending".into(),
+            "must be between 65536 and 1073741824 bytes".into(),
+        ));
+    }
+    if a.dir.as_os_str().is_empty() {
+        return Err(("audit.dir".into(), "must not be empty".into()));
+    }
+    Ok(AuditConfig {
+        dir: resolve(a.dir),
+        durability,
+        segment_size,
+        record_params: a.record_params.unwrap_or(false),
+        max_pending,
+    })
+}
+
+/// The policy version of a configuration: its text's hash, shortened.
+fn config_version(text: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    let mut out = Vec::new();
+    crate::audit::chain::push_hex(&mut out, &d.as_ref()[..8]);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Default largest client message: 64 MiB.
@@ -580,6 +661,10 @@ impl Config {
                 }
             }
         }
+        let audit = match raw.audit {
+            None => None,
+            Some(a) => Some(audit_config(a, &resolve).map_err(|(k, m)| err(&k, m))?),
+        };
         Ok(Config {
             server,
             databases,
@@ -587,6 +672,8 @@ impl Config {
             policy,
             masks,
             hash_key,
+            audit,
+            version: config_version(text),
         })
     }
 }

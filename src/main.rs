@@ -266,6 +266,12 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
 }
 
 fn serve(path: PathBuf) -> ExitCode {
+    // An audit segment past a file size limit must fail its write (and so
+    // refuse statements) rather than kill the process.
+    // SAFETY: setting a signal's disposition at start-up, before any thread.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let config = match Config::load(&path) {
         Ok(c) => c,
         Err(e) => {

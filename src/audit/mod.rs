@@ -10,3 +10,4 @@ pub mod chain;
 pub mod record;
 pub mod segment;
 pub mod time;
+pub mod writer;

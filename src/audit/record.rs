@@ -28,6 +28,10 @@ pub enum Kind {
     Result,
     /// A session ended.
     Disconnect,
+    /// The stream is written again after records could not be: `lost`
+    /// says how many were not written, `reason` why (their statements
+    /// were refused, or, with durability = "async", may have run).
+    Recovered,
 }
 
 /// The verdict on a statement.
@@ -143,6 +147,9 @@ pub struct Record<'a> {
     /// Who approved it.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub approver: Option<Cow<'a, str>>,
+    /// Records that could not be written before this one (`recovered`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
     /// pgward's version (`start`).
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub version: Option<Cow<'a, str>>,
@@ -167,12 +174,15 @@ impl Record<'_> {
 pub fn param_text(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
         Ok(s) if !s.starts_with("\\x") => Cow::Borrowed(s),
-        _ => {
-            let mut out = b"\\x".to_vec();
-            super::chain::push_hex(&mut out, bytes);
-            Cow::Owned(String::from_utf8(out).unwrap_or_default())
-        }
+        _ => Cow::Owned(param_text_binary(bytes)),
     }
+}
+
+/// A binary parameter's bytes as a record holds them: `\x` and hex.
+pub fn param_text_binary(bytes: &[u8]) -> String {
+    let mut out = b"\\x".to_vec();
+    super::chain::push_hex(&mut out, bytes);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub struct Login {
     pub database: String,
     /// Startup parameters to pass upstream (user and database excluded).
     pub params: Vec<(String, String)>,
+    /// The SASL mechanism the client authenticated with.
+    pub auth: &'static str,
 }
 
 /// Why a login failed: what to tell the client, and what to log.
@@ -50,6 +52,8 @@ pub struct LoginError {
     pub reason: String,
     /// The connection, when a reply can still be written to it.
     pub conn: Option<FrameReader<Stream>>,
+    /// The user name and database the client gave, once known.
+    pub claimed: Option<(String, String)>,
 }
 
 impl LoginError {
@@ -58,6 +62,7 @@ impl LoginError {
             reply: Some(reply),
             reason: reason.into(),
             conn: Some(conn),
+            claimed: None,
         }
     }
 
@@ -66,6 +71,7 @@ impl LoginError {
             reply: None,
             reason: reason.into(),
             conn: None,
+            claimed: None,
         }
     }
 
@@ -258,8 +264,9 @@ async fn authenticate(
         // a client cannot tell which user names exist.
         None => mock_verifier(ctx, &user_name),
     };
-    let failed = |conn, reason: String| {
-        LoginError::fatal(
+    let failed = |conn, reason: String| LoginError {
+        claimed: Some((user_name.clone(), database.clone())),
+        ..LoginError::fatal(
             conn,
             PgError::fatal(
                 "28P01",
@@ -318,12 +325,15 @@ async fn authenticate(
     send(&mut conn, &mut out).await?;
 
     if !ctx.config.databases.contains_key(&database) {
-        return Err(LoginError::fatal(
-            conn,
-            PgError::fatal("3D000", format!("database \"{database}\" does not exist"))
-                .with_hint("pgward serves only the databases in its [databases] config"),
-            format!("unknown database {database:?}"),
-        ));
+        return Err(LoginError {
+            claimed: Some((user.name.clone(), database.clone())),
+            ..LoginError::fatal(
+                conn,
+                PgError::fatal("3D000", format!("database \"{database}\" does not exist"))
+                    .with_hint("pgward serves only the databases in its [databases] config"),
+                format!("unknown database {database:?}"),
+            )
+        });
     }
     let params = params
         .into_iter()
@@ -336,6 +346,11 @@ async fn authenticate(
         user,
         database,
         params,
+        auth: if plus {
+            scram::MECHANISM_PLUS
+        } else {
+            scram::MECHANISM
+        },
     })))
 }
 

@@ -75,6 +75,10 @@ pub struct Guard {
     batch: u64,
 }
 
+/// An Execute allowed: the ticket its cursor changes wait under, and the
+/// prepared texts it may run.
+pub type Executed = (Option<Ticket>, Vec<Rc<[u8]>>);
+
 /// What pgward knows of one prepared statement.
 #[derive(Debug, Clone)]
 struct Statement {
@@ -165,6 +169,9 @@ struct Facts {
     /// Classifications whose verdict waits for the Bind's parameters
     /// (settings named or set by `$n`).
     bound: Vec<Classified>,
+    /// The prepared texts running it may run (more than one when a Parse
+    /// of the same name was in flight), for the audit log.
+    texts: Vec<Rc<[u8]>>,
 }
 
 impl Facts {
@@ -199,6 +206,15 @@ impl Facts {
             forgets_portals: self.forgets_portals && o.forgets_portals,
             cursors: [closes_both, declares].concat(),
             bound: [self.bound, o.bound].concat(),
+            texts: {
+                let mut texts = self.texts;
+                for t in o.texts {
+                    if !texts.contains(&t) {
+                        texts.push(t);
+                    }
+                }
+                texts
+            },
         }
     }
 }
@@ -217,6 +233,7 @@ fn facts_of(c: &Classification) -> Facts {
         forgets_portals: c.cursors.contains(&CursorChange::Close(None)),
         cursors: c.cursors.clone(),
         bound: Vec::new(),
+        texts: Vec::new(),
     }
 }
 
@@ -886,7 +903,9 @@ impl Guard {
             return Ok(Facts::default());
         };
         if s.judged == now {
-            return Ok(s.facts.clone());
+            let mut facts = s.facts.clone();
+            facts.texts = vec![s.sql.clone()];
+            return Ok(facts);
         }
         let (sql, strings) = (s.sql.clone(), s.strings);
         // The server analyses the statement again: so does pgward.
@@ -900,11 +919,12 @@ impl Guard {
                 ..d
             });
         }
-        let (judged, facts) = (self.epoch(), self.last.clone());
+        let (judged, mut facts) = (self.epoch(), self.last.clone());
         if let Some(s) = self.statement_mut(name, at) {
             s.judged = judged;
             s.facts = facts.clone();
         }
+        facts.texts = vec![sql];
         Ok(facts)
     }
 
@@ -941,14 +961,17 @@ impl Guard {
     /// Judges an Execute: its portal must have been bound from an allowed
     /// statement or declared by an allowed DECLARE. The cursors running it
     /// declares wait under the returned ticket.
-    pub fn on_execute(&mut self, portal: &[u8]) -> Result<Option<Ticket>, Denial> {
+    /// Also returns the prepared texts the portal may run (none for a
+    /// cursor), for the audit log.
+    pub fn on_execute(&mut self, portal: &[u8]) -> Result<Executed, Denial> {
         let portal = self.name_key(portal)?;
         let portal = &*portal;
-        let f = self
+        let mut f = self
             .portal_facts(portal)
             .ok_or_else(|| unknown("portal", portal))?;
         self.lexing.running = true;
-        Ok(self.runs(&f))
+        let texts = std::mem::take(&mut f.texts);
+        Ok((self.runs(&f), texts))
     }
 
     /// Judges a Describe of a statement (`S`), which the server analyses
@@ -1569,16 +1592,17 @@ mod tests {
         let failed = g
             .on_execute(b"")
             .unwrap()
+            .0
             .expect("a DECLARE waits for its reply");
         // A failed Execute may still have declared it (pgward may know more
         // names than the server, never fewer).
         g.settle(failed, Outcome::Failed);
         assert!(g.on_execute(b"c").is_ok());
-        let skipped = g.on_execute(b"").unwrap().unwrap();
+        let skipped = g.on_execute(b"").unwrap().0.unwrap();
         g.settle(skipped, Outcome::Skipped);
         let b = bind(&mut g, &mut c, "", "").unwrap();
         g.settle(b, Outcome::Done);
-        let done = g.on_execute(b"").unwrap().unwrap();
+        let done = g.on_execute(b"").unwrap().0.unwrap();
         g.settle(done, Outcome::Done);
         assert!(g.on_execute(b"c").is_ok());
         // A CLOSE the server ran forgets it; one in a failed Query does not.

@@ -1,6 +1,7 @@
 //! The gateway at run time: worker threads and their listeners, the session
 //! from login to close, both connection legs, and the relay between them.
 
+pub mod audit_trail;
 pub mod buffer;
 pub mod cancel;
 pub mod catalog;

@@ -56,6 +56,10 @@ pub enum Event {
     /// the error and answers those after it, and which were which cannot be
     /// told. The reply queue can no longer be trusted.
     LostTrack,
+    /// The server finished (or skipped) a statement the audit log follows:
+    /// its number in the session, how it ended, and the tag of the
+    /// message that ended it (`Z`, `C`, `I`, `s`, `E`; 0 when skipped).
+    Audited(u64, Outcome, u8),
 }
 
 /// What became of a message that carried a ticket.
@@ -80,6 +84,8 @@ pub struct Entry {
     pub ticket: Option<Ticket>,
     /// A simple Query whose reply held an error: it failed, at least in part.
     pub failed: bool,
+    /// The statement's number in the audit log, when it is followed.
+    pub audit: Option<u64>,
 }
 
 /// What to do with one server message.
@@ -154,8 +160,24 @@ impl Pipeline {
             visible,
             ticket,
             failed: false,
+            audit: None,
         });
         ready
+    }
+
+    /// Marks the entry just pushed as answering audited statement `n`.
+    pub fn audit_last(&mut self, n: u64) {
+        if let Some(e) = self.entries.back_mut() {
+            e.audit = Some(n);
+        }
+    }
+
+    /// The audited statement the next server message answers, if any.
+    pub fn head_audit(&self) -> Option<u64> {
+        self.entries
+            .iter()
+            .find(|e| e.owed != Owed::CopyEnd)
+            .and_then(|e| e.audit)
     }
 
     /// Drops the markers at the head: they owe nothing.
@@ -316,6 +338,14 @@ impl Pipeline {
                 };
                 event(Event::Settled(t, outcome));
             }
+            if let Some(n) = head.audit {
+                let outcome = if tag == b'E' || head.failed {
+                    Outcome::Failed
+                } else {
+                    Outcome::Done
+                };
+                event(Event::Audited(n, outcome, tag));
+            }
             self.entries.pop_front();
             if extended_error {
                 // The server skips every message up to the next Sync, simple
@@ -326,6 +356,9 @@ impl Pipeline {
                     }
                     if let Some(t) = e.ticket {
                         event(Event::Settled(t, Outcome::Skipped));
+                    }
+                    if let Some(n) = e.audit {
+                        event(Event::Audited(n, Outcome::Skipped, 0));
                     }
                     if e.owed == Owed::Query {
                         event(Event::QuerySkipped);

@@ -18,6 +18,7 @@ use monoio::io::{OwnedReadHalf, OwnedWriteHalf};
 
 use std::sync::Arc;
 
+use super::audit_trail::{unwritable, write_failed, Message, Seen, SessionAudit};
 use super::buffer::{write_all, FrameReader};
 use super::catalog::CatalogCache;
 use super::denial::{raise_extended, raise_query, Raiser, EXTENDED_HIDDEN_REPLIES};
@@ -96,6 +97,11 @@ pub struct SessionState {
     pub masker: RefCell<Masker>,
     /// How the server raises refusals in this session.
     pub raiser: Cell<Raiser>,
+    /// The audit trail, when the audit log is on.
+    pub audit: RefCell<Option<SessionAudit>>,
+    /// Audited statements the server finished while routing one message,
+    /// recorded once the masker has seen that message too.
+    audited: RefCell<Vec<(u64, Outcome, u8)>>,
 }
 
 impl SessionState {
@@ -112,6 +118,8 @@ impl SessionState {
             row_cap: RefCell::new(RowCap::new(max_rows)),
             masker: RefCell::new(masker),
             raiser: Cell::new(Raiser::DoBlock),
+            audit: RefCell::new(None),
+            audited: RefCell::new(Vec::new()),
         }
     }
 }
@@ -261,13 +269,25 @@ impl<'a> ClientPump<'a> {
     }
 
     fn owe_ticket(&self, owed: Owed, visible: bool, ticket: Option<Ticket>) {
+        self.owe_audited(owed, visible, ticket, None);
+    }
+
+    /// Owes a reply that ends audited statement `audit`.
+    fn owe_audited(&self, owed: Owed, visible: bool, ticket: Option<Ticket>, audit: Option<u64>) {
         let query = owed == Owed::Query;
-        self.owe_runs(owed, visible, ticket, query);
+        self.owe_runs(owed, visible, ticket, query, audit);
     }
 
     /// Owes a reply; `runs` says whether the message may run client code
     /// (pgward's own refusal does not: it only raises).
-    fn owe_runs(&self, owed: Owed, visible: bool, ticket: Option<Ticket>, runs: bool) {
+    fn owe_runs(
+        &self,
+        owed: Owed,
+        visible: bool,
+        ticket: Option<Ticket>,
+        runs: bool,
+        audit: Option<u64>,
+    ) {
         if self.state.pipeline.borrow().is_skipping()
             && !matches!(owed, Owed::Sync | Owed::Synthetic(_))
         {
@@ -276,17 +296,30 @@ impl<'a> ClientPump<'a> {
             if let Some(t) = ticket {
                 self.state.guard.borrow_mut().settle(t, Outcome::Skipped);
             }
+            if let (Some(n), Some(a)) = (audit, &mut *self.state.audit.borrow_mut()) {
+                a.not_forwarded(n);
+            }
             return;
         }
         let query = runs;
-        let ready = self
-            .state
-            .pipeline
-            .borrow_mut()
-            .push_ticket(owed, visible, ticket);
+        let mut pipeline = self.state.pipeline.borrow_mut();
+        let ready = pipeline.push_ticket(owed, visible, ticket);
+        if let Some(n) = audit {
+            pipeline.audit_last(n);
+        }
+        drop(pipeline);
         if ready {
             self.state.guard.borrow_mut().owe_ready(query);
         }
+    }
+
+    /// Records a statement in the audit trail (when it is on); the number
+    /// an allowed one's result will carry.
+    fn record(&self, seen: Seen) -> Option<u64> {
+        let mut audit = self.state.audit.borrow_mut();
+        let a = audit.as_mut()?;
+        let strings = self.state.guard.borrow().strings();
+        Some(a.statement(&seen, strings))
     }
 
     /// True when pgward can answer a refusal itself: the server is idle
@@ -325,7 +358,7 @@ impl<'a> ClientPump<'a> {
         }
         let mut out = BytesMut::new();
         if simple {
-            self.owe_runs(Owed::Query, true, None, false);
+            self.owe_runs(Owed::Query, true, None, false, None);
             raise_query(d, self.state.raiser.get(), &mut out);
         } else {
             for _ in 0..EXTENDED_HIDDEN_REPLIES {
@@ -350,21 +383,64 @@ impl<'a> ClientPump<'a> {
             Decision::Allow { .. } => None,
             Decision::Deny(d) => Some(d),
         };
+        let statement = matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'D' | b'F');
+        let audit_down = statement
+            && self
+                .state
+                .audit
+                .borrow()
+                .as_ref()
+                .is_some_and(|a| !a.is_healthy());
+        if audit_down {
+            // Fail closed; recording the refusal tries the disk again.
+            let d = unwritable();
+            self.record(Seen {
+                message: Message::Query,
+                texts: &[],
+                statement: None,
+                portal: None,
+                denial: Some(&d),
+            });
+            return Ok(self.refuse(&d, matches!(tag, b'Q' | b'F')));
+        }
         let mut guard = self.state.guard.borrow_mut();
+        // The statement's number in the audit trail, when it is forwarded.
+        let mut audit = None;
         // Each message: what the server will owe for it, the guard's change
         // that waits for that reply, and whether it is refused.
         let (owed, ticket, refusal) = match tag {
             b'Q' => {
                 let q = Query::parse(body)?;
                 let (d, ticket) = guard.on_query(&mut self.cache.borrow_mut(), q.sql);
-                (Owed::Query, ticket, refused(d))
+                drop(guard);
+                let refusal = refused(d);
+                audit = self.record(Seen {
+                    message: Message::Query,
+                    texts: &[q.sql],
+                    statement: None,
+                    portal: None,
+                    denial: refusal.as_ref(),
+                });
+                guard = self.state.guard.borrow_mut();
+                (Owed::Query, ticket, refusal)
             }
             b'P' => {
                 let p = Parse::parse(body)?;
                 let param_type = |n| p.param_type(n);
                 match guard.on_parse(&mut self.cache.borrow_mut(), p.name, p.sql, &param_type) {
                     Ok(t) => (Owed::One, Some(t), None),
-                    Err(d) => (Owed::One, None, Some(d)),
+                    Err(d) => {
+                        drop(guard);
+                        self.record(Seen {
+                            message: Message::Parse,
+                            texts: &[p.sql],
+                            statement: Some(p.name),
+                            portal: None,
+                            denial: Some(&d),
+                        });
+                        guard = self.state.guard.borrow_mut();
+                        (Owed::One, None, Some(d))
+                    }
                 }
             }
             b'B' => {
@@ -376,8 +452,29 @@ impl<'a> ClientPump<'a> {
                     b.statement,
                     &parameter,
                 ) {
-                    Ok(t) => (Owed::One, Some(t), None),
-                    Err(d) => (Owed::One, None, Some(d)),
+                    Ok(t) => {
+                        if let Some(a) = &mut *self.state.audit.borrow_mut() {
+                            if a.records_params() {
+                                let params = BindParameters::parse(body)
+                                    .map(|p| p.values().collect())
+                                    .unwrap_or_default();
+                                a.bound(b.portal, params);
+                            }
+                        }
+                        (Owed::One, Some(t), None)
+                    }
+                    Err(d) => {
+                        drop(guard);
+                        self.record(Seen {
+                            message: Message::Bind,
+                            texts: &[],
+                            statement: Some(b.statement),
+                            portal: Some(b.portal),
+                            denial: Some(&d),
+                        });
+                        guard = self.state.guard.borrow_mut();
+                        (Owed::One, None, Some(d))
+                    }
                 }
             }
             b'E' => {
@@ -389,16 +486,26 @@ impl<'a> ClientPump<'a> {
                 // pgward's record of the portal says (a portal reads a masked
                 // column only where masks exist, so no lookup is needed).
                 let masked = self.state.masker.borrow().is_enabled();
-                let (ticket, refusal) = match guard.on_execute(e.portal) {
-                    Ok(t) => (t, None),
-                    Err(d) => (None, Some(d)),
+                let (ticket, texts, refusal) = match guard.on_execute(e.portal) {
+                    Ok((t, texts)) => (t, texts, None),
+                    Err(d) => (None, Vec::new(), Some(d)),
                 };
+                drop(guard);
+                let texts: Vec<&[u8]> = texts.iter().map(|t| &t[..]).collect();
+                audit = self.record(Seen {
+                    message: Message::Execute,
+                    texts: &texts,
+                    statement: None,
+                    portal: Some(e.portal),
+                    denial: refusal.as_ref(),
+                });
+                guard = self.state.guard.borrow_mut();
                 if refusal.is_none() && masked {
                     // The rows must be masked or scanned, so pgward needs the
                     // portal's description even if the client never asked for it.
                     drop(guard);
                     self.owe(Owed::DescribePortal, false);
-                    self.owe_ticket(Owed::Execute, true, ticket);
+                    self.owe_audited(Owed::Execute, true, ticket, audit);
                     let mut out = BytesMut::new();
                     crate::wire::build::message(&mut out, b'D', |b| {
                         bytes::BufMut::put_u8(b, b'P');
@@ -418,11 +525,20 @@ impl<'a> ClientPump<'a> {
                 } else {
                     Owed::DescribePortal
                 };
-                (
-                    owed,
-                    None,
-                    guard.on_describe(&mut self.cache.borrow_mut(), t.kind, t.name),
-                )
+                let refusal = guard.on_describe(&mut self.cache.borrow_mut(), t.kind, t.name);
+                if let Some(d) = &refusal {
+                    drop(guard);
+                    let named = Some(t.name);
+                    self.record(Seen {
+                        message: Message::Describe,
+                        texts: &[],
+                        statement: named.filter(|_| t.kind == b'S'),
+                        portal: named.filter(|_| t.kind != b'S'),
+                        denial: Some(d),
+                    });
+                    guard = self.state.guard.borrow_mut();
+                }
+                (owed, None, refusal)
             }
             b'C' => {
                 let t = Target::parse(body, "Close")?;
@@ -450,9 +566,18 @@ impl<'a> ClientPump<'a> {
             _ => return Ok(Action::Forward),
         };
         drop(guard);
+        if tag == b'F' {
+            self.record(Seen {
+                message: Message::FunctionCall,
+                texts: &[],
+                statement: None,
+                portal: None,
+                denial: refusal.as_ref(),
+            });
+        }
         Ok(match refusal {
             None => {
-                self.owe_ticket(owed, true, ticket);
+                self.owe_audited(owed, true, ticket, audit);
                 Action::Forward
             }
             Some(d) => self.refuse(&d, owed == Owed::Query),
@@ -497,6 +622,9 @@ impl<'a> ClientPump<'a> {
             );
         };
         let policy = SessionPolicy::of(&live.config, &live.masks, &user.roles);
+        if let Some(a) = &mut *self.state.audit.borrow_mut() {
+            a.set_policy(live.config.version.clone());
+        }
         tracing::info!(
             generation = live.generation,
             "session follows the reloaded configuration"
@@ -546,6 +674,12 @@ impl<'a> ClientPump<'a> {
                     return RelayEnd::Halted(e);
                 }
                 self.refresh_catalog().await;
+                // After a failed write, try the disk again before judging:
+                // statements are refused only while it still fails.
+                let failing = self.state.audit.borrow().as_ref().and_then(|a| a.failing());
+                if let Some(stream) = failing {
+                    stream.recover().await;
+                }
             }
             let mut end = 0;
             let mut terminate = false;
@@ -587,6 +721,18 @@ impl<'a> ClientPump<'a> {
             }
             if self.state.guard.borrow_mut().take_ddl_allowed() {
                 self.catalog.cache.invalidate(self.catalog.name);
+            }
+            let wait = match &mut *self.state.audit.borrow_mut() {
+                Some(a) => a.take_wait().map(|t| (a.stream(), t)),
+                None => None,
+            };
+            if let Some((stream, t)) = wait {
+                // Nothing of this batch reaches the server before its
+                // records are on disk.
+                if let Err(e) = stream.written(t).await {
+                    self.state.halted.set(true);
+                    return RelayEnd::Halted(write_failed(&e));
+                }
             }
             if end > 0 {
                 let chunk = client.take(end).freeze();
@@ -651,6 +797,7 @@ fn observe(state: &SessionState, tag: u8, body: &[u8]) -> Result<Delivery, Stop>
         },
         other => other,
     };
+    finish_audited(state);
     let cap = state.row_cap.borrow_mut().on_message(tag);
     Ok(match (route, cap, masked) {
         (Route::Hide, _, _) => Delivery::Hide,
@@ -662,7 +809,44 @@ fn observe(state: &SessionState, tag: u8, body: &[u8]) -> Result<Delivery, Stop>
     })
 }
 
+/// Writes the result records of the statements the last message finished,
+/// with what the masker did to their results.
+fn finish_audited(state: &SessionState) {
+    let mut finished = state.audited.borrow_mut();
+    if finished.is_empty() {
+        return;
+    }
+    let mut audit = state.audit.borrow_mut();
+    let Some(a) = audit.as_mut() else {
+        finished.clear();
+        return;
+    };
+    for (n, outcome, tag) in finished.drain(..) {
+        let masked = state.masker.borrow_mut().results.drain(..).collect();
+        a.finish(n, outcome, tag, masked);
+    }
+}
+
+/// Tells the audit trail what a reply says about the statement it answers.
+fn note_audited(state: &SessionState, tag: u8, body: &[u8]) {
+    if !matches!(tag, b'C' | b'E') {
+        return;
+    }
+    let mut audit = state.audit.borrow_mut();
+    let Some(a) = audit.as_mut() else { return };
+    let Some(n) = state.pipeline.borrow().head_audit() else {
+        return;
+    };
+    if tag == b'C' {
+        a.on_complete(n, body);
+    } else {
+        let fields = ErrorFields::parse(body).ok();
+        a.on_error(n, fields.as_ref().and_then(|f| f.code()));
+    }
+}
+
 fn note(state: &SessionState, tag: u8, body: &[u8]) -> Result<Route, Stop> {
+    note_audited(state, tag, body);
     match tag {
         b'Z' => {
             if let Some(&s) = body.first() {
@@ -711,6 +895,7 @@ fn note(state: &SessionState, tag: u8, body: &[u8]) -> Result<Route, Stop> {
         Event::SyncIgnored => guard.sync_ignored(),
         Event::QuerySkipped => guard.query_skipped(),
         Event::LostTrack => lost = true,
+        Event::Audited(n, outcome, tag) => state.audited.borrow_mut().push((n, outcome, tag)),
     });
     drop(guard);
     if lost {

@@ -11,6 +11,7 @@ use monoio::io::{OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use tracing::{info, warn, Instrument};
 
+use super::audit_trail::{login_failed, session_id, Identity, SessionAudit};
 use super::buffer::{write_all, FrameReader};
 use super::cancel::{self, CancelKey};
 use super::client_login::{login, Hello, Login, LoginError};
@@ -52,12 +53,27 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<WorkerContext>, id:
                     info!("login timed out");
                     return;
                 }
-                Ok(Err(e)) => return refuse(e).await,
+                Ok(Err(e)) => {
+                    // (A client that leaves before naming a user, a port
+                    // probe say, did not try to log in.)
+                    let probe = e.conn.is_none() && e.claimed.is_none();
+                    if let Some(stream) = ctx.audit.as_ref().filter(|_| !probe) {
+                        let (user, db) = e.claimed.clone().unzip();
+                        login_failed(
+                            stream,
+                            &peer.to_string(),
+                            user.as_deref(),
+                            db.as_deref(),
+                            &e.reason,
+                        );
+                    }
+                    return refuse(e).await;
+                }
                 Ok(Ok(h)) => h,
             };
         match hello {
             Hello::Cancel { pid, secret } => forward_cancel(pid, &secret).await,
-            Hello::Login(login) => run(*login, client_fd, &ctx, live).await,
+            Hello::Login(login) => run(*login, client_fd, &ctx, live, peer, id).await,
         }
     }
     .instrument(span)
@@ -89,13 +105,33 @@ async fn forward_cancel(pid: u32, secret: &[u8]) {
     }
 }
 
-async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>) {
+async fn run(
+    login: Login,
+    client_fd: RawFd,
+    ctx: &WorkerContext,
+    live: Rc<Live>,
+    peer: SocketAddr,
+    id: u64,
+) {
     let Login {
         mut conn,
         user,
         database,
         params,
+        auth,
     } = login;
+    // A session refused before its relay starts is a failed login to the audit log.
+    let failed = |reason: &str| {
+        if let Some(stream) = &ctx.audit {
+            login_failed(
+                stream,
+                &peer.to_string(),
+                Some(&user.name),
+                Some(&database),
+                reason,
+            );
+        }
+    };
     let span = tracing::Span::current();
     span.record("user", user.name.as_str());
     span.record("database", database.as_str());
@@ -104,6 +140,7 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
     let roles = policy.roles.clone();
     if let Some(refusal) = client_encoding_refusal(&params) {
         info!(reason = %refusal, "login refused: client encoding");
+        failed(&refusal);
         let _ = write_all(
             conn.io_mut(),
             PgError::fatal("0A000", refusal)
@@ -117,6 +154,7 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
     let settings = startup_settings(&params);
     if let Some(refusal) = refuse_startup_settings(&roles, &settings) {
         info!(reason = %refusal, "login refused by policy");
+        failed(&refusal);
         let _ = write_all(
             conn.io_mut(),
             PgError::fatal("42501", refusal).to_frame().freeze(),
@@ -160,6 +198,7 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
         Ok(u) => u,
         Err(e) => {
             warn!(error = %e, "upstream session failed");
+            failed(&format!("upstream session failed: {e}"));
             let frame = match e {
                 // The server's own reason (a bad parameter value, too many
                 // connections, ...) is the client's business; a failed login
@@ -186,6 +225,7 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
     let server_encoding = up.server_encoding.as_deref().unwrap_or("(not reported)");
     if !server_encoding.eq_ignore_ascii_case("UTF8") {
         info!(server_encoding, "session refused: database encoding");
+        failed(&format!("database encoding {server_encoding}"));
         let e = PgError::fatal(
             "0A000",
             format!("pgward: database \"{database}\" is in encoding {server_encoding}; pgward serves UTF8 databases only"),
@@ -201,6 +241,7 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
             client_encoding = reported,
             "session refused: client encoding"
         );
+        failed(&format!("client encoding {reported}"));
         let e = PgError::fatal("0A000", unsupported_encoding(reported))
             .with_detail("the server reported this client_encoding at login")
             .with_hint(ENCODING_HINT);
@@ -221,6 +262,7 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
     };
     if let Err(e) = learned {
         warn!(error = %e, "session refused: search_path unknown");
+        failed(&format!("search_path unknown: {e}"));
         let e = PgError::fatal(
             "08006",
             "pgward: cannot read the session's search_path, so names cannot be checked",
@@ -240,6 +282,7 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
         "session started"
     );
 
+    let client_tls = conn.io().is_tls();
     let (client_stream, client_buf) = conn.into_parts();
     let (up_stream, up_buf) = up.conn.into_parts();
     let (client_rd, client_wr) = client_stream.into_split();
@@ -261,6 +304,24 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
     );
     let state = SessionState::new(guard, up.status, policy.max_rows, masker);
     state.raiser.set(raiser);
+    if let (Some(stream), Some(settings)) = (&ctx.audit, &ctx.audit_settings) {
+        let who = Identity {
+            session: session_id(id),
+            user: user.name.clone(),
+            roles: user.roles.clone(),
+            client: peer.to_string(),
+            database: database.clone(),
+        };
+        let mut trail = SessionAudit::new(
+            stream.clone(),
+            settings.durability,
+            settings.record_params,
+            who,
+            live.config.version.clone(),
+        );
+        trail.connect(auth, client_tls);
+        *state.audit.borrow_mut() = Some(trail);
+    }
     if let Some(scs) = up.standard_conforming_strings {
         state
             .guard
@@ -317,6 +378,9 @@ async fn run(login: Login, client_fd: RawFd, ctx: &WorkerContext, live: Rc<Live>
     let ((front_first, front_end), (_, back_end)) = monoio::join!(front, back);
     let cause = if front_first { front_end } else { back_end };
     log_end(&cause);
+    if let Some(trail) = &mut *state.audit.borrow_mut() {
+        trail.disconnect(&end_reason(&cause));
+    }
     if matches!(cause, RelayEnd::Halted(_)) {
         let mut terminate = BytesMut::new();
         build::terminate(&mut terminate);
@@ -465,6 +529,18 @@ async fn upstream_side_end(end: &RelayEnd, first: bool, state: &SessionState, si
             .await
         }
         _ => {}
+    }
+}
+
+/// Why a session ended, for its disconnect record.
+fn end_reason(end: &RelayEnd) -> String {
+    match end {
+        RelayEnd::ClientTerminated => "client terminated".into(),
+        RelayEnd::ClientGone(_) => "client connection closed".into(),
+        RelayEnd::ClientProtocol(e) => format!("client protocol violation: {e}"),
+        RelayEnd::UpstreamGone { .. } => "upstream connection closed".into(),
+        RelayEnd::UpstreamProtocol(e) => format!("upstream protocol violation: {e}"),
+        RelayEnd::Halted(e) => format!("halted: {}", e.message),
     }
 }
 

@@ -16,6 +16,7 @@ use crate::wire::error_response::PgError;
 use super::client_login::LoginContext;
 use super::shutdown;
 use super::tls;
+use crate::audit::writer::{lock_dir, open_stream, AuditStream, OpenedStream, StreamSettings};
 use crate::config::Config;
 
 /// Everything a worker's sessions read: the configuration in force (a
@@ -35,6 +36,10 @@ pub struct WorkerContext {
     pub catalogs: super::catalog::CatalogCache,
     /// This worker's classifications by statement fingerprint.
     pub cache: std::cell::RefCell<crate::sql::cache::ClassificationCache>,
+    /// This worker's audit stream, when the audit log is on.
+    pub audit: Option<Rc<AuditStream>>,
+    /// The audit settings pgward started with (a reload keeps them).
+    pub audit_settings: Option<crate::config::AuditConfig>,
 }
 
 /// What one generation of the configuration makes, for a worker's sessions.
@@ -102,10 +107,14 @@ impl Blueprint {
         if now.workers != then.workers {
             kept.push("server.workers");
         }
+        if running.config.audit != self.config.audit {
+            kept.push("audit");
+        }
         if !kept.is_empty() {
-            let server = &mut Arc::make_mut(&mut self.config).server;
-            server.listen = now.listen.clone();
-            server.workers = now.workers;
+            let config = Arc::make_mut(&mut self.config);
+            config.server.listen = now.listen.clone();
+            config.server.workers = now.workers;
+            config.audit = running.config.audit.clone();
         }
         kept
     }
@@ -142,6 +151,8 @@ impl Blueprint {
             catalogs: super::catalog::CatalogCache::default(),
             sinks: std::cell::RefCell::new(Vec::new()),
             cache: std::cell::RefCell::new(crate::sql::cache::ClassificationCache::new(10_000)),
+            audit: None,
+            audit_settings: self.config.audit.clone(),
         }
     }
 
@@ -225,20 +236,53 @@ fn claim_listen_addresses(config: &Config) -> Result<(), String> {
 pub fn start(blueprint: Blueprint) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
     claim_listen_addresses(&blueprint.config)?;
     let workers = blueprint.config.server.workers;
+    let mut streams = open_audit_streams(&blueprint.config)?;
     let mut handles = Vec::new();
     for n in 0..workers {
         let listeners = bind_all(&blueprint.config)?;
         let bp = blueprint.clone();
+        let stream = streams.get_mut(n).and_then(Option::take);
         let h = std::thread::Builder::new()
             .name(format!("pgward-worker-{n}"))
-            .spawn(move || run_worker(n, bp, listeners))
+            .spawn(move || run_worker(n, bp, listeners, stream))
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
         handles.push(h);
     }
     Ok(handles)
 }
 
-fn run_worker(n: usize, bp: Blueprint, listeners: Vec<std::net::TcpListener>) {
+/// Locks the audit directory for this process and finds where each
+/// worker's stream continues; nothing when the audit log is off.
+fn open_audit_streams(config: &Config) -> Result<Vec<Option<OpenedStream>>, String> {
+    let Some(audit) = &config.audit else {
+        return Ok(Vec::new());
+    };
+    let lock = lock_dir(&audit.dir).map_err(|e| format!("audit.dir: {e}"))?;
+    // Held until the process exits.
+    std::mem::forget(lock);
+    let workers = config.server.workers;
+    (0..workers)
+        .map(|n| {
+            open_stream(StreamSettings {
+                dir: audit.dir.clone(),
+                stream: n as u32,
+                streams: workers as u32,
+                segment_size: audit.segment_size,
+                max_pending: audit.max_pending,
+                policy: config.version.clone(),
+            })
+            .map(Some)
+            .map_err(|e| format!("audit.dir: {e}"))
+        })
+        .collect()
+}
+
+fn run_worker(
+    n: usize,
+    bp: Blueprint,
+    listeners: Vec<std::net::TcpListener>,
+    audit: Option<OpenedStream>,
+) {
     let uring = monoio::utils::detect_uring();
     if !uring {
         warn!(
@@ -259,7 +303,13 @@ fn run_worker(n: usize, bp: Blueprint, listeners: Vec<std::net::TcpListener>) {
         }
     };
     rt.block_on(async move {
-        let ctx = Rc::new(bp.context());
+        let mut ctx = bp.context();
+        if let Some(opened) = audit {
+            let (stream, writer) = AuditStream::new(opened);
+            monoio::spawn(writer.run());
+            ctx.audit = Some(stream);
+        }
+        let ctx = Rc::new(ctx);
         let mut tasks = Vec::new();
         for l in listeners {
             match TcpListener::from_std(l) {
@@ -302,6 +352,17 @@ fn run_worker(n: usize, bp: Blueprint, listeners: Vec<std::net::TcpListener>) {
                 let _ = super::buffer::write_all(&mut *w, frame).await;
             })
             .await;
+        }
+        if let Some(stream) = &ctx.audit {
+            // The sessions just told to go record their end; then the
+            // stream writes what it holds and stops.
+            for _ in 0..20 {
+                if shutdown::active_sessions() == 0 {
+                    break;
+                }
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+            stream.close().await;
         }
     });
 }

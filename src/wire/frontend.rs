@@ -154,6 +154,27 @@ impl<'a> BindParameters<'a> {
         };
         Ok(Some(Parameter { format, value }))
     }
+
+    /// Every parameter in order; ends early at a malformed length (the
+    /// server refuses that Bind anyway).
+    pub fn values(&self) -> impl Iterator<Item = Parameter<'a>> + 'a {
+        let mut c = Cursor::new(self.values, "Bind");
+        let formats = self.formats;
+        (0..self.count).map_while(move |i| {
+            let value = match c.i32().ok()? {
+                -1 => None,
+                l if l < 0 => return None,
+                l => Some(c.bytes(l as usize).ok()?),
+            };
+            let at = match formats.len() / 2 {
+                0 => None,
+                1 => Some(0),
+                _ => Some(2 * i),
+            };
+            let format = at.map_or(0, |a| i16::from_be_bytes([formats[a], formats[a + 1]]));
+            Some(Parameter { format, value })
+        })
+    }
 }
 
 /// An Execute: the portal and the row limit (0 = all).

@@ -121,6 +121,8 @@ pub struct GatewayOptions {
     pub roles: String,
     /// More TOML appended to the config (extra `[databases.*]`, say).
     pub extra_config: String,
+    /// A soft file-size limit (RLIMIT_FSIZE) for the pgward process.
+    pub file_size_limit: Option<u64>,
 }
 
 /// A role that may do everything the protocol tests exercise.
@@ -143,6 +145,7 @@ impl Default for GatewayOptions {
             role: "full",
             roles: FULL_ACCESS_ROLE.to_string(),
             extra_config: String::new(),
+            file_size_limit: None,
         }
     }
 }
@@ -208,7 +211,24 @@ impl Gateway {
         let path = dir.path().join("pgward.toml");
         std::fs::write(&path, config).unwrap();
         let log = dir.path().join("pgward.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_pgward"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pgward"));
+        if let Some(limit) = opts.file_size_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let l = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: libc::RLIM_INFINITY,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &l) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command
             .args(["serve", "--config"])
             .arg(&path)
             .env("PGWARD_TEST_SVC_PASSWORD", &c.svc_password)
