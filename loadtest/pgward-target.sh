@@ -3,7 +3,8 @@
 # config for the benchmark cluster from the variables the harness exports and
 # runs pgward in the foreground. PGWARD_PROVISIONED=1: the bench role's
 # sessions run as a login of their own, given its grants by `pgward provision
-# --apply` first (as the harness's database user).
+# --apply` first (as the harness's database user). AUDIT_MODE=strict|async
+# turns the audit log on, into AUDIT_DIR (default: WORK_DIR/audit).
 set -euo pipefail
 cat >"$WORK_DIR/pgward.toml" <<TOML
 [server]
@@ -27,6 +28,18 @@ operations = ["select", "insert", "update", "delete", "transaction", "copy_in", 
 read = ["public.pgbench_*"]
 write = ["public.pgbench_*"]
 TOML
+case "${AUDIT_MODE:-off}" in
+  strict|async)
+    cat >>"$WORK_DIR/pgward.toml" <<TOML
+
+[audit]
+dir = "${AUDIT_DIR:-$WORK_DIR/audit}"
+durability = "$AUDIT_MODE"
+TOML
+    ;;
+  off) ;;
+  *) echo "pgward-target.sh: AUDIT_MODE must be strict, async or off" >&2; exit 2 ;;
+esac
 if [ "${PGWARD_PROVISIONED:-0}" = 1 ]; then
   cat >>"$WORK_DIR/pgward.toml" <<TOML
 

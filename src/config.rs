@@ -59,8 +59,8 @@ pub struct AuditConfig {
     pub segment_size: u64,
     /// Whether Bind parameters are recorded.
     pub record_params: bool,
-    /// Appended bytes waiting for the disk beyond which sessions wait.
-    pub max_pending: usize,
+    /// With async durability, the pause between fsyncs.
+    pub sync_interval: Duration,
 }
 
 /// `[server]`.
@@ -221,7 +221,7 @@ struct RawAudit {
     durability: Option<String>,
     segment_size: Option<u64>,
     record_params: Option<bool>,
-    max_pending: Option<usize>,
+    sync_interval_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -338,11 +338,11 @@ fn audit_config(
             "must be between 65536 bytes and 1 TiB".into(),
         ));
     }
-    let max_pending = a.max_pending.unwrap_or(16 << 20);
-    if !((64 << 10)..=(1 << 30)).contains(&max_pending) {
+    let sync_interval = Duration::from_millis(a.sync_interval_ms.unwrap_or(20));
+    if sync_interval > Duration::from_secs(10) {
         return Err((
-            "audit.max_pending".into(),
-            "must be between 65536 and 1073741824 bytes".into(),
+            "audit.sync_interval_ms".into(),
+            "must be at most 10000 (records may wait that long for their fsync)".into(),
         ));
     }
     if a.dir.as_os_str().is_empty() {
@@ -353,7 +353,7 @@ fn audit_config(
         durability,
         segment_size,
         record_params: a.record_params.unwrap_or(false),
-        max_pending,
+        sync_interval,
     })
 }
 

@@ -35,17 +35,41 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// RFC 3339 in UTC with microseconds.
+/// RFC 3339 in UTC with microseconds. The date and time of day are worked
+/// out once per second per thread.
 pub fn format(micros: u64) -> String {
-    let secs = (micros / 1_000_000) as i64;
+    thread_local! {
+        static LAST: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let secs = micros / 1_000_000;
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs {
+            *last = (secs, format_seconds(secs as i64));
+        }
+        let mut out = String::with_capacity(27);
+        out.push_str(&last.1);
+        let frac = micros % 1_000_000;
+        out.push('.');
+        let digits = frac.to_string();
+        for _ in digits.len()..6 {
+            out.push('0');
+        }
+        out.push_str(&digits);
+        out.push('Z');
+        out
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a second since the epoch.
+fn format_seconds(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem / 60 % 60,
-        rem % 60,
-        micros % 1_000_000
+        rem % 60
     )
 }
 

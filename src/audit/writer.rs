@@ -1,15 +1,17 @@
-//! A worker's audit stream. Sessions append record bodies; one writer task
-//! per worker seals them into the chain, appends them to the stream's
-//! current segment and group-commits them with one fsync per batch (every
-//! record that arrived during the previous fsync goes in the next), then
-//! wakes the sessions waiting for their records. Nothing is shared between
-//! workers, so nothing on the data path takes a lock, and a slow disk holds
-//! back only the sessions that wait for it, never the worker.
+//! A worker's audit stream. Sessions append record bodies; the worker's
+//! writer task seals everything appended since its last write into the
+//! chain and appends it to the current segment in one write; its syncer
+//! task group-commits: one fsync covers every record written before it
+//! started, and the next starts as soon as it ends. Sessions wait for their
+//! records to be written (async durability: safe from pgward being killed)
+//! or synced (strict: safe from the machine losing power). Nothing is
+//! shared between workers, so nothing on the data path takes a lock, and a
+//! slow disk holds back only the sessions that wait for it.
 //!
-//! When a write or fsync fails, the batch is cut back off the segment, the
-//! chain is left where it was, the waiting sessions learn that their
-//! records were not written, and the stream reports itself unhealthy until
-//! a later batch succeeds.
+//! When a write fails, the batch is cut back off the segment, the chain is
+//! left where it was, the waiting sessions learn that their records were
+//! not written, and the stream reports itself unhealthy until a later batch
+//! is written. A failed fsync fails the records it covered the same way.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -47,11 +49,11 @@ pub struct StreamSettings {
     pub streams: u32,
     /// Rotate to a new segment once the current one is this large.
     pub segment_size: u64,
-    /// Appended bytes waiting to be written beyond which appending sessions
-    /// wait, whatever the durability.
-    pub max_pending: usize,
     /// The configuration's hash, for the start record.
     pub policy: String,
+    /// How long the syncer waits after one fsync before the next (zero:
+    /// at once, for strict durability, where sessions wait for it).
+    pub sync_interval: std::time::Duration,
 }
 
 /// A stream opened before the worker starts: the segment to write and
@@ -101,6 +103,25 @@ pub fn open_stream(settings: StreamSettings) -> Result<OpenedStream, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteFailed(pub String);
 
+/// How far a record must have gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Written to the segment (the kernel has it).
+    Written,
+    /// Written and fsynced.
+    Synced,
+}
+
+impl Durability {
+    /// How far a statement's record must go before the statement is sent.
+    pub fn level(self) -> Level {
+        match self {
+            Durability::Strict => Level::Synced,
+            Durability::Async => Level::Written,
+        }
+    }
+}
+
 /// One worker's audit stream.
 pub struct AuditStream {
     settings: StreamSettings,
@@ -119,19 +140,41 @@ struct State {
     /// The ticket of the next record appended.
     next: Ticket,
     /// Every ticket up to this one has been written or has failed.
-    done: Ticket,
+    written: Ticket,
+    /// Every ticket up to this one has been synced or has failed.
+    synced: Ticket,
     /// Tickets that failed, as inclusive ranges, newest last.
     failed: VecDeque<(Ticket, Ticket, String)>,
     waiters: Vec<Waker>,
     writer: Option<Waker>,
+    syncer: Option<Waker>,
+    /// The segment being written, for the syncer.
+    file: Option<Rc<monoio::fs::File>>,
     closing: bool,
+    /// The writer has stopped.
+    closed: bool,
 }
+
+impl State {
+    fn wake_all(&mut self) {
+        for w in self.waiters.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+/// Appended bytes not yet taken by the writer beyond which sessions wait.
+const BACKLOG: usize = 8 << 20;
+
+/// With async durability, how long the writer lets records gather before
+/// writing them (nobody waits for them).
+const ASYNC_GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// How many failed ranges are remembered for late waiters.
 const FAILED_KEPT: usize = 256;
 
 impl AuditStream {
-    /// The stream, ready for its writer task (`run`).
+    /// The stream, ready for its writer and syncer tasks (`run`).
     pub fn new(opened: OpenedStream) -> (Rc<AuditStream>, StreamWriter) {
         let stream = Rc::new(AuditStream {
             settings: opened.settings,
@@ -139,11 +182,15 @@ impl AuditStream {
                 bodies: Vec::new(),
                 ends: Vec::new(),
                 next: 1,
-                done: 0,
+                written: 0,
+                synced: 0,
                 failed: VecDeque::new(),
                 waiters: Vec::new(),
                 writer: None,
+                syncer: None,
+                file: None,
                 closing: false,
+                closed: false,
             }),
             healthy: Cell::new(true),
             probe: Cell::new(None),
@@ -166,7 +213,7 @@ impl AuditStream {
 
     /// Tries the disk again when the last batch failed: appends a
     /// `recovered` record (one at a time, shared by every session asking)
-    /// and waits for it. True when the stream writes again.
+    /// and waits for it to be synced. True when the stream writes again.
     pub async fn recover(&self) -> bool {
         if self.healthy.get() {
             return true;
@@ -187,7 +234,7 @@ impl AuditStream {
                 t
             }
         };
-        let ok = self.written(t).await.is_ok();
+        let ok = self.reached(t, Level::Synced).await.is_ok();
         if self.probe.get() == Some(t) {
             self.probe.set(None);
         }
@@ -208,22 +255,32 @@ impl AuditStream {
         t
     }
 
-    /// True when appended records wait beyond the bound: appending sessions
-    /// should wait for their last record even in async mode.
+    /// True when more is appended than the writer has taken, beyond a
+    /// bound: sessions then wait for their records whatever the durability,
+    /// so memory stays bounded when the disk is slower than the sessions.
     pub fn is_backlogged(&self) -> bool {
-        self.state.borrow().bodies.len() > self.settings.max_pending
+        self.state.borrow().bodies.len() > BACKLOG
     }
 
-    /// Waits until record `t` is written (fsynced), or its write failed.
-    pub async fn written(&self, t: Ticket) -> Result<(), WriteFailed> {
+    /// Waits until record `t` has reached `level`, or failed.
+    pub async fn reached(&self, t: Ticket, level: Level) -> Result<(), WriteFailed> {
         poll_fn(|cx| {
             let mut s = self.state.borrow_mut();
-            if s.done >= t {
+            if s.written >= t {
                 let failed = s.failed.iter().find(|(lo, hi, _)| (*lo..=*hi).contains(&t));
-                return Poll::Ready(match failed {
-                    Some((_, _, why)) => Err(WriteFailed(why.clone())),
-                    None => Ok(()),
-                });
+                if let Some((_, _, why)) = failed {
+                    return Poll::Ready(Err(WriteFailed(why.clone())));
+                }
+            }
+            let done = match level {
+                Level::Written => s.written,
+                Level::Synced => s.synced,
+            };
+            if done >= t {
+                return Poll::Ready(Ok(()));
+            }
+            if s.closed {
+                return Poll::Ready(Err(WriteFailed("the audit stream is closed".into())));
             }
             s.waiters.push(cx.waker().clone());
             Poll::Pending
@@ -231,7 +288,7 @@ impl AuditStream {
         .await
     }
 
-    /// Asks the writer to finish what was appended, then stop.
+    /// Asks the writer to finish what was appended, sync it, then stop.
     pub async fn close(&self) {
         let last = {
             let mut s = self.state.borrow_mut();
@@ -241,7 +298,22 @@ impl AuditStream {
             }
             s.next - 1
         };
-        let _ = self.written(last).await;
+        let _ = self.reached(last, Level::Synced).await;
+    }
+
+    /// Fails tickets `lo..=hi` with `why` and marks the stream unhealthy.
+    fn fail(&self, s: &mut State, lo: Ticket, hi: Ticket, why: String) {
+        self.healthy.set(false);
+        tracing::error!(stream = self.settings.stream, error = %why, "audit: records could not be written; statements are refused until the log can be written again");
+        {
+            let mut lost = self.lost.borrow_mut();
+            lost.0 += hi + 1 - lo;
+            lost.1 = why.clone();
+        }
+        if s.failed.len() == FAILED_KEPT {
+            s.failed.pop_front();
+        }
+        s.failed.push_back((lo, hi, why));
     }
 }
 
@@ -249,15 +321,24 @@ impl AuditStream {
 pub struct StreamWriter {
     stream: Rc<AuditStream>,
     chain: Chain,
-    file: Option<monoio::fs::File>,
+    /// The segment, written with plain pwrite: a buffered append costs a
+    /// few microseconds, far less than handing it to an io_uring worker
+    /// thread. The fsyncs, which take long, go through io_uring.
+    file: Option<std::fs::File>,
     offset: u64,
     /// The first record of the current segment, which names it.
     segment_first: u64,
 }
 
 impl StreamWriter {
-    /// Writes batches until the stream is closed; a start record first.
-    pub async fn run(mut self) {
+    /// Runs the writer and the syncer until the stream is closed; a start
+    /// record first.
+    pub async fn run(self) {
+        let stream = self.stream.clone();
+        monoio::join!(self.write_loop(), sync_loop(stream));
+    }
+
+    async fn write_loop(mut self) {
         let settings = self.stream.settings.clone();
         let start = Record {
             t: super::time::format(super::time::now_micros()).into(),
@@ -270,14 +351,16 @@ impl StreamWriter {
         };
         self.stream.append(&start);
         let mut sealed = Vec::new();
+        let mut bodies = Vec::new();
+        let mut ends = Vec::new();
         loop {
-            let batch = poll_fn(|cx| {
+            let last = poll_fn(|cx| {
                 let mut s = self.stream.state.borrow_mut();
                 if !s.ends.is_empty() {
-                    let bodies = std::mem::take(&mut s.bodies);
-                    let ends = std::mem::take(&mut s.ends);
-                    let last = s.next - 1;
-                    return Poll::Ready(Some((bodies, ends, last)));
+                    // Swap buffers, so both keep their allocations.
+                    std::mem::swap(&mut s.bodies, &mut bodies);
+                    std::mem::swap(&mut s.ends, &mut ends);
+                    return Poll::Ready(Some(s.next - 1));
                 }
                 if s.closing {
                     return Poll::Ready(None);
@@ -286,9 +369,19 @@ impl StreamWriter {
                 Poll::Pending
             })
             .await;
-            let Some((bodies, ends, last)) = batch else {
-                return;
-            };
+            let Some(mut last) = last else { break };
+            if !settings.sync_interval.is_zero() && !self.stream.state.borrow().closing {
+                // Async: nobody waits, so let the batch grow first.
+                monoio::time::sleep(ASYNC_GATHER).await;
+                let mut s = self.stream.state.borrow_mut();
+                let more = std::mem::take(&mut s.bodies);
+                let base = bodies.len();
+                bodies.extend_from_slice(&more);
+                ends.extend(s.ends.drain(..).map(|e| e + base));
+                last = s.next - 1;
+                s.bodies = more;
+                s.bodies.clear();
+            }
             let first = last + 1 - ends.len() as u64;
             sealed.clear();
             let before = self.chain;
@@ -297,53 +390,50 @@ impl StreamWriter {
                 self.chain.seal(&bodies[start..end], &mut sealed);
                 start = end;
             }
+            bodies.clear();
+            ends.clear();
             let result = self.write(before.seq, std::mem::take(&mut sealed)).await;
             let mut s = self.stream.state.borrow_mut();
             match result {
                 Ok(buf) => {
                     sealed = buf;
-                    self.stream.healthy.set(true);
-                    *self.stream.lost.borrow_mut() = (0, String::new());
+                    if !self.stream.healthy.get() {
+                        self.stream.healthy.set(true);
+                        *self.stream.lost.borrow_mut() = (0, String::new());
+                    }
                 }
                 Err(e) => {
                     self.chain = before;
-                    self.stream.healthy.set(false);
-                    {
-                        let mut lost = self.stream.lost.borrow_mut();
-                        lost.0 += ends.len() as u64;
-                        lost.1 = e.clone();
-                    }
-                    tracing::error!(stream = settings.stream, error = %e, "audit: records could not be written; statements are refused until the log can be written again");
-                    if s.failed.len() == FAILED_KEPT {
-                        s.failed.pop_front();
-                    }
-                    s.failed.push_back((first, last, e));
+                    self.stream.fail(&mut s, first, last, e);
                 }
             }
-            s.done = last;
-            for w in s.waiters.drain(..) {
+            s.written = last;
+            if let Some(w) = s.syncer.take() {
                 w.wake();
             }
+            s.wake_all();
         }
+        let mut s = self.stream.state.borrow_mut();
+        s.closed = true;
+        if let Some(w) = s.syncer.take() {
+            w.wake();
+        }
+        s.wake_all();
     }
 
     /// Appends sealed lines (whose first record is `seq`) to the current
-    /// segment, rotating first when it is full, and fsyncs. On failure the
-    /// segment is cut back to where it was.
+    /// segment, rotating first when it is full. On failure the segment is
+    /// cut back to where it was.
     async fn write(&mut self, seq: u64, buf: Vec<u8>) -> Result<Vec<u8>, String> {
         let settings = &self.stream.settings;
         if self.file.is_none() || self.offset >= settings.segment_size {
-            self.rotate(seq)?;
+            self.rotate(seq).await?;
         }
         let Some(file) = &self.file else {
             return Err("no segment is open".into());
         };
         let len = buf.len() as u64;
-        let (res, buf) = file.write_all_at(buf, self.offset).await;
-        let res = match res {
-            Ok(()) => file.sync_data().await,
-            Err(e) => Err(e),
-        };
+        let res = std::os::unix::fs::FileExt::write_all_at(file, &buf, self.offset);
         match res {
             Ok(()) => {
                 self.offset += len;
@@ -376,8 +466,15 @@ impl StreamWriter {
         unsafe { libc::ftruncate(file.as_raw_fd(), self.offset as libc::off_t) == 0 }
     }
 
-    /// Starts a new segment whose first record is `seq`.
-    fn rotate(&mut self, seq: u64) -> Result<(), String> {
+    /// Starts a new segment whose first record is `seq`, after syncing the
+    /// one it replaces (the syncer only ever syncs the current segment).
+    async fn rotate(&mut self, seq: u64) -> Result<(), String> {
+        let old = self.stream.state.borrow().file.clone();
+        if let Some(old) = old {
+            old.sync_data()
+                .await
+                .map_err(|e| format!("syncing {}: {e}", self.segment_path().display()))?;
+        }
         let dir = &self.stream.settings.dir;
         let path = dir.join(segment::name(self.stream.settings.stream, seq));
         let f = OpenOptions::new()
@@ -394,10 +491,181 @@ impl StreamWriter {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| format!("cannot sync {}: {e}", dir.display()))?;
-        self.file =
-            Some(monoio::fs::File::from_std(f).map_err(|e| format!("{}: {e}", path.display()))?);
+        let for_sync = f
+            .try_clone()
+            .and_then(monoio::fs::File::from_std)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        self.stream.state.borrow_mut().file = Some(Rc::new(for_sync));
+        self.file = Some(f);
         self.offset = len;
         self.segment_first = seq;
         Ok(())
+    }
+}
+
+/// The syncer: fsyncs the current segment whenever records were written
+/// since the last fsync began; each fsync settles every ticket written
+/// before it started.
+async fn sync_loop(stream: Rc<AuditStream>) {
+    loop {
+        let job = poll_fn(|cx| {
+            let mut s = stream.state.borrow_mut();
+            if s.written > s.synced {
+                return Poll::Ready(Some((s.written, s.file.clone())));
+            }
+            if s.closed {
+                return Poll::Ready(None);
+            }
+            s.syncer = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        let Some((target, file)) = job else { return };
+        let result = match &file {
+            Some(f) => f.sync_data().await.map_err(|e| e.to_string()),
+            // Nothing was ever written (every batch failed).
+            None => Ok(()),
+        };
+        {
+            let mut s = stream.state.borrow_mut();
+            if let Err(e) = result {
+                let lo = s.synced + 1;
+                stream.fail(
+                    &mut s,
+                    lo,
+                    target,
+                    format!("syncing the audit segment: {e}"),
+                );
+            }
+            s.synced = target;
+            s.wake_all();
+        }
+        let interval = stream.settings.sync_interval;
+        if !interval.is_zero() {
+            monoio::time::sleep(interval).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::chain::open;
+
+    fn runtime() -> monoio::FusionRuntime<
+        monoio::time::TimeDriver<monoio::IoUringDriver>,
+        monoio::time::TimeDriver<monoio::LegacyDriver>,
+    > {
+        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+    }
+
+    fn settings(dir: &Path, segment_size: u64, async_ms: u64) -> StreamSettings {
+        StreamSettings {
+            dir: dir.to_path_buf(),
+            stream: 0,
+            streams: 1,
+            segment_size,
+            policy: "p".into(),
+            sync_interval: std::time::Duration::from_millis(async_ms),
+        }
+    }
+
+    fn statement(n: u64) -> Record<'static> {
+        Record {
+            t: "2026-12-01T00:00:00.000000Z".into(),
+            kind: Kind::Statement,
+            n: Some(n),
+            sql: Some(format!("SELECT {n}").into()),
+            ..Record::default()
+        }
+    }
+
+    /// Every line of every segment, checked link by link.
+    fn chained_lines(dir: &Path) -> Vec<String> {
+        let mut prev = crate::audit::chain::GENESIS;
+        let mut seq = 1;
+        let mut out = Vec::new();
+        for s in segment::list(dir).unwrap() {
+            let text = std::fs::read_to_string(&s.path).unwrap();
+            assert!(text.is_empty() || text.ends_with('\n'));
+            for (i, line) in text.lines().enumerate() {
+                let link = open(line.as_bytes()).unwrap();
+                assert_eq!((link.seq, link.prev), (seq, prev), "{}", s.path.display());
+                if i == 0 {
+                    assert_eq!(s.first_seq, seq);
+                }
+                prev = link.hash;
+                seq += 1;
+                out.push(line.to_string());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn records_are_synced_in_order_across_segments_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..2u64 {
+            let opened = open_stream(settings(dir.path(), 64 * 1024, 0)).unwrap();
+            runtime().block_on(async {
+                let (stream, writer) = AuditStream::new(opened);
+                let run = monoio::spawn(writer.run());
+                let mut last = 0;
+                for n in 0..2000 {
+                    last = stream.append(&statement(round * 10_000 + n));
+                    if n % 100 == 0 {
+                        stream.reached(last, Level::Synced).await.unwrap();
+                    }
+                }
+                stream.reached(last, Level::Synced).await.unwrap();
+                stream.close().await;
+                run.await;
+            });
+        }
+        let lines = chained_lines(dir.path());
+        // A start record and 2000 statements per round.
+        assert_eq!(lines.len(), 2 * 2001);
+        assert!(segment::list(dir.path()).unwrap().len() > 4);
+        let sqls: Vec<String> = lines
+            .iter()
+            .filter_map(|l| {
+                let r: Record = serde_json::from_str(l).unwrap();
+                r.sql.map(|s| s.into_owned())
+            })
+            .collect();
+        let expected: Vec<String> = (0..2u64)
+            .flat_map(|r| (0..2000).map(move |n| format!("SELECT {}", r * 10_000 + n)))
+            .collect();
+        assert_eq!(sqls, expected);
+    }
+
+    #[test]
+    fn async_records_are_written_without_anyone_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = open_stream(settings(dir.path(), 1 << 20, 5)).unwrap();
+        runtime().block_on(async {
+            let (stream, writer) = AuditStream::new(opened);
+            let run = monoio::spawn(writer.run());
+            for n in 0..10 {
+                stream.append(&statement(n));
+            }
+            assert!(!stream.is_backlogged());
+            stream.close().await;
+            run.await;
+        });
+        assert_eq!(chained_lines(dir.path()).len(), 11);
+    }
+
+    #[test]
+    fn a_second_process_cannot_take_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = lock_dir(dir.path()).unwrap();
+        // flock locks belong to the open file description: a second open
+        // conflicts even within one process.
+        let e = lock_dir(dir.path()).unwrap_err();
+        assert!(e.contains("in use by another pgward"), "{e}");
     }
 }

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use crate::audit::record::{param_text, param_text_binary, Kind, Record, Verdict};
 use crate::audit::time::{format, now_micros};
-use crate::audit::writer::{AuditStream, Durability, Ticket, WriteFailed};
+use crate::audit::writer::{AuditStream, Durability, Level, Ticket, WriteFailed};
 use crate::policy::Denial;
 use crate::sql::fingerprint::{fingerprint, tokens, Fingerprint, Kind as TokenKind, Strings};
 use crate::wire::frontend::Parameter;
@@ -308,13 +308,13 @@ impl SessionAudit {
         self.stream.append(&r);
     }
 
-    /// The record this batch must see written before it is forwarded:
-    /// always in strict mode, and in async mode when the stream is behind.
-    pub fn take_wait(&mut self) -> Option<Ticket> {
+    /// The record this batch must see synced before it is forwarded
+    /// (strict), or written when the stream is behind (async).
+    pub fn take_wait(&mut self) -> Option<(Ticket, Level)> {
         let t = self.wait_for.take()?;
         match self.durability {
-            Durability::Strict => Some(t),
-            Durability::Async => self.stream.is_backlogged().then_some(t),
+            Durability::Strict => Some((t, Level::Synced)),
+            Durability::Async => self.stream.is_backlogged().then_some((t, Level::Written)),
         }
     }
 

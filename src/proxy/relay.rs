@@ -723,13 +723,13 @@ impl<'a> ClientPump<'a> {
                 self.catalog.cache.invalidate(self.catalog.name);
             }
             let wait = match &mut *self.state.audit.borrow_mut() {
-                Some(a) => a.take_wait().map(|t| (a.stream(), t)),
+                Some(a) => a.take_wait().map(|(t, level)| (a.stream(), t, level)),
                 None => None,
             };
-            if let Some((stream, t)) = wait {
+            if let Some((stream, t, level)) = wait {
                 // Nothing of this batch reaches the server before its
-                // records are on disk.
-                if let Err(e) = stream.written(t).await {
+                // records are written (or synced, when strict).
+                if let Err(e) = stream.reached(t, level).await {
                     self.state.halted.set(true);
                     return RelayEnd::Halted(write_failed(&e));
                 }

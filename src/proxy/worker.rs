@@ -16,7 +16,9 @@ use crate::wire::error_response::PgError;
 use super::client_login::LoginContext;
 use super::shutdown;
 use super::tls;
-use crate::audit::writer::{lock_dir, open_stream, AuditStream, OpenedStream, StreamSettings};
+use crate::audit::writer::{
+    lock_dir, open_stream, AuditStream, Durability, OpenedStream, StreamSettings,
+};
 use crate::config::Config;
 
 /// Everything a worker's sessions read: the configuration in force (a
@@ -268,8 +270,11 @@ fn open_audit_streams(config: &Config) -> Result<Vec<Option<OpenedStream>>, Stri
                 stream: n as u32,
                 streams: workers as u32,
                 segment_size: audit.segment_size,
-                max_pending: audit.max_pending,
                 policy: config.version.clone(),
+                sync_interval: match audit.durability {
+                    Durability::Strict => Duration::ZERO,
+                    Durability::Async => audit.sync_interval,
+                },
             })
             .map(Some)
             .map_err(|e| format!("audit.dir: {e}"))
