@@ -146,7 +146,9 @@ enum AuditCommand {
 /// Reads `--since`.
 fn parse_since(text: &str) -> Result<u64, String> {
     pgward::audit::time::parse(text).ok_or_else(|| {
-        format!("{text:?} is not a time: use RFC 3339 (2026-12-01T17:06:36Z) or a date (2026-12-01)")
+        format!(
+            "{text:?} is not a time: use RFC 3339 (2026-12-01T17:06:36Z) or a date (2026-12-01)"
+        )
     })
 }
 

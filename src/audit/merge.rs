@@ -130,12 +130,12 @@ mod tests {
     #[test]
     fn time_and_session_are_found_without_parsing() {
         let line = br#"{"seq":1,"prev":"00","t":"2026-12-01T00:00:01.000000Z","kind":"connect","session":"a\"b"}"#;
-        assert_eq!(
-            time_of(line),
-            time::parse("2026-12-01T00:00:01Z")
-        );
+        assert_eq!(time_of(line), time::parse("2026-12-01T00:00:01Z"));
         assert!(memchr::memmem::find(line, &session_needle("a\"b")).is_some());
         assert!(memchr::memmem::find(line, &session_needle("a")).is_none());
-        assert_eq!(time_of(br#"{"seq":1,"sql":"x\",\"t\":\"2026-12-01"}"#), None);
+        assert_eq!(
+            time_of(br#"{"seq":1,"sql":"x\",\"t\":\"2026-12-01"}"#),
+            None
+        );
     }
 }

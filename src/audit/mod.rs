@@ -7,13 +7,13 @@
 //! `show` and `replay` are the `pgward audit` commands.
 
 pub mod chain;
-pub mod record;
-pub mod segment;
-pub mod time;
-pub mod reader;
-pub mod verify;
-pub mod merge;
 pub mod event;
+pub mod merge;
+pub mod reader;
+pub mod record;
 pub mod replay;
-pub mod show;
 pub mod sample;
+pub mod segment;
+pub mod show;
+pub mod time;
+pub mod verify;

@@ -217,7 +217,9 @@ impl StreamReader {
         number: u64,
     ) -> Result<StreamReader, ReadError> {
         let current = match stream.segments.get(index) {
-            Some(s) => Some(LineReader::open_at(&s.path, offset, number).map_err(read_error(&s.path))?),
+            Some(s) => {
+                Some(LineReader::open_at(&s.path, offset, number).map_err(read_error(&s.path))?)
+            }
             None => None,
         };
         Ok(StreamReader {
@@ -254,12 +256,16 @@ impl StreamReader {
             };
             let last = self.index + 1 == self.stream.segments.len();
             if self.current.is_none() {
-                self.current = Some(LineReader::open(&segment.path).map_err(read_error(&segment.path))?);
+                self.current =
+                    Some(LineReader::open(&segment.path).map_err(read_error(&segment.path))?);
             }
             let Some(reader) = self.current.as_mut() else {
                 return Ok(None);
             };
-            if reader.advance(finish || !last).map_err(read_error(&segment.path))? {
+            if reader
+                .advance(finish || !last)
+                .map_err(read_error(&segment.path))?
+            {
                 break;
             }
             if last {

@@ -54,7 +54,11 @@ pub fn write(events: &[Event], out: &mut impl Write) -> io::Result<()> {
         "session {}: user {}, database {}, began {}",
         first.session,
         who.map_or("?", |e| e.user.as_str()),
-        who.map_or("?", |e| if e.database.is_empty() { "?" } else { e.database.as_str() }),
+        who.map_or("?", |e| if e.database.is_empty() {
+            "?"
+        } else {
+            e.database.as_str()
+        }),
         first.t
     )?;
     for e in events {
@@ -158,5 +162,65 @@ pub fn run(dir: &Path, session: &str) -> std::process::ExitCode {
             eprintln!("pgward: cannot write the output: {e}");
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::sample;
+
+    #[test]
+    fn a_session_reads_from_connect_to_disconnect() {
+        let dir = tempfile::tempdir().unwrap();
+        for stream in 0..2 {
+            let lines = sample::stream_lines(stream, 2, 1_796_000_000_000_000, 2, 5);
+            sample::write_stream(dir.path(), stream, &lines, 4).unwrap();
+        }
+        let events = timeline(dir.path(), "w1-s1").unwrap();
+        assert_eq!(events.len(), 7);
+        let mut out = Vec::new();
+        write(&events, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("session w1-s1: user agent, database shop"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("+    0.000000s  connect: user agent, database shop"),
+            "{text}"
+        );
+        assert!(
+            lines[2].starts_with("+    0.001000s  #1 allowed via query: SELECT o.id"),
+            "{text}"
+        );
+        assert!(
+            lines[3].contains("ok, took 351us, 1 row(s), tags SELECT 1"),
+            "{text}"
+        );
+        let masked = lines.iter().position(|l| l.contains("#3 masked")).unwrap();
+        assert!(
+            lines[masked + 1].contains("masked public.customers.email (1 cell(s))"),
+            "{text}"
+        );
+        let denied = lines.iter().position(|l| l.contains("#5 denied")).unwrap();
+        assert!(
+            lines[denied].contains("DELETE FROM public.orders"),
+            "{text}"
+        );
+        assert!(
+            lines[denied + 1].contains("rule operations")
+                && lines[denied + 1].contains("SQLSTATE 42501"),
+            "{text}"
+        );
+        assert!(
+            lines
+                .last()
+                .unwrap()
+                .starts_with("+    0.006000s  disconnect: 5 statement(s) in 6.0ms"),
+            "{text}"
+        );
+        assert!(timeline(dir.path(), "w1-s").unwrap().is_empty());
     }
 }

@@ -116,7 +116,12 @@ pub fn seal(records: &[Record<'_>], chain: &mut Chain) -> Vec<Vec<u8>> {
 
 /// Writes the lines of one stream (seq 1 first) into segments of
 /// `per_segment` lines each, named as the writer names them.
-pub fn write_stream(dir: &Path, stream: u32, lines: &[Vec<u8>], per_segment: usize) -> io::Result<()> {
+pub fn write_stream(
+    dir: &Path,
+    stream: u32,
+    lines: &[Vec<u8>],
+    per_segment: usize,
+) -> io::Result<()> {
     for (i, chunk) in lines.chunks(per_segment.max(1)).enumerate() {
         let first = (i * per_segment.max(1)) as u64 + 1;
         std::fs::write(dir.join(segment::name(stream, first)), chunk.concat())?;
@@ -126,7 +131,13 @@ pub fn write_stream(dir: &Path, stream: u32, lines: &[Vec<u8>], per_segment: usi
 
 /// A stream of `sessions` sessions of `statements` statements after a
 /// `start` record, sealed.
-pub fn stream_lines(stream: u32, streams: u32, t: u64, sessions: u64, statements: u64) -> Vec<Vec<u8>> {
+pub fn stream_lines(
+    stream: u32,
+    streams: u32,
+    t: u64,
+    sessions: u64,
+    statements: u64,
+) -> Vec<Vec<u8>> {
     let mut records = vec![start(t, stream, streams)];
     for s in 0..sessions {
         let at = t + 1_000 + s * (statements + 2) * 1_000;

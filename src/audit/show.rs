@@ -232,7 +232,15 @@ impl<W: Write> Table<'_, W> {
             writeln!(
                 self.out,
                 "{:<26} {:<16} {:<12} {:<12} {:<12} {:<10} {:<12} {:>9} {:<5} SQL",
-                "TIME", "SESSION", "USER", "DATABASE", "VERDICT", "RULE", "ROWS/TAG", "DURATION", "STATE"
+                "TIME",
+                "SESSION",
+                "USER",
+                "DATABASE",
+                "VERDICT",
+                "RULE",
+                "ROWS/TAG",
+                "DURATION",
+                "STATE"
             )?;
         }
         let text = match e.kind {
@@ -347,6 +355,147 @@ pub fn run(opts: &Options) -> std::process::ExitCode {
         Err(e) => {
             eprintln!("pgward: {e}");
             std::process::ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{chain, sample, time};
+
+    const T: u64 = 1_796_000_000_000_000;
+
+    /// Two streams of two sessions of 5 statements each (#3 masked, #5
+    /// denied), the streams' sessions interleaved in time.
+    fn log() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for stream in 0..2 {
+            let lines = sample::stream_lines(stream, 2, T + u64::from(stream) * 500, 2, 5);
+            sample::write_stream(dir.path(), stream, &lines, 6).unwrap();
+        }
+        dir
+    }
+
+    fn show_text(dir: &tempfile::TempDir, filter: Filter, json: bool) -> String {
+        let opts = Options {
+            dir: dir.path().to_path_buf(),
+            filter,
+            json,
+            follow: false,
+        };
+        let mut out = Vec::new();
+        show(&opts, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_table_joins_results_and_merges_streams_in_time_order() {
+        let dir = log();
+        let text = show_text(&dir, Filter::default(), false);
+        let rows: Vec<&str> = text.lines().skip(1).collect();
+        // Per session: connect, 5 statements, disconnect; 4 sessions.
+        assert_eq!(rows.len(), 28, "{text}");
+        let mut times: Vec<&str> = rows.iter().map(|r| &r[..26]).collect();
+        let sorted = {
+            let mut s = times.clone();
+            s.sort();
+            s
+        };
+        assert_eq!(times, sorted, "{text}");
+        times.dedup();
+        let masked = rows.iter().find(|r| r.contains(" masked ")).unwrap();
+        assert!(
+            masked.contains("SELECT 1") && masked.contains("w0-s0"),
+            "{masked}"
+        );
+        let denied = rows.iter().find(|r| r.contains(" denied ")).unwrap();
+        assert!(
+            denied.contains("operations")
+                && denied.contains("42501")
+                && denied.contains("DELETE FROM"),
+            "{denied}"
+        );
+        // A statement's row carries its result's duration.
+        let allowed = rows.iter().find(|r| r.contains(" allowed ")).unwrap();
+        assert!(
+            allowed.contains("us ") && allowed.contains("agent"),
+            "{allowed}"
+        );
+        assert!(rows
+            .iter()
+            .any(|r| r.contains(" connect ") && r.contains("client 10.0.0.7")));
+        assert!(rows
+            .iter()
+            .any(|r| r.contains(" disconnect ") && r.contains("5 statement(s)")));
+    }
+
+    #[test]
+    fn filters_narrow_the_rows() {
+        let dir = log();
+        let only = |filter: Filter| {
+            let text = show_text(&dir, filter, false);
+            text.lines().skip(1).map(String::from).collect::<Vec<_>>()
+        };
+        let rows = only(Filter {
+            session: Some("w1-s0".into()),
+            ..Filter::default()
+        });
+        assert_eq!(rows.len(), 7);
+        assert!(rows.iter().all(|r| r.contains("w1-s0")));
+        for (verdict, word, count) in [
+            (VerdictFilter::Denied, " denied ", 4),
+            (VerdictFilter::Masked, " masked ", 4),
+            (VerdictFilter::Allowed, "", 16),
+        ] {
+            let rows = only(Filter {
+                verdict: Some(verdict),
+                ..Filter::default()
+            });
+            assert_eq!(rows.len(), count, "{verdict:?}: {rows:?}");
+            assert!(rows.iter().all(|r| r.contains(word)), "{rows:?}");
+        }
+        assert_eq!(
+            only(Filter {
+                user: Some("nobody".into()),
+                ..Filter::default()
+            })
+            .len(),
+            0
+        );
+        // Since the second session of each stream began.
+        let since = T + 1_000 + 7_000;
+        let rows = only(Filter {
+            since: Some(since),
+            ..Filter::default()
+        });
+        assert_eq!(rows.len(), 14, "{rows:?}");
+        assert!(rows.iter().all(|r| r.contains("-s1")), "{rows:?}");
+        assert!(rows[0].starts_with(&time::format(since).replacen('T', " ", 1)));
+    }
+
+    #[test]
+    fn json_prints_the_matching_lines_unchanged() {
+        let dir = log();
+        let all = show_text(&dir, Filter::default(), true);
+        // 2 streams x (start + 2 x (connect + 5 statements + 4 results + disconnect)).
+        assert_eq!(all.lines().count(), 2 * (1 + 2 * 11));
+        let masked = show_text(
+            &dir,
+            Filter {
+                verdict: Some(VerdictFilter::Masked),
+                ..Filter::default()
+            },
+            true,
+        );
+        let lines: Vec<&str> = masked.lines().collect();
+        assert_eq!(lines.len(), 8, "{masked}");
+        for pair in lines.chunks(2) {
+            assert!(pair[0].contains(r#""kind":"statement""#), "{}", pair[0]);
+            assert!(pair[1].contains(r#""kind":"result""#) && pair[1].contains("masked"));
+            for line in pair {
+                chain::open(line.as_bytes()).unwrap();
+            }
         }
     }
 }

@@ -152,7 +152,13 @@ pub struct Break {
 
 impl std::fmt::Display for Break {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} line {}: {}", self.path.display(), self.line, self.why)
+        write!(
+            f,
+            "{} line {}: {}",
+            self.path.display(),
+            self.line,
+            self.why
+        )
     }
 }
 
@@ -533,7 +539,11 @@ mod tests {
         assert!(!report.intact());
         let breaks: Vec<&Break> = report.breaks().collect();
         assert_eq!(breaks.len(), 1, "{breaks:?}");
-        (breaks[0].path.clone(), breaks[0].line, breaks[0].why.clone())
+        (
+            breaks[0].path.clone(),
+            breaks[0].line,
+            breaks[0].why.clone(),
+        )
     }
 
     #[test]
@@ -566,7 +576,14 @@ mod tests {
         });
         assert_eq!(
             only_break(&dir),
-            (file(&dir, 11), 5, Why::Missing { after: 14, before: 16 })
+            (
+                file(&dir, 11),
+                5,
+                Why::Missing {
+                    after: 14,
+                    before: 16
+                }
+            )
         );
     }
 
@@ -599,7 +616,10 @@ mod tests {
             seq: 15,
             prev: before.hash,
         }
-        .seal(br#"{"t":"2026-12-01T00:00:00.000000Z","kind":"connect"}"#, &mut forged);
+        .seal(
+            br#"{"t":"2026-12-01T00:00:00.000000Z","kind":"connect"}"#,
+            &mut forged,
+        );
         edit(&file(&dir, 11), |l| l.insert(4, forged.clone()));
         assert_eq!(
             only_break(&dir),
@@ -621,7 +641,9 @@ mod tests {
         );
         // A line that is no record at all.
         let (dir, _) = log();
-        edit(&file(&dir, 11), |l| l.insert(5, b"{\"kind\":\"connect\"}\n".to_vec()));
+        edit(&file(&dir, 11), |l| {
+            l.insert(5, b"{\"kind\":\"connect\"}\n".to_vec())
+        });
         let (path, line, why) = only_break(&dir);
         assert_eq!((path, line), (file(&dir, 11), 6));
         assert!(matches!(why, Why::Link(LinkError::Shape(_))), "{why}");
@@ -633,14 +655,28 @@ mod tests {
         std::fs::remove_file(file(&dir, 11)).unwrap();
         assert_eq!(
             only_break(&dir),
-            (file(&dir, 21), 1, Why::Missing { after: 10, before: 21 })
+            (
+                file(&dir, 21),
+                1,
+                Why::Missing {
+                    after: 10,
+                    before: 21
+                }
+            )
         );
         let (dir, _) = log();
         std::fs::remove_file(file(&dir, 1)).unwrap();
         let (path, line, why) = only_break(&dir);
         assert_eq!(
             (path, line, why.clone()),
-            (file(&dir, 11), 1, Why::Missing { after: 0, before: 11 })
+            (
+                file(&dir, 11),
+                1,
+                Why::Missing {
+                    after: 0,
+                    before: 11
+                }
+            )
         );
         assert!(why.to_string().contains("starts at seq 11"), "{why}");
     }
@@ -664,7 +700,14 @@ mod tests {
         std::fs::rename(file(&dir, 31), file(&dir, 32)).unwrap();
         assert_eq!(
             only_break(&dir),
-            (file(&dir, 32), 1, Why::Name { named: 32, first: 31 })
+            (
+                file(&dir, 32),
+                1,
+                Why::Name {
+                    named: 32,
+                    first: 31
+                }
+            )
         );
     }
 
