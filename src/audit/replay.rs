@@ -9,7 +9,7 @@ use std::path::Path;
 use super::event::{duration_text, one_line, Event};
 use super::merge::{self, Merge};
 use super::reader::Parser;
-use super::record::Kind;
+use super::record::{Kind, Verdict};
 use super::show::ShowError;
 
 /// A session's events in time order, each statement joined with its
@@ -94,48 +94,61 @@ pub fn write(events: &[Event], out: &mut impl Write) -> io::Result<()> {
                     e.message,
                     one_line(&e.sql, 200)
                 )?;
-                let mut facts = Vec::new();
-                if !e.rule.is_empty() {
-                    facts.push(format!("rule {}", e.rule));
-                }
-                if !e.reason.is_empty() {
-                    facts.push(e.reason.clone());
-                }
-                if !e.outcome.is_empty() {
-                    facts.push(e.outcome.clone());
-                }
-                if e.duration_us.is_some() {
-                    facts.push(format!("took {}", duration_text(e.duration_us)));
-                }
-                if let Some(rows) = e.rows {
-                    facts.push(format!("{rows} row(s)"));
-                }
-                if !e.tags.is_empty() {
-                    facts.push(format!("tags {}", e.tags.join(",")));
-                }
-                if !e.masked.is_empty() {
-                    facts.push(format!(
-                        "masked {} ({} cell(s))",
-                        e.masked.join(","),
-                        e.masked_cells.unwrap_or(0)
-                    ));
-                }
-                if !e.sqlstate.is_empty() {
-                    facts.push(format!("SQLSTATE {}", e.sqlstate));
-                }
-                if e.verdict == Some(super::record::Verdict::Allowed) && !e.answered {
-                    facts.push("no result recorded".into());
-                }
-                if !facts.is_empty() {
-                    writeln!(out, "{:16}{}", "", facts.join(", "))?;
-                }
+                write_facts(e, out)?;
             }
-            Kind::Start | Kind::Result => {
-                writeln!(out, "{}: n {:?}", e.verdict_text(), e.n)?;
+            Kind::Result => {
+                writeln!(
+                    out,
+                    "result of #{} (its statement is not in the log)",
+                    e.n.map_or(String::from("?"), |n| n.to_string())
+                )?;
+                write_facts(e, out)?;
             }
+            Kind::Start => writeln!(out, "pgward started")?,
         }
     }
     Ok(())
+}
+
+/// A statement's second line: rule, reason, outcome, timing, rows, tags,
+/// masks and SQLSTATE, those it has.
+fn write_facts(e: &Event, out: &mut impl Write) -> io::Result<()> {
+    let mut facts = Vec::new();
+    if !e.rule.is_empty() {
+        facts.push(format!("rule {}", e.rule));
+    }
+    if !e.reason.is_empty() {
+        facts.push(e.reason.clone());
+    }
+    if !e.outcome.is_empty() {
+        facts.push(e.outcome.clone());
+    }
+    if e.duration_us.is_some() {
+        facts.push(format!("took {}", duration_text(e.duration_us)));
+    }
+    if let Some(rows) = e.rows {
+        facts.push(format!("{rows} row(s)"));
+    }
+    if !e.tags.is_empty() {
+        facts.push(format!("tags {}", e.tags.join(",")));
+    }
+    if !e.masked.is_empty() {
+        facts.push(format!(
+            "masked {} ({} cell(s))",
+            e.masked.join(","),
+            e.masked_cells.unwrap_or(0)
+        ));
+    }
+    if !e.sqlstate.is_empty() {
+        facts.push(format!("SQLSTATE {}", e.sqlstate));
+    }
+    if e.kind == Kind::Statement && e.verdict == Some(Verdict::Allowed) && !e.answered {
+        facts.push("no result recorded".into());
+    }
+    if facts.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "{:16}{}", "", facts.join(", "))
 }
 
 /// Runs `pgward audit replay`: exit status 0, 1 when the session is not

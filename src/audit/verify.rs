@@ -220,6 +220,17 @@ pub fn verify(dir: &Path) -> Result<Report, ReadError> {
         .map_or(1, usize::from)
         .min(streams.len())
         .max(1);
+    if threads == 1 {
+        // No thread to start for one stream.
+        return finish(
+            started,
+            streams
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| (i, verify_stream(s)))
+                .collect(),
+        );
+    }
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -234,7 +245,15 @@ pub fn verify(dir: &Path) -> Result<Report, ReadError> {
             });
         }
     });
-    let mut results = results.into_inner().unwrap_or_default();
+    finish(started, results.into_inner().unwrap_or_default())
+}
+
+/// What each stream's check gave: (stream index, outcome).
+type Outcomes = Vec<(usize, Result<(Summary, Vec<Announced>), ReadError>)>;
+
+/// Puts the streams' outcomes together and looks for announced streams
+/// that are missing.
+fn finish(started: Instant, mut results: Outcomes) -> Result<Report, ReadError> {
     results.sort_by_key(|(i, _)| *i);
     let mut summaries = Vec::with_capacity(results.len());
     let mut announced = Vec::new();
