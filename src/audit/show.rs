@@ -163,7 +163,7 @@ impl<W: Write> Table<'_, W> {
             }
             _ => {}
         }
-        if !self.filter.since.is_none_or(|s| e.micros >= s) || !self.filter.may_match(&e) {
+        if self.filter.since.is_some_and(|s| e.micros < s) || !self.filter.may_match(&e) {
             return self.flush();
         }
         if e.kind == Kind::Start && !self.json {
@@ -231,7 +231,7 @@ impl<W: Write> Table<'_, W> {
             self.header = true;
             writeln!(
                 self.out,
-                "{:<26} {:<16} {:<12} {:<12} {:<12} {:<10} {:<12} {:>9} {:<5} SQL",
+                "{:<27} {:<16} {:<12} {:<12} {:<12} {:<10} {:<12} {:>9} {:<5} SQL",
                 "TIME",
                 "SESSION",
                 "USER",
@@ -245,12 +245,19 @@ impl<W: Write> Table<'_, W> {
         }
         let text = match e.kind {
             Kind::Statement => one_line(&e.sql, 100),
-            Kind::Connect => format!(
-                "client {} auth {}{}",
-                e.client,
-                e.auth,
-                if e.tls == Some(true) { " tls" } else { "" }
-            ),
+            Kind::Connect => {
+                let mut parts = Vec::new();
+                if !e.client.is_empty() {
+                    parts.push(format!("client {}", e.client));
+                }
+                if !e.auth.is_empty() {
+                    parts.push(format!("auth {}", e.auth));
+                }
+                if e.tls == Some(true) {
+                    parts.push("tls".into());
+                }
+                parts.join(" ")
+            }
             Kind::Disconnect => format!(
                 "{} statement(s){}{}",
                 e.statements.unwrap_or(0),
@@ -261,7 +268,7 @@ impl<W: Write> Table<'_, W> {
         };
         writeln!(
             self.out,
-            "{:<26} {:<16} {:<12} {:<12} {:<12} {:<10} {:<12} {:>9} {:<5} {}",
+            "{:<27} {:<16} {:<12} {:<12} {:<12} {:<10} {:<12} {:>9} {:<5} {}",
             e.t.replacen('T', " ", 1),
             e.session,
             e.user,
@@ -396,14 +403,13 @@ mod tests {
         let rows: Vec<&str> = text.lines().skip(1).collect();
         // Per session: connect, 5 statements, disconnect; 4 sessions.
         assert_eq!(rows.len(), 28, "{text}");
-        let mut times: Vec<&str> = rows.iter().map(|r| &r[..26]).collect();
+        let times: Vec<&str> = rows.iter().map(|r| &r[..27]).collect();
         let sorted = {
             let mut s = times.clone();
             s.sort();
             s
         };
         assert_eq!(times, sorted, "{text}");
-        times.dedup();
         let masked = rows.iter().find(|r| r.contains(" masked ")).unwrap();
         assert!(
             masked.contains("SELECT 1") && masked.contains("w0-s0"),
