@@ -24,7 +24,9 @@ fn valid() -> &'static Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let bytes = if mode & 1 == 0 {
         rest.to_vec()
     } else {
