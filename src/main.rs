@@ -1,7 +1,7 @@
 //! The pgward command line: `serve` runs the gateway, `check` validates a
 //! config, `scram-verifier` turns a password into a stored verifier,
 //! `explain` shows a decision, `provision` gives the database logins exactly
-//! the grants their roles imply.
+//! the grants their roles imply, `audit` verifies and reads the audit log.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -86,6 +86,98 @@ enum Command {
         #[arg(long)]
         drift: bool,
     },
+    /// Verify and read the audit log (docs/audit.md).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every stream's hash chain from its first record to its last;
+    /// exit status 0 when intact, 1 when broken, 2 when unreadable. Prints
+    /// each stream's head hash: keep it elsewhere, because records cut off
+    /// the end of a stream can only be detected against a head recorded
+    /// earlier.
+    Verify {
+        /// The audit directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Print statements and session events as a table (or JSON lines),
+    /// all streams merged in time order.
+    Show {
+        /// The audit directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Only this session.
+        #[arg(long)]
+        session: Option<String>,
+        /// Only this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only statements with this verdict (masked: allowed, with columns
+        /// masked in the result).
+        #[arg(long, value_parser = ["allowed", "denied", "masked"])]
+        verdict: Option<String>,
+        /// Only records at or after this time (RFC 3339, or YYYY-MM-DD).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<u64>,
+        /// Print the matching records' JSON lines unchanged.
+        #[arg(long)]
+        json: bool,
+        /// Keep printing records as they are appended, until interrupted.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Print one session's timeline, connect to disconnect; exit status 1
+    /// when the session is not in the log.
+    Replay {
+        /// The audit directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The session id (as `audit show` prints it).
+        #[arg(long)]
+        session: String,
+    },
+}
+
+/// Reads `--since`.
+fn parse_since(text: &str) -> Result<u64, String> {
+    pgward::audit::time::parse(text).ok_or_else(|| {
+        format!(
+            "{text:?} is not a time: use RFC 3339 (2026-12-01T17:06:36Z) or a date (2026-12-01)"
+        )
+    })
+}
+
+/// Runs a `pgward audit` command.
+fn audit(command: AuditCommand) -> ExitCode {
+    use pgward::audit::{replay, show, verify};
+    match command {
+        AuditCommand::Verify { dir } => verify::run(&dir),
+        AuditCommand::Show {
+            dir,
+            session,
+            user,
+            verdict,
+            since,
+            json,
+            follow,
+        } => show::run(&show::Options {
+            dir,
+            filter: show::Filter {
+                session,
+                user,
+                verdict: verdict.and_then(|v| v.parse().ok()),
+                since,
+            },
+            json,
+            follow,
+        }),
+        AuditCommand::Replay { dir, session } => replay::run(&dir, &session),
+    }
 }
 
 fn main() -> ExitCode {
@@ -109,6 +201,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Serve { config } => serve(config),
+        Command::Audit { command } => audit(command),
         Command::Check { config, connect } => match load(&config) {
             Ok(c) if connect => {
                 let findings = pgward::connect_check::run(&c);

@@ -7,7 +7,14 @@
 //! `show` and `replay` are the `pgward audit` commands.
 
 pub mod chain;
+pub mod event;
+pub mod merge;
+pub mod reader;
 pub mod record;
+pub mod replay;
+pub mod sample;
 pub mod segment;
+pub mod show;
 pub mod time;
+pub mod verify;
 pub mod writer;

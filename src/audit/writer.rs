@@ -127,8 +127,6 @@ pub struct AuditStream {
     settings: StreamSettings,
     state: RefCell<State>,
     healthy: Cell<bool>,
-    /// The `recovered` record in flight, when a session is trying the disk.
-    probe: Cell<Option<Ticket>>,
     /// Records not written since the last successful batch, and why.
     lost: RefCell<(u64, String)>,
 }
@@ -150,6 +148,10 @@ struct State {
     syncer: Option<Waker>,
     /// The segment being written, for the syncer.
     file: Option<Rc<monoio::fs::File>>,
+    /// A session asks for a write attempt (the stream is unhealthy).
+    retry: bool,
+    /// Write attempts made (each batch, written or failed).
+    attempts: u64,
     closing: bool,
     /// The writer has stopped.
     closed: bool,
@@ -189,11 +191,12 @@ impl AuditStream {
                 writer: None,
                 syncer: None,
                 file: None,
+                retry: false,
+                attempts: 0,
                 closing: false,
                 closed: false,
             }),
             healthy: Cell::new(true),
-            probe: Cell::new(None),
             lost: RefCell::new((0, String::new())),
         });
         let writer = StreamWriter {
@@ -211,34 +214,48 @@ impl AuditStream {
         self.healthy.get()
     }
 
-    /// Tries the disk again when the last batch failed: appends a
-    /// `recovered` record (one at a time, shared by every session asking)
-    /// and waits for it to be synced. True when the stream writes again.
+    /// Tries the disk again when the last batch failed: asks the writer
+    /// for a write attempt (with nothing else to write, just the
+    /// `recovered` record it writes first after failures) and waits for it.
+    /// True when the stream writes again.
     pub async fn recover(&self) -> bool {
         if self.healthy.get() {
             return true;
         }
-        let t = match self.probe.get() {
-            Some(t) => t,
-            None => {
-                let (lost, why) = self.lost.borrow().clone();
-                let r = Record {
-                    t: super::time::format(super::time::now_micros()).into(),
-                    kind: Kind::Recovered,
-                    lost: Some(lost),
-                    reason: Some(why.into()),
-                    ..Record::default()
-                };
-                let t = self.append(&r);
-                self.probe.set(Some(t));
-                t
+        let seen = {
+            let mut s = self.state.borrow_mut();
+            s.retry = true;
+            if let Some(w) = s.writer.take() {
+                w.wake();
             }
+            s.attempts
         };
-        let ok = self.reached(t, Level::Synced).await.is_ok();
-        if self.probe.get() == Some(t) {
-            self.probe.set(None);
-        }
-        ok
+        poll_fn(|cx| {
+            let mut s = self.state.borrow_mut();
+            if s.attempts > seen || s.closed {
+                return Poll::Ready(());
+            }
+            s.waiters.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        self.healthy.get()
+    }
+
+    /// The `recovered` record that goes first in the first batch after
+    /// failures: how many records were lost, and why.
+    fn recovered_record(&self) -> Vec<u8> {
+        let (lost, why) = self.lost.borrow().clone();
+        let r = Record {
+            t: super::time::format(super::time::now_micros()).into(),
+            kind: Kind::Recovered,
+            lost: Some(lost),
+            reason: Some(why.into()),
+            ..Record::default()
+        };
+        let mut out = Vec::new();
+        r.write_json(&mut out);
+        out
     }
 
     /// Appends a record; its ticket says when it is written.
@@ -356,7 +373,8 @@ impl StreamWriter {
         loop {
             let last = poll_fn(|cx| {
                 let mut s = self.stream.state.borrow_mut();
-                if !s.ends.is_empty() {
+                if !s.ends.is_empty() || s.retry {
+                    s.retry = false;
                     // Swap buffers, so both keep their allocations.
                     std::mem::swap(&mut s.bodies, &mut bodies);
                     std::mem::swap(&mut s.ends, &mut ends);
@@ -385,6 +403,11 @@ impl StreamWriter {
             let first = last + 1 - ends.len() as u64;
             sealed.clear();
             let before = self.chain;
+            if !self.stream.healthy.get() {
+                // The log says where it has a gap, before anything else.
+                self.chain
+                    .seal(&self.stream.recovered_record(), &mut sealed);
+            }
             let mut start = 0;
             for &end in &ends {
                 self.chain.seal(&bodies[start..end], &mut sealed);
@@ -392,6 +415,13 @@ impl StreamWriter {
             }
             bodies.clear();
             ends.clear();
+            if sealed.is_empty() {
+                // A retry asked for while the stream was healthy again.
+                let mut s = self.stream.state.borrow_mut();
+                s.attempts += 1;
+                s.wake_all();
+                continue;
+            }
             let result = self.write(before.seq, std::mem::take(&mut sealed)).await;
             let mut s = self.stream.state.borrow_mut();
             match result {
@@ -404,9 +434,14 @@ impl StreamWriter {
                 }
                 Err(e) => {
                     self.chain = before;
-                    self.stream.fail(&mut s, first, last, e);
+                    if first <= last {
+                        self.stream.fail(&mut s, first, last, e);
+                    } else {
+                        self.stream.healthy.set(false);
+                    }
                 }
             }
+            s.attempts += 1;
             s.written = last;
             if let Some(w) = s.syncer.take() {
                 w.wake();

@@ -1,0 +1,209 @@
+//! What `show` and `replay` display: one record, or a `statement` record
+//! joined with its `result` (same session and `n`), with owned fields so it
+//! can wait for its result while the log is read on.
+
+use super::reader::Parser;
+use super::record::{Kind, Record, Verdict};
+
+/// A record (and, for a statement, its result) as shown.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Event {
+    /// Its time, as written.
+    pub t: String,
+    /// Its time, microseconds since the epoch (0 when unreadable).
+    pub micros: u64,
+    /// What it is.
+    pub kind: Kind,
+    /// The session.
+    pub session: String,
+    /// The statement's number in its session.
+    pub n: Option<u64>,
+    /// The user.
+    pub user: String,
+    /// The database.
+    pub database: String,
+    /// The client's address.
+    pub client: String,
+    /// How the client authenticated.
+    pub auth: String,
+    /// Whether the client used TLS.
+    pub tls: Option<bool>,
+    /// The user's roles.
+    pub roles: Vec<String>,
+    /// The protocol message that carried the statement.
+    pub message: String,
+    /// Allowed or denied.
+    pub verdict: Option<Verdict>,
+    /// The rule that decided.
+    pub rule: String,
+    /// Why it was refused, a login failed or a session ended.
+    pub reason: String,
+    /// The SQL text.
+    pub sql: String,
+    /// How the statement ended (from its result).
+    pub outcome: String,
+    /// Command tags (from its result).
+    pub tags: Vec<String>,
+    /// Rows returned or affected.
+    pub rows: Option<u64>,
+    /// The SQLSTATE of a failure or refusal.
+    pub sqlstate: String,
+    /// Microseconds the server took, or the session's length.
+    pub duration_us: Option<u64>,
+    /// Masked columns.
+    pub masked: Vec<String>,
+    /// Masked cells.
+    pub masked_cells: Option<u64>,
+    /// Statements a session sent (`disconnect`).
+    pub statements: Option<u64>,
+    /// Records that could not be written (`recovered`).
+    pub lost: Option<u64>,
+    /// Whether it is complete: its result was joined, or none will come.
+    pub answered: bool,
+    /// The lines it was made from, unchanged, for `--json`.
+    pub lines: Vec<Vec<u8>>,
+}
+
+fn owned(s: &Option<std::borrow::Cow<'_, str>>) -> String {
+    s.as_deref().unwrap_or_default().to_string()
+}
+
+fn all(v: &[std::borrow::Cow<'_, str>]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Event {
+    /// Parses `line` (left unchanged) into an event; `Err` says why it is
+    /// not a record.
+    pub fn parse(line: &[u8], parser: &mut Parser, scratch: &mut Vec<u8>) -> Result<Event, String> {
+        scratch.clear();
+        scratch.extend_from_slice(line);
+        let r = parser.record(scratch).map_err(|e| e.to_string())?;
+        let mut e = Event::from_record(&r);
+        e.lines.push(line.to_vec());
+        Ok(e)
+    }
+
+    /// The event a record makes on its own.
+    pub fn from_record(r: &Record<'_>) -> Event {
+        Event {
+            t: r.t.to_string(),
+            micros: super::time::parse(&r.t).unwrap_or(0),
+            kind: r.kind,
+            session: owned(&r.session),
+            n: r.n,
+            user: owned(&r.user),
+            database: owned(&r.database),
+            client: owned(&r.client),
+            auth: owned(&r.auth),
+            tls: r.tls,
+            roles: all(&r.roles),
+            message: owned(&r.message),
+            verdict: r.verdict,
+            rule: owned(&r.rule),
+            reason: owned(&r.reason),
+            sql: owned(&r.sql),
+            outcome: owned(&r.outcome),
+            tags: all(&r.tags),
+            rows: r.rows,
+            sqlstate: owned(&r.sqlstate),
+            duration_us: r.duration_us,
+            masked: all(&r.masked),
+            masked_cells: r.masked_cells,
+            lost: r.lost,
+            statements: r.statements,
+            answered: false,
+            lines: Vec::new(),
+        }
+    }
+
+    /// Joins a statement with its result.
+    pub fn answer(&mut self, result: Event) {
+        self.answered = true;
+        self.outcome = result.outcome;
+        self.tags = result.tags;
+        self.rows = result.rows;
+        if !result.sqlstate.is_empty() {
+            self.sqlstate = result.sqlstate;
+        }
+        self.duration_us = result.duration_us;
+        self.masked = result.masked;
+        self.masked_cells = result.masked_cells;
+        if self.reason.is_empty() {
+            self.reason = result.reason;
+        }
+        self.lines.extend(result.lines);
+    }
+
+    /// Whether a statement was allowed and its result masked something.
+    pub fn is_masked(&self) -> bool {
+        self.verdict == Some(Verdict::Allowed) && !self.masked.is_empty()
+    }
+
+    /// What the verdict column says: the verdict (`masked` for an allowed
+    /// statement with masked columns), or the kind of record.
+    pub fn verdict_text(&self) -> &'static str {
+        match (self.kind, self.verdict) {
+            (Kind::Statement, _) if self.is_masked() => "masked",
+            (Kind::Statement, Some(Verdict::Allowed)) => "allowed",
+            (Kind::Statement, Some(Verdict::Denied)) => "denied",
+            (Kind::Statement, None) => "?",
+            (Kind::Start, _) => "start",
+            (Kind::Connect, _) => "connect",
+            (Kind::LoginFailed, _) => "login_failed",
+            (Kind::Result, _) => "result",
+            (Kind::Disconnect, _) => "disconnect",
+            (Kind::Recovered, _) => "recovered",
+        }
+    }
+
+    /// Tags, or rows when there are none.
+    pub fn rows_text(&self) -> String {
+        match (self.tags.as_slice(), self.rows) {
+            ([], Some(r)) => r.to_string(),
+            ([], None) => String::new(),
+            (tags, _) => tags.join(","),
+        }
+    }
+}
+
+/// A duration for people: `850us`, `12.3ms`, `4.20s`.
+pub fn duration_text(us: Option<u64>) -> String {
+    match us {
+        None => String::new(),
+        Some(us) if us < 1_000 => format!("{us}us"),
+        Some(us) if us < 1_000_000 => format!("{:.1}ms", us as f64 / 1e3),
+        Some(us) => format!("{:.2}s", us as f64 / 1e6),
+    }
+}
+
+/// SQL on one line: runs of whitespace made one space, cut to `max` chars.
+pub fn one_line(sql: &str, max: usize) -> String {
+    let mut out = String::with_capacity(sql.len().min(max + 3));
+    for (i, word) in sql.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() > max {
+            let cut: String = out.chars().take(max).collect();
+            return cut + "...";
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_for_people() {
+        assert_eq!(one_line("SELECT *\n  FROM\tt ", 100), "SELECT * FROM t");
+        assert_eq!(one_line("SELECT 123456", 8), "SELECT 1...");
+        assert_eq!(one_line("é é é", 3), "é é...");
+        assert_eq!(duration_text(Some(850)), "850us");
+        assert_eq!(duration_text(Some(12_340)), "12.3ms");
+        assert_eq!(duration_text(Some(4_200_000)), "4.20s");
+    }
+}
