@@ -3,7 +3,7 @@
 # config for the benchmark cluster from the variables the harness exports and
 # runs pgward in the foreground. PGWARD_PROVISIONED=1: the bench role's
 # sessions run as a login of their own, given its grants by `pgward provision
-# --apply` first (as the harness's database user). AUDIT_MODE=strict|async
+# --apply` first (as the harness's database user). AUDIT_MODE=strict|written|async
 # turns the audit log on, into AUDIT_DIR (default: WORK_DIR/audit).
 set -euo pipefail
 cat >"$WORK_DIR/pgward.toml" <<TOML
@@ -29,7 +29,7 @@ read = ["public.pgbench_*"]
 write = ["public.pgbench_*"]
 TOML
 case "${AUDIT_MODE:-off}" in
-  strict|async)
+  strict|written|async)
     cat >>"$WORK_DIR/pgward.toml" <<TOML
 
 [audit]
@@ -38,7 +38,7 @@ durability = "$AUDIT_MODE"
 TOML
     ;;
   off) ;;
-  *) echo "pgward-target.sh: AUDIT_MODE must be strict, async or off" >&2; exit 2 ;;
+  *) echo "pgward-target.sh: AUDIT_MODE must be strict, written, async or off" >&2; exit 2 ;;
 esac
 if [ "${PGWARD_PROVISIONED:-0}" = 1 ]; then
   cat >>"$WORK_DIR/pgward.toml" <<TOML

@@ -59,7 +59,7 @@ pub struct AuditConfig {
     pub segment_size: u64,
     /// Whether Bind parameters are recorded.
     pub record_params: bool,
-    /// With async durability, the pause between fsyncs.
+    /// Unless strict, the pause between fsyncs.
     pub sync_interval: Duration,
 }
 
@@ -323,11 +323,12 @@ fn audit_config(
     use crate::audit::writer::Durability;
     let durability = match a.durability.as_deref() {
         None | Some("strict") => Durability::Strict,
+        Some("written") => Durability::Written,
         Some("async") => Durability::Async,
         Some(other) => {
             return Err((
                 "audit.durability".into(),
-                format!("{other:?} is not \"strict\" or \"async\""),
+                format!("{other:?} is not \"strict\", \"written\" or \"async\""),
             ))
         }
     };

@@ -34,7 +34,12 @@ pub type Ticket = u64;
 pub enum Durability {
     /// A statement is forwarded only once its record is on disk (fsynced).
     Strict,
-    /// Statements are forwarded at once; records follow within one fsync.
+    /// A statement is forwarded once its record is written to the segment
+    /// (the kernel holds it: it survives pgward being killed, not the
+    /// machine losing power); fsyncs follow every sync interval.
+    Written,
+    /// Statements are forwarded at once; records follow within a few
+    /// milliseconds and fsyncs every sync interval.
     Async,
 }
 
@@ -51,8 +56,10 @@ pub struct StreamSettings {
     pub segment_size: u64,
     /// The configuration's hash, for the start record.
     pub policy: String,
-    /// How long the syncer waits after one fsync before the next (zero:
-    /// at once, for strict durability, where sessions wait for it).
+    /// What sessions wait for.
+    pub durability: Durability,
+    /// How long the syncer waits after one fsync before the next, unless
+    /// strict (sessions wait for the fsync: it starts at once).
     pub sync_interval: std::time::Duration,
 }
 
@@ -117,7 +124,7 @@ impl Durability {
     pub fn level(self) -> Level {
         match self {
             Durability::Strict => Level::Synced,
-            Durability::Async => Level::Written,
+            Durability::Written | Durability::Async => Level::Written,
         }
     }
 }
@@ -388,7 +395,7 @@ impl StreamWriter {
             })
             .await;
             let Some(mut last) = last else { break };
-            if !settings.sync_interval.is_zero() && !self.stream.state.borrow().closing {
+            if settings.durability == Durability::Async && !self.stream.state.borrow().closing {
                 // Async: nobody waits, so let the batch grow first.
                 monoio::time::sleep(ASYNC_GATHER).await;
                 let mut s = self.stream.state.borrow_mut();
@@ -576,7 +583,7 @@ async fn sync_loop(stream: Rc<AuditStream>) {
             s.wake_all();
         }
         let interval = stream.settings.sync_interval;
-        if !interval.is_zero() {
+        if stream.settings.durability != Durability::Strict && !interval.is_zero() {
             monoio::time::sleep(interval).await;
         }
     }
@@ -597,14 +604,15 @@ mod tests {
             .unwrap()
     }
 
-    fn settings(dir: &Path, segment_size: u64, async_ms: u64) -> StreamSettings {
+    fn settings(dir: &Path, segment_size: u64, durability: Durability) -> StreamSettings {
         StreamSettings {
             dir: dir.to_path_buf(),
             stream: 0,
             streams: 1,
             segment_size,
             policy: "p".into(),
-            sync_interval: std::time::Duration::from_millis(async_ms),
+            durability,
+            sync_interval: std::time::Duration::from_millis(5),
         }
     }
 
@@ -644,7 +652,7 @@ mod tests {
     fn records_are_synced_in_order_across_segments_and_restarts() {
         let dir = tempfile::tempdir().unwrap();
         for round in 0..2u64 {
-            let opened = open_stream(settings(dir.path(), 64 * 1024, 0)).unwrap();
+            let opened = open_stream(settings(dir.path(), 64 * 1024, Durability::Strict)).unwrap();
             runtime().block_on(async {
                 let (stream, writer) = AuditStream::new(opened);
                 let run = monoio::spawn(writer.run());
@@ -680,7 +688,7 @@ mod tests {
     #[test]
     fn async_records_are_written_without_anyone_waiting() {
         let dir = tempfile::tempdir().unwrap();
-        let opened = open_stream(settings(dir.path(), 1 << 20, 5)).unwrap();
+        let opened = open_stream(settings(dir.path(), 1 << 20, Durability::Async)).unwrap();
         runtime().block_on(async {
             let (stream, writer) = AuditStream::new(opened);
             let run = monoio::spawn(writer.run());

@@ -308,12 +308,13 @@ impl SessionAudit {
         self.stream.append(&r);
     }
 
-    /// The record this batch must see synced before it is forwarded
-    /// (strict), or written when the stream is behind (async).
+    /// The record this batch must see synced (strict) or written (written;
+    /// async only when the stream is behind) before it is forwarded.
     pub fn take_wait(&mut self) -> Option<(Ticket, Level)> {
         let t = self.wait_for.take()?;
         match self.durability {
             Durability::Strict => Some((t, Level::Synced)),
+            Durability::Written => Some((t, Level::Written)),
             Durability::Async => self.stream.is_backlogged().then_some((t, Level::Written)),
         }
     }

@@ -16,9 +16,7 @@ use crate::wire::error_response::PgError;
 use super::client_login::LoginContext;
 use super::shutdown;
 use super::tls;
-use crate::audit::writer::{
-    lock_dir, open_stream, AuditStream, Durability, OpenedStream, StreamSettings,
-};
+use crate::audit::writer::{lock_dir, open_stream, AuditStream, OpenedStream, StreamSettings};
 use crate::config::Config;
 
 /// Everything a worker's sessions read: the configuration in force (a
@@ -271,10 +269,8 @@ fn open_audit_streams(config: &Config) -> Result<Vec<Option<OpenedStream>>, Stri
                 streams: workers as u32,
                 segment_size: audit.segment_size,
                 policy: config.version.clone(),
-                sync_interval: match audit.durability {
-                    Durability::Strict => Duration::ZERO,
-                    Durability::Async => audit.sync_interval,
-                },
+                durability: audit.durability,
+                sync_interval: audit.sync_interval,
             })
             .map(Some)
             .map_err(|e| format!("audit.dir: {e}"))
