@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::audit::*;
 use common::raw::rows;
 use common::*;
 use serde_json::Value;
@@ -33,48 +34,6 @@ fn audited(dir: &Path, audit: &str) -> Gateway {
     })
 }
 
-/// Every record in the directory, stream by stream, in order.
-fn records(dir: &Path) -> Vec<Value> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-                .collect::<Vec<Value>>()
-        })
-        .collect()
-}
-
-/// The records of the sessions matching `pick`, once its disconnect is written.
-fn session_records(dir: &Path, pick: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let all = records(dir);
-        let mut sessions: Vec<String> = all
-            .iter()
-            .filter(|r| r["kind"] == "connect")
-            .map(|r| r["session"].as_str().unwrap().to_string())
-            .collect();
-        sessions.dedup();
-        for s in sessions {
-            let mine: Vec<Value> = all.iter().filter(|r| r["session"] == s).cloned().collect();
-            if pick(&mine) && mine.last().is_some_and(|r| r["kind"] == "disconnect") {
-                return mine;
-            }
-        }
-        assert!(Instant::now() < deadline, "no such session in {all:#?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn kinds(rs: &[Value]) -> Vec<String> {
     rs.iter()
         .map(|r| match r["verdict"].as_str() {
@@ -82,14 +41,6 @@ fn kinds(rs: &[Value]) -> Vec<String> {
             None => r["kind"].as_str().unwrap().to_string(),
         })
         .collect()
-}
-
-fn all_text(dir: &Path) -> String {
-    records(dir)
-        .iter()
-        .map(|r| r.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[test]
@@ -189,7 +140,7 @@ fn a_psql_session_leaves_exactly_its_records() {
 }
 
 #[test]
-fn extended_protocol_statements_are_recorded_at_execute_with_their_parameters() {
+fn extended_protocol_statements_are_recorded_at_bind_with_their_parameters() {
     let dir = tempfile::tempdir().unwrap();
     let gw = audited(dir.path(), "record_params = true");
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -212,13 +163,17 @@ fn extended_protocol_statements_are_recorded_at_execute_with_their_parameters() 
             .unwrap_err();
         assert_eq!(d.code().unwrap().code(), "42501");
     });
-    let rs = session_records(dir.path(), |rs| {
-        rs.iter().any(|r| r["message"] == "execute")
-    });
-    let executes: Vec<&Value> = rs.iter().filter(|r| r["message"] == "execute").collect();
-    assert_eq!(executes.len(), 2, "{rs:#?}");
+    let rs = session_records(dir.path(), |rs| rs.iter().any(|r| r["message"] == "bind"));
+    // Planning at Bind may run functions: each Bind is the statement's
+    // record, and its Execute reports under it.
+    let binds: Vec<&Value> = rs
+        .iter()
+        .filter(|r| r["message"] == "bind" && r["params"].as_array().is_some_and(|p| p.len() == 2))
+        .collect();
+    assert_eq!(binds.len(), 2, "{rs:#?}");
+    assert!(rs.iter().all(|r| r["message"] != "execute"), "{rs:#?}");
     // tokio-postgres sends binary parameters: hex.
-    for (e, params) in executes
+    for (e, params) in binds
         .iter()
         .zip([["\\x00000001", "\\x7a7a"], ["\\x00000002", "\\x7979"]])
     {
@@ -229,7 +184,7 @@ fn extended_protocol_statements_are_recorded_at_execute_with_their_parameters() 
         assert_eq!(e["verdict"], "allowed");
         assert_eq!(e["params"], serde_json::json!(params));
     }
-    let n = executes[0]["n"].clone();
+    let n = binds[0]["n"].clone();
     let result = rs
         .iter()
         .find(|r| r["kind"] == "result" && r["n"] == n)
@@ -480,26 +435,20 @@ fn a_disk_that_refuses_writes_refuses_statements_until_it_takes_them_again() {
         });
     assert!(recovered["lost"].as_u64().unwrap() >= 1);
     assert!(recovered["reason"].as_str().unwrap().contains("writing"));
+    // No result for a statement whose record was never written (it never ran).
+    for r in rs.iter().filter(|r| r["kind"] == "result") {
+        assert!(
+            rs.iter().any(|s| s["kind"] == "statement"
+                && s["session"] == r["session"]
+                && s["n"] == r["n"]),
+            "a result without its statement: {r}"
+        );
+    }
     // The batches cut back left the chain whole.
     drop(other);
     drop(gw);
     let (code, text) = verify(dir.path());
     assert_eq!(code, 0, "{text}");
-}
-
-/// Runs `pgward audit verify` on `dir`: (exit code, output).
-fn verify(dir: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pgward"))
-        .args(["audit", "verify", "--dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
 }
 
 /// A copy of `from` with stream 0's segment's lines changed by `edit`.

@@ -65,11 +65,34 @@ pub struct Event {
 }
 
 fn owned(s: &Option<std::borrow::Cow<'_, str>>) -> String {
-    s.as_deref().unwrap_or_default().to_string()
+    printable(s.as_deref().unwrap_or_default())
 }
 
 fn all(v: &[std::borrow::Cow<'_, str>]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+    v.iter().map(|s| printable(s)).collect()
+}
+
+/// A field as it can be put on an operator's terminal: line breaks and
+/// tabs as spaces; other control characters (escape sequences could
+/// rewrite what the terminal shows), bidirectional overrides and Unicode
+/// line separators as `\u{..}`.
+pub fn printable(s: &str) -> String {
+    let hostile = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+    };
+    if !s.chars().any(hostile) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if hostile(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl Event {
@@ -196,6 +219,15 @@ pub fn one_line(sql: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_controls_are_shown_escaped() {
+        assert_eq!(
+            printable("a\r\x1b[2K\u{202e}b\nc"),
+            "a \\u{1b}[2K\\u{202e}b c"
+        );
+        assert_eq!(printable("plain é"), "plain é");
+    }
 
     #[test]
     fn texts_for_people() {

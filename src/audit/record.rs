@@ -94,6 +94,13 @@ pub struct Record<'a> {
     /// under the same name while a Bind was in flight).
     #[serde(default, borrow, skip_serializing_if = "Vec::is_empty")]
     pub other_sql: Vec<Cow<'a, str>>,
+    /// For a long prepared text recorded in full earlier in the session:
+    /// the SHA-256 of the whole text (`sql` then holds its start).
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub sql_sha256: Option<Cow<'a, str>>,
+    /// For such a text: the `n` of the record that holds it in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_in: Option<u64>,
     /// A hash of the text with its literals taken out: equal for the same
     /// statement with other values.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]

@@ -18,6 +18,7 @@ use crate::audit::record::{param_text, param_text_binary, Kind, Record, Verdict}
 use crate::audit::time::{format, now_micros};
 use crate::audit::writer::{AuditStream, Durability, Level, Ticket, WriteFailed};
 use crate::policy::Denial;
+use crate::sql::encoding::ClientEncoding;
 use crate::sql::fingerprint::{fingerprint, tokens, Fingerprint, Kind as TokenKind, Strings};
 use crate::wire::frontend::Parameter;
 
@@ -79,15 +80,49 @@ impl Message {
 pub struct Seen<'a> {
     /// The message it came in.
     pub message: Message,
-    /// The SQL texts it may run (the first is recorded as `sql`).
-    pub texts: &'a [&'a [u8]],
+    /// Its text as the client sent it, in the client encoding (Query, Parse).
+    pub sent: Option<&'a [u8]>,
+    /// The prepared texts it may run, in UTF-8 as pgward keeps them (Bind,
+    /// Execute; the first is recorded as `sql`, the others as `other_sql`).
+    pub prepared: &'a [Rc<[u8]>],
     /// The prepared statement named.
     pub statement: Option<&'a [u8]>,
     /// The portal named.
     pub portal: Option<&'a [u8]>,
     /// The refusal, when refused.
     pub denial: Option<&'a Denial>,
+    /// The Bind's parameters (only asked for with `record_params`).
+    pub params: Option<Vec<Parameter<'a>>>,
+    /// It may run code, which may reopen portals under any name.
+    pub runs_code: bool,
+    /// A note on what pgward cannot vouch for.
+    pub note: Option<String>,
 }
+
+impl<'a> Seen<'a> {
+    /// A statement of `message` with nothing else known yet.
+    pub fn new(message: Message) -> Self {
+        Seen {
+            message,
+            sent: None,
+            prepared: &[],
+            statement: None,
+            portal: None,
+            denial: None,
+            params: None,
+            runs_code: false,
+            note: None,
+        }
+    }
+}
+
+/// Prepared texts longer than this are recorded in full once per session;
+/// later records of the same text carry its start and its hash, so a client
+/// cannot make pgward write a long text again for every short Execute.
+const LONG_TEXT: usize = 4096;
+
+/// How many long texts a session remembers having recorded.
+const LONG_TEXTS_KEPT: usize = 64;
 
 /// A forwarded statement waiting for its result.
 struct Running {
@@ -108,10 +143,20 @@ pub struct SessionAudit {
     /// Statements recorded so far (the last one's number).
     statements: u64,
     running: HashMap<u64, Running>,
-    /// Each portal's parameters at its last Bind (with record_params).
-    params: HashMap<Vec<u8>, Vec<Option<String>>>,
+    /// The statement number of each portal's last Bind record.
+    portals: HashMap<Vec<u8>, u64>,
+    /// The last statement forwarded that may run code (which may reopen
+    /// portals under any name).
+    code_n: u64,
+    /// Long prepared texts recorded in full (kept alive, so their address
+    /// identifies them), with the record that holds each and its hash.
+    long_texts: Vec<(Rc<[u8]>, u64, String)>,
     /// The last record a statement forwarded in this batch needs on disk.
     wait_for: Option<Ticket>,
+    /// The statements forwarded in this batch.
+    batch: Vec<u64>,
+    /// Those of the batch waiting for their records.
+    waiting: Vec<u64>,
     scratch: Fingerprint,
 }
 
@@ -133,8 +178,12 @@ impl SessionAudit {
             started: Instant::now(),
             statements: 0,
             running: HashMap::new(),
-            params: HashMap::new(),
+            portals: HashMap::new(),
+            code_n: 0,
+            long_texts: Vec::new(),
             wait_for: None,
+            batch: Vec::new(),
+            waiting: Vec::new(),
             scratch: Fingerprint::default(),
         }
     }
@@ -182,69 +231,166 @@ impl SessionAudit {
         self.stream.append(&r);
     }
 
-    /// Records the parameters of a Bind forwarded for `portal`: text ones
-    /// as text, binary ones in hex.
-    pub fn bound(&mut self, portal: &[u8], params: Vec<Parameter>) {
-        let texts = params
-            .into_iter()
-            .map(|p| {
-                p.value.map(|b| match p.format {
-                    0 => param_text(b).into_owned(),
-                    _ => param_text_binary(b),
-                })
-            })
-            .collect();
-        self.params.insert(portal.to_vec(), texts);
-    }
-
-    /// Records a statement; returns its number, which an allowed one's
-    /// result will carry. `strings` is how the server lexes it.
-    pub fn statement(&mut self, seen: &Seen, strings: Strings) -> u64 {
+    /// Records a statement; returns its number. An allowed Query or
+    /// Execute waits for its result under that number; an allowed Bind is
+    /// the statement record of the portal it makes (planning may already
+    /// run functions), whose Executes report their results under it.
+    pub fn statement(&mut self, seen: &Seen, strings: Strings, encoding: ClientEncoding) -> u64 {
         self.statements += 1;
         let n = self.statements;
-        let fp = seen
-            .texts
-            .first()
-            .and_then(|t| self.fingerprint(t, strings));
-        let params = match (self.record_params, seen.message, seen.portal) {
-            (true, Message::Execute, Some(p)) => self.params.get(p).cloned(),
-            _ => None,
+        let sent = seen.sent.map(|t| match encoding.decode(t) {
+            Ok(text) => text,
+            Err(_) => String::from_utf8_lossy(t),
+        });
+        let fp = match (&sent, seen.prepared.first()) {
+            (Some(t), _) => self.fingerprint(t.as_bytes(), strings),
+            (None, Some(t)) => self.fingerprint(t, strings),
+            (None, None) => None,
         };
-        let text = |t: &[u8]| redact(&String::from_utf8_lossy(t), strings).into_owned();
-        let mut texts = seen.texts.iter().map(|t| Cow::Owned(text(t)));
+        let prepared: Vec<(String, Option<(String, u64)>)> =
+            seen.prepared.iter().map(|t| self.long_text(t, n)).collect();
         let mut r = self.base(Kind::Statement);
         r.n = Some(n);
         r.message = Some(seen.message.name().into());
         r.statement = seen.statement.map(|s| String::from_utf8_lossy(s));
         r.portal = seen.portal.map(|s| String::from_utf8_lossy(s));
-        r.sql = texts.next();
-        r.other_sql = texts.collect();
+        let mut redacted = false;
+        let mut text = |t: &str| {
+            let out = redact(t, strings);
+            redacted |= matches!(out, Cow::Owned(_));
+            Cow::Owned(out.into_owned())
+        };
+        if let Some(t) = &sent {
+            r.sql = Some(text(t));
+        }
+        for (i, (shown, long)) in prepared.into_iter().enumerate() {
+            let shown = text(&shown);
+            if i == 0 && r.sql.is_none() {
+                r.sql = Some(shown);
+                if let Some((hash, at)) = long {
+                    r.sql_sha256 = Some(hash.into());
+                    r.sql_in = Some(at);
+                }
+            } else {
+                r.other_sql.push(shown);
+            }
+        }
         r.fingerprint = fp.map(Cow::Owned);
-        r.params = params.map(|ps| ps.into_iter().map(|p| p.map(Cow::Owned)).collect());
+        r.params = match (self.record_params, &seen.params) {
+            (true, Some(ps)) => Some(
+                ps.iter()
+                    .map(|p| {
+                        p.value.map(|b| match p.format {
+                            0 => param_text(b),
+                            _ => Cow::Owned(param_text_binary(b)),
+                        })
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
         r.policy = Some(self.policy.as_str().into());
         match seen.denial {
-            None => r.verdict = Some(Verdict::Allowed),
+            None => {
+                r.verdict = Some(Verdict::Allowed);
+                r.reason = seen.note.as_deref().map(Cow::Borrowed);
+            }
             Some(d) => {
                 r.verdict = Some(Verdict::Denied);
                 r.rule = Some(rule_of(&d.detail).into());
-                r.reason = Some(d.message.as_str().into());
+                // A refusal's message can quote the text (a syntax error
+                // quotes the token it stopped at).
+                r.reason = Some(if redacted {
+                    Cow::Owned(redact_quoted(&d.message))
+                } else {
+                    Cow::Borrowed(d.message.as_str())
+                });
                 r.sqlstate = Some(d.code.into());
             }
         }
         let ticket = self.stream.append(&r);
         if seen.denial.is_none() {
             self.wait_for = Some(ticket);
-            self.running.insert(
-                n,
-                Running {
-                    forwarded: Instant::now(),
-                    tags: Vec::new(),
-                    rows: 0,
-                    sqlstate: None,
-                },
-            );
+            self.batch.push(n);
+            if seen.runs_code {
+                self.code_n = n;
+            }
+            match (seen.message, seen.portal) {
+                (Message::Bind, Some(p)) => {
+                    self.portals.insert(p.to_vec(), n);
+                }
+                _ => self.run(n),
+            }
         }
         n
+    }
+
+    /// An Execute of `portal` forwarded: the number of the Bind record it
+    /// runs, when pgward can vouch that the portal is still what that Bind
+    /// made (no code ran since that could have reopened it).
+    pub fn execute(&mut self, portal: &[u8]) -> Option<u64> {
+        let n = *self.portals.get(portal)?;
+        if self.code_n > n {
+            return None;
+        }
+        self.run(n);
+        Some(n)
+    }
+
+    /// The note for an Execute whose portal may have been reopened.
+    pub fn reopened_note(&self, portal: &[u8]) -> Option<String> {
+        let n = *self.portals.get(portal)?;
+        (self.code_n > n).then(|| {
+            format!(
+                "its Bind is #{n}; statement #{} ran code since, which may have reopened the portal with other SQL",
+                self.code_n
+            )
+        })
+    }
+
+    /// Statement `n` is running: its result will follow.
+    fn run(&mut self, n: u64) {
+        self.running.entry(n).or_insert_with(|| Running {
+            forwarded: Instant::now(),
+            tags: Vec::new(),
+            rows: 0,
+            sqlstate: None,
+        });
+    }
+
+    /// A prepared text as the record shows it: in full the first time in
+    /// the session; a long one after that as its start, with its hash and
+    /// the record holding it.
+    fn long_text(&mut self, t: &Rc<[u8]>, n: u64) -> (String, Option<(String, u64)>) {
+        if t.len() <= LONG_TEXT {
+            return (String::from_utf8_lossy(t).into_owned(), None);
+        }
+        if let Some((_, at, hash)) = self.long_texts.iter().find(|(k, _, _)| Rc::ptr_eq(k, t)) {
+            // Stored texts are UTF-8: back up to a character's first byte.
+            let mut end = 256;
+            while end > 0 && t[end] & 0xC0 == 0x80 {
+                end -= 1;
+            }
+            let start = String::from_utf8_lossy(&t[..end]).into_owned() + "...";
+            return (start, Some((hash.clone(), *at)));
+        }
+        if self.long_texts.len() == LONG_TEXTS_KEPT {
+            self.long_texts.remove(0);
+        }
+        let d = ring::digest::digest(&ring::digest::SHA256, t);
+        let mut hash = Vec::with_capacity(64);
+        crate::audit::chain::push_hex(&mut hash, d.as_ref());
+        self.long_texts
+            .push((t.clone(), n, String::from_utf8(hash).unwrap_or_default()));
+        (String::from_utf8_lossy(t).into_owned(), None)
+    }
+
+    /// The batch's records could not be written: its statements never
+    /// reached the server, so no result will be recorded for them.
+    pub fn batch_failed(&mut self) {
+        for n in self.waiting.drain(..) {
+            self.running.remove(&n);
+        }
     }
 
     /// The statement was recorded as allowed but is not forwarded after
@@ -312,6 +458,7 @@ impl SessionAudit {
     /// async only when the stream is behind) before it is forwarded.
     pub fn take_wait(&mut self) -> Option<(Ticket, Level)> {
         let t = self.wait_for.take()?;
+        self.waiting = std::mem::take(&mut self.batch);
         match self.durability {
             Durability::Strict => Some((t, Level::Synced)),
             Durability::Written => Some((t, Level::Written)),
@@ -394,6 +541,20 @@ pub fn write_failed(e: &WriteFailed) -> crate::wire::error_response::PgError {
     .with_hint("reconnect once the operator has freed space in the audit directory")
 }
 
+/// A message with every double-quoted part replaced by `"***"`.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('"');
+        out.push_str(if i % 2 == 0 { "***" } else { part });
+    }
+    out
+}
+
 /// The rule a refusal's detail names (`rule: operations; ...`).
 fn rule_of(detail: &str) -> &str {
     detail
@@ -402,15 +563,25 @@ fn rule_of(detail: &str) -> &str {
         .unwrap_or("built-in")
 }
 
-/// Words that mark a text as possibly carrying a secret in its literals.
+/// Words that mark a text as possibly carrying a secret in its literals:
+/// names of secrets, functions that take keys or connection strings, URLs
+/// with credentials (`://`), and `u&` (a Unicode-escaped name can spell any
+/// of them).
 const SECRET_WORDS: &[&str] = &[
     "password",
     "passwd",
+    "pwd",
     "secret",
     "credential",
     "token",
-    "api_key",
-    "apikey",
+    "key",
+    "auth",
+    "crypt",
+    "pgp_",
+    "dblink",
+    "conninfo",
+    "://",
+    "u&",
 ];
 
 /// When the text mentions a secret (in any case, anywhere, literals and
@@ -423,19 +594,31 @@ pub fn redact(text: &str, strings: Strings) -> Cow<'_, str> {
     }
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
+    // In SET, the value may be a bare word: everything after `=` or TO.
+    let (mut at_start, mut set, mut value) = (true, false, false);
     for t in tokens(b, strings) {
         // Unlexable: nothing of it can be shown safely.
         let Ok(t) = t else {
             return Cow::Owned("(not recorded: it mentions a secret and cannot be lexed)".into());
         };
+        let word = &text[t.start..t.end];
+        if at_start {
+            set = word.eq_ignore_ascii_case("set");
+            value = false;
+        }
+        at_start = word == ";";
         if !out.is_empty() {
             out.push(' ');
         }
         let first = b[t.start];
-        if t.kind == TokenKind::Literal && !first.is_ascii_digit() && first != b'.' {
+        let string = t.kind == TokenKind::Literal && !first.is_ascii_digit() && first != b'.';
+        if string || (value && !at_start) {
             out.push_str("'***'");
         } else {
-            out.push_str(&text[t.start..t.end]);
+            out.push_str(word);
+        }
+        if set && (word == "=" || word.eq_ignore_ascii_case("to")) {
+            value = true;
         }
     }
     Cow::Owned(out)
@@ -465,6 +648,25 @@ mod tests {
             "SELECT 'bob' FROM users"
         );
         assert!(redact("SELECT 'password", s).starts_with("(not recorded"));
+        assert_eq!(
+            redact(
+                "CREATE USER MAPPING FOR x SERVER s OPTIONS (U&\"p\\0061sswd\" 'y')",
+                s
+            ),
+            "CREATE USER MAPPING FOR x SERVER s OPTIONS ( U&\"p\\0061sswd\" '***' )"
+        );
+        assert_eq!(
+            redact("SELECT dblink_connect('postgresql://u:hunter2@h/db')", s),
+            "SELECT dblink_connect ( '***' )"
+        );
+        assert_eq!(
+            redact("SET app.secret_token = hunter2abc; SELECT 1", s),
+            "SET app . secret_token = '***' ; SELECT 1"
+        );
+        assert_eq!(
+            redact_quoted(r#"pgward: syntax error at or near "'hunter2'" here"#),
+            r#"pgward: syntax error at or near "***" here"#
+        );
     }
 
     #[test]

@@ -75,9 +75,19 @@ pub struct Guard {
     batch: u64,
 }
 
-/// An Execute allowed: the ticket its cursor changes wait under, and the
-/// prepared texts it may run.
-pub type Executed = (Option<Ticket>, Vec<Rc<[u8]>>);
+/// What an allowed Bind or Execute runs, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct Runs {
+    /// The prepared texts it may run (none for a cursor).
+    pub texts: Vec<Rc<[u8]>>,
+    /// It may run code that opens cursors under names it chooses (a DO
+    /// block, a function, a write that fires triggers).
+    pub runs_code: bool,
+}
+
+/// An Execute allowed: the ticket its cursor changes wait under, and what
+/// it runs.
+pub type Executed = (Option<Ticket>, Runs);
 
 /// What pgward knows of one prepared statement.
 #[derive(Debug, Clone)]
@@ -172,6 +182,9 @@ struct Facts {
     /// The prepared texts running it may run (more than one when a Parse
     /// of the same name was in flight), for the audit log.
     texts: Vec<Rc<[u8]>>,
+    /// It may run code (a DO block, a function call, a write firing
+    /// triggers), which may open cursors under any name.
+    runs_code: bool,
 }
 
 impl Facts {
@@ -206,6 +219,7 @@ impl Facts {
             forgets_portals: self.forgets_portals && o.forgets_portals,
             cursors: [closes_both, declares].concat(),
             bound: [self.bound, o.bound].concat(),
+            runs_code: self.runs_code || o.runs_code,
             texts: {
                 let mut texts = self.texts;
                 for t in o.texts {
@@ -234,6 +248,9 @@ fn facts_of(c: &Classification) -> Facts {
         cursors: c.cursors.clone(),
         bound: Vec::new(),
         texts: Vec::new(),
+        runs_code: ops.contains(&Operation::Code)
+            || !c.functions.is_empty()
+            || !c.writes.is_empty(),
     }
 }
 
@@ -676,6 +693,12 @@ impl Guard {
         t
     }
 
+    /// Whether the text last judged may run code (a DO block, a function,
+    /// a write firing triggers), which may open cursors under any name.
+    pub fn last_runs_code(&self) -> bool {
+        self.last.runs_code
+    }
+
     /// Judges a simple Query; the cursors an allowed one declares wait
     /// under the returned ticket for its ReadyForQuery.
     pub fn on_query(
@@ -754,7 +777,8 @@ impl Guard {
 
     /// Judges a Bind: every statement the server may bind under that name
     /// must have been allowed, and must still be if judged again. An allowed
-    /// Bind waits for BindComplete under the returned ticket.
+    /// Bind waits for BindComplete under the returned ticket; what it runs
+    /// (planning may call functions) goes to the audit log.
     /// `parameter` gives `$n` as text (`None` for NULL), for statements
     /// whose verdict depends on it.
     pub fn on_bind(
@@ -763,23 +787,28 @@ impl Guard {
         portal: &[u8],
         statement: &[u8],
         parameter: &dyn Fn(usize) -> Result<Option<Vec<u8>>, String>,
-    ) -> Result<Ticket, Denial> {
+    ) -> Result<(Ticket, Runs), Denial> {
         let (portal, statement) = (self.name_key(portal)?, self.name_key(statement)?);
         let (portal, statement) = (&*portal, &*statement);
         if portal == REFUSAL_NAME {
             return Err(reserved());
         }
-        let facts = self.statement_facts(cache, statement)?;
+        let mut facts = self.statement_facts(cache, statement)?;
         self.judge_parameters(&facts, parameter)?;
         if facts.ddl {
             // Running prepared DDL changes the schema again.
             self.schema_changes();
         }
         self.lexing.running = true;
-        Ok(self.pend(Pending::Bind {
+        let runs = Runs {
+            texts: std::mem::take(&mut facts.texts),
+            runs_code: facts.runs_code,
+        };
+        let ticket = self.pend(Pending::Bind {
             name: portal.to_vec(),
             portal: Portal { facts, hold: false },
-        }))
+        });
+        Ok((ticket, runs))
     }
 
     /// Judges the statements whose verdict waits for the Bind's parameters,
@@ -961,8 +990,7 @@ impl Guard {
     /// Judges an Execute: its portal must have been bound from an allowed
     /// statement or declared by an allowed DECLARE. The cursors running it
     /// declares wait under the returned ticket.
-    /// Also returns the prepared texts the portal may run (none for a
-    /// cursor), for the audit log.
+    /// Also returns what the portal runs, for the audit log.
     pub fn on_execute(&mut self, portal: &[u8]) -> Result<Executed, Denial> {
         let portal = self.name_key(portal)?;
         let portal = &*portal;
@@ -970,8 +998,11 @@ impl Guard {
             .portal_facts(portal)
             .ok_or_else(|| unknown("portal", portal))?;
         self.lexing.running = true;
-        let texts = std::mem::take(&mut f.texts);
-        Ok((self.runs(&f), texts))
+        let runs = Runs {
+            texts: std::mem::take(&mut f.texts),
+            runs_code: f.runs_code,
+        };
+        Ok((self.runs(&f), runs))
     }
 
     /// Judges a Describe of a statement (`S`), which the server analyses
@@ -1298,6 +1329,7 @@ mod tests {
         g.on_bind(c, portal.as_bytes(), stmt.as_bytes(), &|n| {
             Err(format!("no parameter ${n}"))
         })
+        .map(|(t, _)| t)
     }
 
     #[test]
@@ -1408,7 +1440,7 @@ mod tests {
             Some(v) => Ok(v.map(|s| s.as_bytes().to_vec())),
             None => Err(format!("no parameter ${n}")),
         };
-        g.on_bind(c, b"", b"", &parameter)
+        g.on_bind(c, b"", b"", &parameter).map(|(t, _)| t)
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::audit_trail::{unwritable, write_failed, Message, Seen, SessionAudit};
 use super::buffer::{write_all, FrameReader};
 use super::catalog::CatalogCache;
 use super::denial::{raise_extended, raise_query, Raiser, EXTENDED_HIDDEN_REPLIES};
-use super::guard::Guard;
+use super::guard::{Guard, Runs};
 use super::masker::{Masked, Masker};
 use super::pipeline::{Event, Outcome, Owed, Pipeline, Route, Ticket};
 use super::row_cap::{CapAction, RowCap};
@@ -318,8 +318,8 @@ impl<'a> ClientPump<'a> {
     fn record(&self, seen: Seen) -> Option<u64> {
         let mut audit = self.state.audit.borrow_mut();
         let a = audit.as_mut()?;
-        let strings = self.state.guard.borrow().strings();
-        Some(a.statement(&seen, strings))
+        let guard = self.state.guard.borrow();
+        Some(a.statement(&seen, guard.strings(), guard.client_encoding()))
     }
 
     /// True when pgward can answer a refusal itself: the server is idle
@@ -395,11 +395,8 @@ impl<'a> ClientPump<'a> {
             // Fail closed; recording the refusal tries the disk again.
             let d = unwritable();
             self.record(Seen {
-                message: Message::Query,
-                texts: &[],
-                statement: None,
-                portal: None,
                 denial: Some(&d),
+                ..Seen::new(Message::Query)
             });
             return Ok(self.refuse(&d, matches!(tag, b'Q' | b'F')));
         }
@@ -412,14 +409,14 @@ impl<'a> ClientPump<'a> {
             b'Q' => {
                 let q = Query::parse(body)?;
                 let (d, ticket) = guard.on_query(&mut self.cache.borrow_mut(), q.sql);
+                let runs_code = guard.last_runs_code();
                 drop(guard);
                 let refusal = refused(d);
                 audit = self.record(Seen {
-                    message: Message::Query,
-                    texts: &[q.sql],
-                    statement: None,
-                    portal: None,
+                    sent: Some(q.sql),
                     denial: refusal.as_ref(),
+                    runs_code,
+                    ..Seen::new(Message::Query)
                 });
                 guard = self.state.guard.borrow_mut();
                 (Owed::Query, ticket, refusal)
@@ -432,11 +429,10 @@ impl<'a> ClientPump<'a> {
                     Err(d) => {
                         drop(guard);
                         self.record(Seen {
-                            message: Message::Parse,
-                            texts: &[p.sql],
+                            sent: Some(p.sql),
                             statement: Some(p.name),
-                            portal: None,
                             denial: Some(&d),
+                            ..Seen::new(Message::Parse)
                         });
                         guard = self.state.guard.borrow_mut();
                         (Owed::One, None, Some(d))
@@ -452,25 +448,39 @@ impl<'a> ClientPump<'a> {
                     b.statement,
                     &parameter,
                 ) {
-                    Ok(t) => {
-                        if let Some(a) = &mut *self.state.audit.borrow_mut() {
-                            if a.records_params() {
-                                let params = BindParameters::parse(body)
+                    Ok((t, runs)) => {
+                        drop(guard);
+                        // Planning at Bind may already call functions: the
+                        // Bind is the portal's statement record.
+                        let params = self
+                            .state
+                            .audit
+                            .borrow()
+                            .as_ref()
+                            .is_some_and(|a| a.records_params())
+                            .then(|| {
+                                BindParameters::parse(body)
                                     .map(|p| p.values().collect())
-                                    .unwrap_or_default();
-                                a.bound(b.portal, params);
-                            }
-                        }
+                                    .unwrap_or_default()
+                            });
+                        self.record(Seen {
+                            prepared: &runs.texts,
+                            statement: Some(b.statement),
+                            portal: Some(b.portal),
+                            params,
+                            runs_code: runs.runs_code,
+                            ..Seen::new(Message::Bind)
+                        });
+                        guard = self.state.guard.borrow_mut();
                         (Owed::One, Some(t), None)
                     }
                     Err(d) => {
                         drop(guard);
                         self.record(Seen {
-                            message: Message::Bind,
-                            texts: &[],
                             statement: Some(b.statement),
                             portal: Some(b.portal),
                             denial: Some(&d),
+                            ..Seen::new(Message::Bind)
                         });
                         guard = self.state.guard.borrow_mut();
                         (Owed::One, None, Some(d))
@@ -486,19 +496,36 @@ impl<'a> ClientPump<'a> {
                 // pgward's record of the portal says (a portal reads a masked
                 // column only where masks exist, so no lookup is needed).
                 let masked = self.state.masker.borrow().is_enabled();
-                let (ticket, texts, refusal) = match guard.on_execute(e.portal) {
-                    Ok((t, texts)) => (t, texts, None),
-                    Err(d) => (None, Vec::new(), Some(d)),
+                let (ticket, runs, refusal) = match guard.on_execute(e.portal) {
+                    Ok((t, runs)) => (t, runs, None),
+                    Err(d) => (None, Runs::default(), Some(d)),
                 };
                 drop(guard);
-                let texts: Vec<&[u8]> = texts.iter().map(|t| &t[..]).collect();
-                audit = self.record(Seen {
-                    message: Message::Execute,
-                    texts: &texts,
-                    statement: None,
-                    portal: Some(e.portal),
-                    denial: refusal.as_ref(),
-                });
+                // An Execute of a portal whose Bind was recorded reports
+                // under that record; any other gets a record of its own.
+                let bound = match (&refusal, &mut *self.state.audit.borrow_mut()) {
+                    (None, Some(a)) => a.execute(e.portal),
+                    _ => None,
+                };
+                audit = match bound {
+                    Some(n) => Some(n),
+                    None => {
+                        let note = self
+                            .state
+                            .audit
+                            .borrow()
+                            .as_ref()
+                            .and_then(|a| a.reopened_note(e.portal));
+                        self.record(Seen {
+                            prepared: &runs.texts,
+                            portal: Some(e.portal),
+                            denial: refusal.as_ref(),
+                            runs_code: runs.runs_code,
+                            note,
+                            ..Seen::new(Message::Execute)
+                        })
+                    }
+                };
                 guard = self.state.guard.borrow_mut();
                 if refusal.is_none() && masked {
                     // The rows must be masked or scanned, so pgward needs the
@@ -530,11 +557,10 @@ impl<'a> ClientPump<'a> {
                     drop(guard);
                     let named = Some(t.name);
                     self.record(Seen {
-                        message: Message::Describe,
-                        texts: &[],
                         statement: named.filter(|_| t.kind == b'S'),
                         portal: named.filter(|_| t.kind != b'S'),
                         denial: Some(d),
+                        ..Seen::new(Message::Describe)
                     });
                     guard = self.state.guard.borrow_mut();
                 }
@@ -568,11 +594,8 @@ impl<'a> ClientPump<'a> {
         drop(guard);
         if tag == b'F' {
             self.record(Seen {
-                message: Message::FunctionCall,
-                texts: &[],
-                statement: None,
-                portal: None,
                 denial: refusal.as_ref(),
+                ..Seen::new(Message::FunctionCall)
             });
         }
         Ok(match refusal {
@@ -730,6 +753,9 @@ impl<'a> ClientPump<'a> {
                 // Nothing of this batch reaches the server before its
                 // records are written (or synced, when strict).
                 if let Err(e) = stream.reached(t, level).await {
+                    if let Some(a) = &mut *self.state.audit.borrow_mut() {
+                        a.batch_failed();
+                    }
                     self.state.halted.set(true);
                     return RelayEnd::Halted(write_failed(&e));
                 }

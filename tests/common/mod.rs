@@ -3,6 +3,7 @@
 //! processes with their own config on a free port.
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod raw;
 pub mod scratch;
 
