@@ -536,3 +536,40 @@ fn verify_finds_an_edit_a_deletion_and_a_swap_in_a_real_session_log() {
     assert!(text.contains(&format!("{name} line 4")), "{text}");
     assert!(text.contains("out of order"), "{text}");
 }
+
+#[test]
+fn a_reload_changes_the_policy_version_records_carry_and_keeps_the_audit_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = audited(dir.path(), "");
+    let mut raw = gw.raw("shop");
+    raw.query("SELECT 1 AS before_reload");
+    // A changed [audit] table waits for a restart; the policy changes now.
+    let config = gw
+        .config_text()
+        .replace("[audit]\n", "[audit]\nrecord_params = true\n")
+        + "\n# changed\n";
+    assert!(gw.reload(&config));
+    assert!(
+        gw.log_text()
+            .lines()
+            .any(|l| l.contains("only when pgward restarts") && l.contains("audit")),
+        "{}",
+        gw.log_text()
+    );
+    raw.query("SELECT 1 AS after_reload");
+    drop(raw);
+    let rs = session_records(dir.path(), |rs| {
+        rs.iter().any(|r| r["sql"] == "SELECT 1 AS after_reload")
+    });
+    let policy = |sql: &str| {
+        rs.iter()
+            .find(|r| r["sql"] == sql)
+            .map(|r| r["policy"].clone())
+            .unwrap()
+    };
+    assert_ne!(
+        policy("SELECT 1 AS before_reload"),
+        policy("SELECT 1 AS after_reload")
+    );
+    assert_eq!(rs[0]["policy"], policy("SELECT 1 AS before_reload"));
+}
