@@ -315,10 +315,9 @@ impl<'a> ClientPump<'a> {
 
     /// Records a statement in the audit trail (when it is on); the number
     /// an allowed one's result will carry.
-    fn record(&self, seen: Seen) -> Option<u64> {
+    fn record(&self, guard: &Guard, seen: Seen) -> Option<u64> {
         let mut audit = self.state.audit.borrow_mut();
         let a = audit.as_mut()?;
-        let guard = self.state.guard.borrow();
         Some(a.statement(&seen, guard.strings(), guard.client_encoding()))
     }
 
@@ -394,10 +393,13 @@ impl<'a> ClientPump<'a> {
         if audit_down {
             // Fail closed; recording the refusal tries the disk again.
             let d = unwritable();
-            self.record(Seen {
-                denial: Some(&d),
-                ..Seen::new(Message::Query)
-            });
+            self.record(
+                &self.state.guard.borrow(),
+                Seen {
+                    denial: Some(&d),
+                    ..Seen::new(Message::Query)
+                },
+            );
             return Ok(self.refuse(&d, matches!(tag, b'Q' | b'F')));
         }
         let mut guard = self.state.guard.borrow_mut();
@@ -409,16 +411,16 @@ impl<'a> ClientPump<'a> {
             b'Q' => {
                 let q = Query::parse(body)?;
                 let (d, ticket) = guard.on_query(&mut self.cache.borrow_mut(), q.sql);
-                let runs_code = guard.last_runs_code();
-                drop(guard);
                 let refusal = refused(d);
-                audit = self.record(Seen {
-                    sent: Some(q.sql),
-                    denial: refusal.as_ref(),
-                    runs_code,
-                    ..Seen::new(Message::Query)
-                });
-                guard = self.state.guard.borrow_mut();
+                audit = self.record(
+                    &guard,
+                    Seen {
+                        sent: Some(q.sql),
+                        denial: refusal.as_ref(),
+                        runs_code: guard.last_runs_code(),
+                        ..Seen::new(Message::Query)
+                    },
+                );
                 (Owed::Query, ticket, refusal)
             }
             b'P' => {
@@ -427,14 +429,15 @@ impl<'a> ClientPump<'a> {
                 match guard.on_parse(&mut self.cache.borrow_mut(), p.name, p.sql, &param_type) {
                     Ok(t) => (Owed::One, Some(t), None),
                     Err(d) => {
-                        drop(guard);
-                        self.record(Seen {
-                            sent: Some(p.sql),
-                            statement: Some(p.name),
-                            denial: Some(&d),
-                            ..Seen::new(Message::Parse)
-                        });
-                        guard = self.state.guard.borrow_mut();
+                        self.record(
+                            &guard,
+                            Seen {
+                                sent: Some(p.sql),
+                                statement: Some(p.name),
+                                denial: Some(&d),
+                                ..Seen::new(Message::Parse)
+                            },
+                        );
                         (Owed::One, None, Some(d))
                     }
                 }
@@ -449,7 +452,6 @@ impl<'a> ClientPump<'a> {
                     &parameter,
                 ) {
                     Ok((t, runs)) => {
-                        drop(guard);
                         // Planning at Bind may already call functions: the
                         // Bind is the portal's statement record.
                         let params = self
@@ -463,26 +465,29 @@ impl<'a> ClientPump<'a> {
                                     .map(|p| p.values().collect())
                                     .unwrap_or_default()
                             });
-                        self.record(Seen {
-                            prepared: &runs.texts,
-                            statement: Some(b.statement),
-                            portal: Some(b.portal),
-                            params,
-                            runs_code: runs.runs_code,
-                            ..Seen::new(Message::Bind)
-                        });
-                        guard = self.state.guard.borrow_mut();
+                        self.record(
+                            &guard,
+                            Seen {
+                                prepared: &runs.texts,
+                                statement: Some(b.statement),
+                                portal: Some(b.portal),
+                                params,
+                                runs_code: runs.runs_code,
+                                ..Seen::new(Message::Bind)
+                            },
+                        );
                         (Owed::One, Some(t), None)
                     }
                     Err(d) => {
-                        drop(guard);
-                        self.record(Seen {
-                            statement: Some(b.statement),
-                            portal: Some(b.portal),
-                            denial: Some(&d),
-                            ..Seen::new(Message::Bind)
-                        });
-                        guard = self.state.guard.borrow_mut();
+                        self.record(
+                            &guard,
+                            Seen {
+                                statement: Some(b.statement),
+                                portal: Some(b.portal),
+                                denial: Some(&d),
+                                ..Seen::new(Message::Bind)
+                            },
+                        );
                         (Owed::One, None, Some(d))
                     }
                 }
@@ -500,7 +505,6 @@ impl<'a> ClientPump<'a> {
                     Ok((t, runs)) => (t, runs, None),
                     Err(d) => (None, Runs::default(), Some(d)),
                 };
-                drop(guard);
                 // An Execute of a portal whose Bind was recorded reports
                 // under that record; any other gets a record of its own.
                 let bound = match (&refusal, &mut *self.state.audit.borrow_mut()) {
@@ -516,17 +520,19 @@ impl<'a> ClientPump<'a> {
                             .borrow()
                             .as_ref()
                             .and_then(|a| a.reopened_note(e.portal));
-                        self.record(Seen {
-                            prepared: &runs.texts,
-                            portal: Some(e.portal),
-                            denial: refusal.as_ref(),
-                            runs_code: runs.runs_code,
-                            note,
-                            ..Seen::new(Message::Execute)
-                        })
+                        self.record(
+                            &guard,
+                            Seen {
+                                prepared: &runs.texts,
+                                portal: Some(e.portal),
+                                denial: refusal.as_ref(),
+                                runs_code: runs.runs_code,
+                                note,
+                                ..Seen::new(Message::Execute)
+                            },
+                        )
                     }
                 };
-                guard = self.state.guard.borrow_mut();
                 if refusal.is_none() && masked {
                     // The rows must be masked or scanned, so pgward needs the
                     // portal's description even if the client never asked for it.
@@ -554,15 +560,16 @@ impl<'a> ClientPump<'a> {
                 };
                 let refusal = guard.on_describe(&mut self.cache.borrow_mut(), t.kind, t.name);
                 if let Some(d) = &refusal {
-                    drop(guard);
                     let named = Some(t.name);
-                    self.record(Seen {
-                        statement: named.filter(|_| t.kind == b'S'),
-                        portal: named.filter(|_| t.kind != b'S'),
-                        denial: Some(d),
-                        ..Seen::new(Message::Describe)
-                    });
-                    guard = self.state.guard.borrow_mut();
+                    self.record(
+                        &guard,
+                        Seen {
+                            statement: named.filter(|_| t.kind == b'S'),
+                            portal: named.filter(|_| t.kind != b'S'),
+                            denial: Some(d),
+                            ..Seen::new(Message::Describe)
+                        },
+                    );
                 }
                 (owed, None, refusal)
             }
@@ -591,13 +598,16 @@ impl<'a> ClientPump<'a> {
             ),
             _ => return Ok(Action::Forward),
         };
-        drop(guard);
         if tag == b'F' {
-            self.record(Seen {
-                denial: refusal.as_ref(),
-                ..Seen::new(Message::FunctionCall)
-            });
+            self.record(
+                &guard,
+                Seen {
+                    denial: refusal.as_ref(),
+                    ..Seen::new(Message::FunctionCall)
+                },
+            );
         }
+        drop(guard);
         Ok(match refusal {
             None => {
                 self.owe_audited(owed, true, ticket, audit);
