@@ -573,3 +573,50 @@ fn a_reload_changes_the_policy_version_records_carry_and_keeps_the_audit_setting
     );
     assert_eq!(rs[0]["policy"], policy("SELECT 1 AS before_reload"));
 }
+
+#[test]
+fn a_portal_run_in_pieces_reports_each_piece_under_its_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = audited(dir.path(), "");
+    let mut raw = gw.raw("shop");
+    let reply = raw.extended(&[
+        raw::parse(
+            "",
+            "SELECT id FROM products ORDER BY id LIMIT 3 /* pieces */",
+        ),
+        raw::bind("", ""),
+        raw::execute("", 1),
+        raw::execute("", 1),
+        raw::execute("", 0),
+        raw::sync(),
+    ]);
+    assert_eq!(raw::tags(&reply), "12DsDsDCZ");
+    drop(raw);
+    let rs = session_records(dir.path(), |rs| {
+        rs.iter()
+            .any(|r| r["sql"].as_str().is_some_and(|s| s.contains("pieces")))
+    });
+    let bind = rs.iter().find(|r| r["message"] == "bind").unwrap();
+    let outcomes: Vec<&str> = rs
+        .iter()
+        .filter(|r| r["kind"] == "result" && r["n"] == bind["n"])
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["suspended", "suspended", "ok"]);
+    let rows: Vec<u64> = rs
+        .iter()
+        .filter(|r| r["kind"] == "result" && r["n"] == bind["n"])
+        .map(|r| r["rows"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rows, [1, 1, 1]);
+    let session = bind["session"].as_str().unwrap();
+    let show = Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["audit", "replay", "--session", session, "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(show.status.success(), "{text}");
+    assert!(!text.contains("not in the log"), "{text}");
+    assert!(text.contains("3 row(s)"), "{text}");
+}

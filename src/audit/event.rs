@@ -140,18 +140,35 @@ impl Event {
         }
     }
 
-    /// Joins a statement with its result.
+    /// Joins a statement with its result. A portal run in pieces (Executes
+    /// with a row limit) has a `suspended` result per piece before its last:
+    /// the statement stays open and the pieces add up.
     pub fn answer(&mut self, result: Event) {
-        self.answered = true;
+        let more = self.outcome == "suspended";
+        self.answered = result.outcome != "suspended";
         self.outcome = result.outcome;
-        self.tags = result.tags;
-        self.rows = result.rows;
+        let sum = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) if more => Some(a + b),
+            (a, b) if more => a.or(b),
+            (_, b) => b,
+        };
+        self.rows = sum(self.rows, result.rows);
+        self.duration_us = sum(self.duration_us, result.duration_us);
+        self.masked_cells = sum(self.masked_cells, result.masked_cells);
+        if more {
+            self.tags.extend(result.tags);
+            for m in result.masked {
+                if !self.masked.contains(&m) {
+                    self.masked.push(m);
+                }
+            }
+        } else {
+            self.tags = result.tags;
+            self.masked = result.masked;
+        }
         if !result.sqlstate.is_empty() {
             self.sqlstate = result.sqlstate;
         }
-        self.duration_us = result.duration_us;
-        self.masked = result.masked;
-        self.masked_cells = result.masked_cells;
         if self.reason.is_empty() {
             self.reason = result.reason;
         }

@@ -152,10 +152,17 @@ impl<W: Write> Table<'_, W> {
             Kind::Result => {
                 let key = (e.session.clone(), e.n.unwrap_or(0));
                 if let Some(id) = self.waiting.remove(&key) {
+                    let mut done = true;
                     if let Some(row) = self.rows.get_mut(&id) {
                         row.answer(e);
+                        done = row.answered;
                     }
-                    self.complete(id)?;
+                    if done {
+                        self.complete(id)?;
+                    } else {
+                        // A piece of a portal run in pieces: more follow.
+                        self.waiting.insert(key, id);
+                    }
                 }
                 // A result without its statement (before --since, or
                 // filtered out) shows nothing.

@@ -10,7 +10,7 @@
 //! and masked column names, errors as their SQLSTATE only.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -97,6 +97,8 @@ pub struct Seen<'a> {
     pub runs_code: bool,
     /// A note on what pgward cannot vouch for.
     pub note: Option<String>,
+    /// An Execute's row limit (0: none).
+    pub max_rows: u64,
 }
 
 impl<'a> Seen<'a> {
@@ -112,6 +114,7 @@ impl<'a> Seen<'a> {
             params: None,
             runs_code: false,
             note: None,
+            max_rows: 0,
         }
     }
 }
@@ -127,6 +130,8 @@ const LONG_TEXTS_KEPT: usize = 64;
 /// A forwarded statement waiting for its result.
 struct Running {
     forwarded: Instant,
+    /// The Execute's row limit: a piece that stops there returned that many.
+    max_rows: u64,
     tags: Vec<String>,
     rows: u64,
     sqlstate: Option<String>,
@@ -142,7 +147,10 @@ pub struct SessionAudit {
     started: Instant,
     /// Statements recorded so far (the last one's number).
     statements: u64,
-    running: HashMap<u64, Running>,
+    /// Forwarded runs waiting for their results, by statement: a portal
+    /// run in pieces (Executes with a row limit) has one per Execute, and
+    /// the server answers them in order.
+    running: HashMap<u64, VecDeque<Running>>,
     /// The statement number of each portal's last Bind record.
     portals: HashMap<Vec<u8>, u64>,
     /// The last statement forwarded that may run code (which may reopen
@@ -319,7 +327,7 @@ impl SessionAudit {
                 (Message::Bind, Some(p)) => {
                     self.portals.insert(p.to_vec(), n);
                 }
-                _ => self.run(n),
+                _ => self.run(n, seen.max_rows),
             }
         }
         n
@@ -328,12 +336,12 @@ impl SessionAudit {
     /// An Execute of `portal` forwarded: the number of the Bind record it
     /// runs, when pgward can vouch that the portal is still what that Bind
     /// made (no code ran since that could have reopened it).
-    pub fn execute(&mut self, portal: &[u8]) -> Option<u64> {
+    pub fn execute(&mut self, portal: &[u8], max_rows: u64) -> Option<u64> {
         let n = *self.portals.get(portal)?;
         if self.code_n > n {
             return None;
         }
-        self.run(n);
+        self.run(n, max_rows);
         Some(n)
     }
 
@@ -349,13 +357,24 @@ impl SessionAudit {
     }
 
     /// Statement `n` is running: its result will follow.
-    fn run(&mut self, n: u64) {
-        self.running.entry(n).or_insert_with(|| Running {
+    fn run(&mut self, n: u64, max_rows: u64) {
+        self.running.entry(n).or_default().push_back(Running {
             forwarded: Instant::now(),
+            max_rows,
             tags: Vec::new(),
             rows: 0,
             sqlstate: None,
         });
+    }
+
+    /// The oldest run of statement `n` waiting for its result.
+    fn take_run(&mut self, n: u64) -> Option<Running> {
+        let queue = self.running.get_mut(&n)?;
+        let run = queue.pop_front();
+        if queue.is_empty() {
+            self.running.remove(&n);
+        }
+        run
     }
 
     /// A prepared text as the record shows it: in full the first time in
@@ -401,7 +420,7 @@ impl SessionAudit {
 
     /// A CommandComplete for statement `n`.
     pub fn on_complete(&mut self, n: u64, body: &[u8]) {
-        if let Some(r) = self.running.get_mut(&n) {
+        if let Some(r) = self.running.get_mut(&n).and_then(|q| q.front_mut()) {
             let tag = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(body));
             if let Some(count) = tag.rsplit(' ').next().and_then(|c| c.parse::<u64>().ok()) {
                 r.rows += count;
@@ -412,14 +431,14 @@ impl SessionAudit {
 
     /// An ErrorResponse for statement `n`.
     pub fn on_error(&mut self, n: u64, sqlstate: Option<&str>) {
-        if let Some(r) = self.running.get_mut(&n) {
+        if let Some(r) = self.running.get_mut(&n).and_then(|q| q.front_mut()) {
             r.sqlstate = sqlstate.map(str::to_string);
         }
     }
 
     /// Statement `n` is done: its result record.
     pub fn finish(&mut self, n: u64, outcome: Outcome, tag: u8, masked: Vec<MaskedResult>) {
-        let Some(run) = self.running.remove(&n) else {
+        let Some(run) = self.take_run(n) else {
             return;
         };
         let mut r = self.base(Kind::Result);
@@ -434,7 +453,10 @@ impl SessionAudit {
             .into(),
         );
         r.duration_us = Some(run.forwarded.elapsed().as_micros() as u64);
-        r.rows = (!run.tags.is_empty()).then_some(run.rows);
+        r.rows = match (outcome, tag) {
+            (Outcome::Done, b's') => Some(run.max_rows),
+            _ => (!run.tags.is_empty()).then_some(run.rows),
+        };
         r.tags = run.tags.into_iter().map(Cow::Owned).collect();
         r.sqlstate = run.sqlstate.map(Cow::Owned);
         let mut columns: Vec<String> = Vec::new();
@@ -476,7 +498,7 @@ impl SessionAudit {
         let mut open: Vec<u64> = self.running.keys().copied().collect();
         open.sort_unstable();
         for n in open {
-            if let Some(run) = self.running.remove(&n) {
+            while let Some(run) = self.take_run(n) {
                 let mut r = self.base(Kind::Result);
                 r.n = Some(n);
                 r.outcome = Some("unanswered".into());

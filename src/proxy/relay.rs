@@ -508,7 +508,7 @@ impl<'a> ClientPump<'a> {
                 // An Execute of a portal whose Bind was recorded reports
                 // under that record; any other gets a record of its own.
                 let bound = match (&refusal, &mut *self.state.audit.borrow_mut()) {
-                    (None, Some(a)) => a.execute(e.portal),
+                    (None, Some(a)) => a.execute(e.portal, e.max_rows.max(0) as u64),
                     _ => None,
                 };
                 audit = match bound {
@@ -528,6 +528,7 @@ impl<'a> ClientPump<'a> {
                                 denial: refusal.as_ref(),
                                 runs_code: runs.runs_code,
                                 note,
+                                max_rows: e.max_rows.max(0) as u64,
                                 ..Seen::new(Message::Execute)
                             },
                         )
