@@ -15,7 +15,7 @@ use serde_json::Value;
 
 const ROLES: &str = r#"
 [roles.coder]
-operations = ["select", "code", "transaction", "set"]
+operations = ["select", "code", "transaction", "set", "cursor"]
 read = ["public.*"]
 functions = ["public.*"]
 "#;
@@ -169,4 +169,30 @@ fn f7_a_long_prepared_text_is_written_in_full_once_per_session() {
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
     assert!(bytes < 40_000, "{bytes} bytes written");
+}
+
+#[test]
+fn f9_an_execute_of_a_declared_cursor_names_the_declare() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = audited(dir.path());
+    let mut r = gw.raw("shop");
+    r.query("BEGIN");
+    // A portal `c` bound first, then closed and declared again in SQL: the
+    // Execute runs the cursor, not the Bind.
+    r.extended(&[parse("s", "SELECT 1 AS one"), bind("c", "s"), sync()]);
+    r.query("CLOSE c");
+    r.query("DECLARE c CURSOR FOR SELECT id FROM products ORDER BY id /* f9 */");
+    let reply = r.extended(&[execute("c", 2), sync()]);
+    assert_eq!(common::raw::rows(&reply).0.len(), 2);
+    r.query("COMMIT");
+    drop(r);
+    let rs = session_with(dir.path(), "/* f9 */");
+    let e = rs
+        .iter()
+        .find(|r| r["message"] == "execute")
+        .expect("the Execute gets a record of its own");
+    assert_eq!(
+        e["sql"],
+        "DECLARE c CURSOR FOR SELECT id FROM products ORDER BY id /* f9 */"
+    );
 }

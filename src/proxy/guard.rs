@@ -80,8 +80,9 @@ pub struct Guard {
 pub struct Runs {
     /// The prepared texts it may run (none for a cursor).
     pub texts: Vec<Rc<[u8]>>,
-    /// It may run code that opens cursors under names it chooses (a DO
-    /// block, a function, a write that fires triggers).
+    /// It may change what a portal name runs: code that opens cursors
+    /// under names it chooses (a DO block, a function, a write that fires
+    /// triggers), or DECLARE and CLOSE.
     pub runs_code: bool,
 }
 
@@ -183,7 +184,8 @@ struct Facts {
     /// of the same name was in flight), for the audit log.
     texts: Vec<Rc<[u8]>>,
     /// It may run code (a DO block, a function call, a write firing
-    /// triggers), which may open cursors under any name.
+    /// triggers), which may open cursors under any name, or declares or
+    /// closes cursors itself.
     runs_code: bool,
 }
 
@@ -248,9 +250,11 @@ fn facts_of(c: &Classification) -> Facts {
         cursors: c.cursors.clone(),
         bound: Vec::new(),
         texts: Vec::new(),
+        // (DECLARE and CLOSE change what a portal name runs, too.)
         runs_code: ops.contains(&Operation::Code)
             || !c.functions.is_empty()
-            || !c.writes.is_empty(),
+            || !c.writes.is_empty()
+            || !c.cursors.is_empty(),
     }
 }
 
@@ -620,9 +624,12 @@ impl Guard {
         for change in &f.cursors {
             changes.push(match change {
                 CursorChange::Declare { name, hold } => {
-                    // Fetching from it returns what its query reads.
+                    // Fetching from it returns what its query reads (and
+                    // runs what its query runs).
                     let facts = Facts {
                         reads_masked: f.reads_masked,
+                        runs_code: f.runs_code,
+                        texts: f.texts.clone(),
                         ..Facts::default()
                     };
                     let portal = Portal { facts, hold: *hold };
@@ -710,10 +717,21 @@ impl Guard {
         // is gone afterwards; pgward keeps its record of it: a stale record
         // is harmless, a missing one is not, and a Query the server skips
         // drops nothing.)
-        let d = self.check_sql(cache, sql);
+        let (d, text) = match self.check_text(cache, sql) {
+            Ok((d, text)) => (d, Some(text)),
+            Err(d) => (Decision::Deny(d), None),
+        };
         let mut ticket = None;
         if d.is_allowed() {
-            let facts = self.last.clone();
+            let mut facts = self.last.clone();
+            let declares = facts
+                .cursors
+                .iter()
+                .any(|c| matches!(c, CursorChange::Declare { .. }));
+            if let (true, Some(text)) = (declares, text) {
+                // The cursors' record names the text that declared them.
+                facts.texts = vec![Rc::from(text.as_bytes())];
+            }
             ticket = self.runs(&facts);
         }
         (d, ticket)
