@@ -186,9 +186,17 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("PGWARD_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter(std::io::stderr()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .log_internal_errors(false)
         .init();
+    // A panic anywhere is a bug: end the process rather than leave a worker
+    // thread gone with its sessions hanging and its listener unserved.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        std::process::abort();
+    }));
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve { .. }) {
         // A command whose output is cut short (`pgward explain ... | head`)
@@ -356,6 +364,21 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
     worker::Blueprint::new(config.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(config)
+}
+
+/// Standard error for the log, whose failures (a full disk, a closed pipe)
+/// are dropped: losing a log line must not stop a worker.
+struct LogWriter(std::io::Stderr);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(self.0.write(buf).unwrap_or(buf.len()))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
+    }
 }
 
 fn serve(path: PathBuf) -> ExitCode {

@@ -196,3 +196,24 @@ fn f9_an_execute_of_a_declared_cursor_names_the_declare() {
         "DECLARE c CURSOR FOR SELECT id FROM products ORDER BY id /* f9 */"
     );
 }
+
+/// Red team 10, finding B: a log line that cannot be written (standard
+/// error on a full disk) made tracing panic and a worker thread die with its
+/// sessions. Lines that cannot be written are dropped now.
+#[test]
+fn r10_b_a_log_that_cannot_be_written_does_not_stop_a_worker() {
+    let gw = Gateway::start(GatewayOptions {
+        role: "coder",
+        roles: ROLES.into(),
+        workers: 2,
+        // The debug log passes this within a few sessions.
+        file_size_limit: Some(8192),
+        ..Default::default()
+    });
+    for i in 0..40 {
+        let mut r = gw.raw("shop");
+        let (cells, err) = common::raw::rows(&r.query(&format!("SELECT {i} AS n")));
+        assert_eq!((cells, err), (vec![i.to_string()], None));
+    }
+    assert!(std::fs::metadata(&gw.log).unwrap().len() <= 8192);
+}
