@@ -151,8 +151,6 @@ pub struct SessionAudit {
     /// run in pieces (Executes with a row limit) has one per Execute, and
     /// the server answers them in order.
     running: HashMap<u64, VecDeque<Running>>,
-    /// The statement number of each portal's last Bind record.
-    portals: HashMap<Vec<u8>, u64>,
     /// The last statement forwarded that may run code (which may reopen
     /// portals under any name).
     code_n: u64,
@@ -186,7 +184,6 @@ impl SessionAudit {
             started: Instant::now(),
             statements: 0,
             running: HashMap::new(),
-            portals: HashMap::new(),
             code_n: 0,
             long_texts: Vec::new(),
             wait_for: None,
@@ -242,7 +239,9 @@ impl SessionAudit {
     /// Records a statement; returns its number. An allowed Query or
     /// Execute waits for its result under that number; an allowed Bind is
     /// the statement record of the portal it makes (planning may already
-    /// run functions), whose Executes report their results under it.
+    /// run functions), whose Executes report their results under it (the
+    /// guard keeps the number with its record of the portal); the Bind
+    /// itself reports only a failure.
     pub fn statement(&mut self, seen: &Seen, strings: Strings, encoding: ClientEncoding) -> u64 {
         self.statements += 1;
         let n = self.statements;
@@ -323,21 +322,16 @@ impl SessionAudit {
             if seen.runs_code {
                 self.code_n = n;
             }
-            match (seen.message, seen.portal) {
-                (Message::Bind, Some(p)) => {
-                    self.portals.insert(p.to_vec(), n);
-                }
-                _ => self.run(n, seen.max_rows),
-            }
+            self.run(n, seen.max_rows);
         }
         n
     }
 
-    /// An Execute of `portal` forwarded: the number of the Bind record it
-    /// runs, when pgward can vouch that the portal is still what that Bind
-    /// made (no code ran since that could have reopened it).
-    pub fn execute(&mut self, portal: &[u8], max_rows: u64) -> Option<u64> {
-        let n = *self.portals.get(portal)?;
+    /// An Execute forwarded of a portal the Bind recorded as `bound` made:
+    /// that number, when pgward can vouch that the portal is still what the
+    /// Bind made (no code ran since that could have reopened it).
+    pub fn execute(&mut self, bound: Option<u64>, max_rows: u64) -> Option<u64> {
+        let n = bound?;
         if self.code_n > n {
             return None;
         }
@@ -346,8 +340,8 @@ impl SessionAudit {
     }
 
     /// The note for an Execute whose portal may have been reopened.
-    pub fn reopened_note(&self, portal: &[u8]) -> Option<String> {
-        let n = *self.portals.get(portal)?;
+    pub fn reopened_note(&self, bound: Option<u64>) -> Option<String> {
+        let n = bound?;
         (self.code_n > n).then(|| {
             format!(
                 "its Bind is #{n}; statement #{} ran code since, which may have reopened the portal with other SQL",
@@ -438,6 +432,11 @@ impl SessionAudit {
 
     /// Statement `n` is done: its result record.
     pub fn finish(&mut self, n: u64, outcome: Outcome, tag: u8, masked: Vec<MaskedResult>) {
+        if (outcome, tag) == (Outcome::Done, b'2') {
+            // BindComplete: the portal's Executes report its results.
+            self.take_run(n);
+            return;
+        }
         let Some(run) = self.take_run(n) else {
             return;
         };

@@ -84,6 +84,9 @@ pub struct Runs {
     /// under names it chooses (a DO block, a function, a write that fires
     /// triggers), or DECLARE and CLOSE.
     pub runs_code: bool,
+    /// For an Execute: the audit record of the Bind that made the portal,
+    /// when every portal the server may run under its name came from it.
+    pub bound: Option<u64>,
 }
 
 /// An Execute allowed: the ticket its cursor changes wait under, and what
@@ -111,6 +114,8 @@ struct Portal {
     facts: Facts,
     /// A cursor declared WITH HOLD: it outlives its transaction.
     hold: bool,
+    /// The audit record of the Bind that made it (none for a cursor).
+    audit: Option<u64>,
 }
 
 /// A change to the mirror that waits for the server's answer.
@@ -125,6 +130,8 @@ enum Pending {
     Bind {
         name: Vec<u8>,
         portal: Portal,
+        /// The batch (messages up to a Sync) it was sent in.
+        batch: u64,
     },
     Close {
         kind: u8,
@@ -632,7 +639,11 @@ impl Guard {
                         texts: f.texts.clone(),
                         ..Facts::default()
                     };
-                    let portal = Portal { facts, hold: *hold };
+                    let portal = Portal {
+                        facts,
+                        hold: *hold,
+                        audit: None,
+                    };
                     NameChange::Declare(server_name(name.as_bytes()).to_vec(), portal)
                 }
                 CursorChange::Close(name) => NameChange::DropPortals(
@@ -687,6 +698,7 @@ impl Guard {
             Some(old) => Portal {
                 facts: old.facts.or(portal.facts),
                 hold: old.hold || portal.hold,
+                audit: old.audit.filter(|&n| portal.audit == Some(n)),
             },
             None => portal,
         };
@@ -821,10 +833,17 @@ impl Guard {
         let runs = Runs {
             texts: std::mem::take(&mut facts.texts),
             runs_code: facts.runs_code,
+            bound: None,
         };
+        let batch = self.batch;
         let ticket = self.pend(Pending::Bind {
+            batch,
             name: portal.to_vec(),
-            portal: Portal { facts, hold: false },
+            portal: Portal {
+                facts,
+                hold: false,
+                audit: None,
+            },
         });
         Ok((ticket, runs))
     }
@@ -986,13 +1005,67 @@ impl Guard {
         }
     }
 
+    /// The audit record of the Bind that made portal `name`, when every
+    /// portal the server may hold under that name (its record and any Bind
+    /// or DECLARE of it in flight) came from that one Bind.
+    fn portal_audit(&self, name: &[u8]) -> Option<u64> {
+        // A Bind of the name in this batch is what an Execute here runs:
+        // if that Bind fails, the server skips the Execute.
+        let last = self.pending.iter().rev().find_map(|(_, p)| match p {
+            Pending::Bind {
+                name: n,
+                portal,
+                batch,
+            } if n == name => Some((portal.audit, *batch == self.batch)),
+            Pending::Runs { changes }
+                if changes
+                    .iter()
+                    .any(|c| matches!(c, NameChange::Declare(n, _) if n == name)) =>
+            {
+                Some((None, false))
+            }
+            _ => None,
+        });
+        if let Some((audit, true)) = last {
+            return audit;
+        }
+        let held = self.portals.get(name).map(|p| p.audit);
+        let flying = self.pending.iter().flat_map(|(_, p)| match p {
+            Pending::Bind {
+                name: n, portal, ..
+            } if n == name => vec![portal.audit],
+            Pending::Runs { changes } => changes
+                .iter()
+                .filter_map(|c| match c {
+                    NameChange::Declare(n, p) if n == name => Some(p.audit),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        });
+        let mut all = held.into_iter().chain(flying);
+        let first = all.next()??;
+        all.all(|a| a == Some(first)).then_some(first)
+    }
+
+    /// Notes the audit record of the Bind waiting under `ticket`.
+    pub fn note_bind_record(&mut self, ticket: Ticket, n: u64) {
+        for (t, p) in &mut self.pending {
+            if let (true, Pending::Bind { portal, .. }) = (*t == ticket, p) {
+                portal.audit = Some(n);
+            }
+        }
+    }
+
     /// What running a portal may imply: its record and any Bind or DECLARE
     /// of it in flight; `None` when pgward knows of no such portal.
     fn portal_facts(&self, name: &[u8]) -> Option<Facts> {
         let held = self.portals.get(name).map(|p| p.facts.clone());
         let flying = self.pending.iter().flat_map(|(_, p)| {
             let (bound, changes) = match p {
-                Pending::Bind { name: n, portal } if n == name => (Some(portal), &[][..]),
+                Pending::Bind {
+                    name: n, portal, ..
+                } if n == name => (Some(portal), &[][..]),
                 Pending::Runs { changes } => (None, &changes[..]),
                 _ => (None, &[][..]),
             };
@@ -1019,6 +1092,7 @@ impl Guard {
         let runs = Runs {
             texts: std::mem::take(&mut f.texts),
             runs_code: f.runs_code,
+            bound: self.portal_audit(portal),
         };
         Ok((self.runs(&f), runs))
     }
@@ -1115,7 +1189,7 @@ impl Guard {
                 // The server drops the unnamed statement before parsing.
                 self.statements.remove(&name);
             }
-            (Pending::Bind { name, portal }, Outcome::Done) => {
+            (Pending::Bind { name, portal, .. }, Outcome::Done) => {
                 self.portals.insert(name, portal);
             }
 

@@ -465,7 +465,7 @@ impl<'a> ClientPump<'a> {
                                     .map(|p| p.values().collect())
                                     .unwrap_or_default()
                             });
-                        self.record(
+                        audit = self.record(
                             &guard,
                             Seen {
                                 prepared: &runs.texts,
@@ -476,6 +476,9 @@ impl<'a> ClientPump<'a> {
                                 ..Seen::new(Message::Bind)
                             },
                         );
+                        if let Some(n) = audit {
+                            guard.note_bind_record(t, n);
+                        }
                         (Owed::One, Some(t), None)
                     }
                     Err(d) => {
@@ -508,7 +511,7 @@ impl<'a> ClientPump<'a> {
                 // An Execute of a portal whose Bind was recorded reports
                 // under that record; any other gets a record of its own.
                 let bound = match (&refusal, &mut *self.state.audit.borrow_mut()) {
-                    (None, Some(a)) => a.execute(e.portal, e.max_rows.max(0) as u64),
+                    (None, Some(a)) => a.execute(runs.bound, e.max_rows.max(0) as u64),
                     _ => None,
                 };
                 audit = match bound {
@@ -519,7 +522,7 @@ impl<'a> ClientPump<'a> {
                             .audit
                             .borrow()
                             .as_ref()
-                            .and_then(|a| a.reopened_note(e.portal));
+                            .and_then(|a| a.reopened_note(runs.bound));
                         self.record(
                             &guard,
                             Seen {
