@@ -166,6 +166,10 @@ pub struct Record<'a> {
     /// How many streams this start of pgward writes (`start`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streams: Option<u32>,
+    /// Which start of pgward (`start`): drawn at random at each start, the
+    /// same in every stream it writes, and the prefix of its session ids.
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<Cow<'a, str>>,
 }
 
 impl Record<'_> {

@@ -75,6 +75,13 @@ pub enum Why {
     },
     /// The last line has no newline: a write that never completed.
     Unfinished,
+    /// A `start` record in a stream that stream 0 does not announce: every
+    /// start of pgward writes its start record in stream 0 too, with how
+    /// many streams it writes (an added stream, forged whole).
+    Unannounced {
+        /// The stream.
+        stream: u32,
+    },
     /// A stream that a `start` record announces has no segment at all.
     MissingStream {
         /// The missing stream.
@@ -128,6 +135,10 @@ impl std::fmt::Display for Why {
             Why::Unfinished => write!(
                 f,
                 "unfinished record: the last line has no newline (a write that never completed)"
+            ),
+            Why::Unannounced { stream } => write!(
+                f,
+                "stream {stream} was not written by pgward: no start record in stream 0 announces it (an added stream)"
             ),
             Why::MissingStream { stream, streams } => write!(
                 f,
@@ -263,7 +274,29 @@ fn finish(started: Instant, mut results: Outcomes) -> Result<Report, ReadError> 
         announced.extend(starts);
     }
     let mut missing: Vec<Break> = Vec::new();
-    for (streams, path, line) in announced {
+    // Stream 0 speaks for every start: a start record elsewhere must match
+    // one of stream 0's (same boot), which must count that stream.
+    let zero: Vec<&Announced> = announced.iter().filter(|a| a.stream == 0).collect();
+    for a in announced.iter().filter(|a| a.stream != 0) {
+        let vouched = zero
+            .iter()
+            .any(|z| z.streams > a.stream && (a.boot.is_none() || z.boot == a.boot));
+        if !vouched && !missing.iter().any(|b| b.stream == a.stream) {
+            missing.push(Break {
+                stream: a.stream,
+                path: a.path.clone(),
+                line: a.line,
+                why: Why::Unannounced { stream: a.stream },
+            });
+        }
+    }
+    for Announced {
+        streams,
+        path,
+        line,
+        ..
+    } in announced
+    {
         for stream in 0..streams {
             let exists = summaries.iter().any(|s| s.stream == stream);
             let told = missing.iter().any(|b| b.stream == stream);
@@ -294,8 +327,16 @@ struct Pos {
     next_offset: u64,
 }
 
-/// What a `start` record announces: stream count, file and line.
-type Announced = (u32, PathBuf, u64);
+/// What a `start` record says: its stream, the start of pgward it comes
+/// from, how many streams that start writes; and where it is.
+#[derive(Debug, Clone)]
+struct Announced {
+    stream: u32,
+    boot: Option<String>,
+    streams: u32,
+    path: PathBuf,
+    line: u64,
+}
 
 /// Verifies one stream, stopping at its first break.
 fn verify_stream(stream: Stream) -> Result<(Summary, Vec<Announced>), ReadError> {
@@ -360,7 +401,13 @@ fn verify_stream(stream: Stream) -> Result<(Summary, Vec<Announced>), ReadError>
                     break;
                 }
                 if let Some(n) = r.streams {
-                    announced.push((n, pos.path.clone(), pos.line));
+                    announced.push(Announced {
+                        stream: stream.stream,
+                        boot: r.boot.as_deref().map(str::to_string),
+                        streams: n,
+                        path: pos.path.clone(),
+                        line: pos.line,
+                    });
                 }
             }
             Ok(_) => {}
@@ -575,6 +622,30 @@ mod tests {
         assert_eq!((s.segments, s.head.seq), (4, 31));
         let last = chain::open(lines[30].strip_suffix(b"\n").unwrap()).unwrap();
         assert_eq!(s.head.prev, last.hash);
+    }
+
+    #[test]
+    fn a_stream_added_whole_is_not_one_pgward_wrote() {
+        let (dir, _) = log();
+        // A self-sealed chain claiming to be stream 1 of a start that wrote
+        // two streams; stream 0's start says one.
+        let forged = sample::stream_lines(1, 2, T, 1, 1);
+        sample::write_stream(dir.path(), 1, &forged, 10).unwrap();
+        assert_eq!(
+            only_break(&dir),
+            (
+                dir.path().join(name(1, 1)),
+                1,
+                Why::Unannounced { stream: 1 }
+            )
+        );
+        // With stream 0 announcing two streams, stream 1 is pgward's.
+        let dir2 = tempfile::tempdir().unwrap();
+        for s in 0..2 {
+            let lines = sample::stream_lines(s, 2, T, 1, 1);
+            sample::write_stream(dir2.path(), s, &lines, 10).unwrap();
+        }
+        assert!(verify(dir2.path()).unwrap().intact());
     }
 
     #[test]

@@ -26,6 +26,17 @@ use super::chain::Chain;
 use super::record::{Kind, Record};
 use super::segment::{self, Resume};
 
+/// This start of pgward: 8 hex digits drawn once per process, written in
+/// every stream's `start` record and prefixed to session ids.
+pub fn boot_id() -> &'static str {
+    static BOOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| {
+        let mut out = Vec::new();
+        super::chain::push_hex(&mut out, &crate::auth::scram::random_bytes::<4>());
+        String::from_utf8(out).unwrap_or_default()
+    })
+}
+
 /// Names one appended record until it is written.
 pub type Ticket = u64;
 
@@ -70,18 +81,13 @@ pub struct OpenedStream {
     resume: Resume,
 }
 
-/// Takes the directory for this process: an exclusive lock on `dir/.lock`,
-/// held as long as the returned file is open (two pgward processes writing
-/// one stream would break its chain).
+/// Takes the directory for this process: an exclusive lock on the
+/// directory itself (not on a file in it, which could be deleted from under
+/// the lock), held as long as the returned handle is open. Two pgward
+/// processes writing one stream would break its chain.
 pub fn lock_dir(dir: &Path) -> Result<std::fs::File, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join(".lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let f = std::fs::File::open(dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
     // SAFETY: flock on a descriptor this function owns.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return Err(format!(
@@ -157,6 +163,8 @@ struct State {
     file: Option<Rc<monoio::fs::File>>,
     /// A session asks for a write attempt (the stream is unhealthy).
     retry: bool,
+    /// The segment was found deleted: the next batch starts a new one.
+    rotate: bool,
     /// Write attempts made (each batch, written or failed).
     attempts: u64,
     closing: bool,
@@ -199,6 +207,7 @@ impl AuditStream {
                 syncer: None,
                 file: None,
                 retry: false,
+                rotate: false,
                 attempts: 0,
                 closing: false,
                 closed: false,
@@ -370,6 +379,7 @@ impl StreamWriter {
             version: Some(env!("CARGO_PKG_VERSION").into()),
             stream: Some(settings.stream),
             streams: Some(settings.streams),
+            boot: Some(boot_id().into()),
             policy: Some(settings.policy.as_str().into()),
             ..Record::default()
         };
@@ -468,7 +478,8 @@ impl StreamWriter {
     /// cut back to where it was.
     async fn write(&mut self, seq: u64, buf: Vec<u8>) -> Result<Vec<u8>, String> {
         let settings = &self.stream.settings;
-        if self.file.is_none() || self.offset >= settings.segment_size {
+        let deleted = std::mem::take(&mut self.stream.state.borrow_mut().rotate);
+        if self.file.is_none() || self.offset >= settings.segment_size || deleted {
             self.rotate(seq).await?;
         }
         let Some(file) = &self.file else {
@@ -545,6 +556,13 @@ impl StreamWriter {
     }
 }
 
+/// True when the file has no name left (it was deleted).
+fn unlinked(f: &monoio::fs::File) -> bool {
+    // SAFETY: fstat into a zeroed stat of the file's own descriptor.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    unsafe { libc::fstat(f.as_raw_fd(), &mut st) == 0 && st.st_nlink == 0 }
+}
+
 /// The syncer: fsyncs the current segment whenever records were written
 /// since the last fsync began; each fsync settles every ticket written
 /// before it started.
@@ -564,13 +582,24 @@ async fn sync_loop(stream: Rc<AuditStream>) {
         .await;
         let Some((target, file)) = job else { return };
         let result = match &file {
-            Some(f) => f.sync_data().await.map_err(|e| e.to_string()),
+            Some(f) => match f.sync_data().await {
+                Err(e) => Err(e.to_string()),
+                // A segment deleted from under pgward takes its records
+                // with it: those not yet synced fail (their statements do
+                // not run), and writing goes on in a new segment, whose
+                // chain shows the gap.
+                Ok(()) if unlinked(f) => {
+                    Err("the segment was deleted while pgward wrote it".into())
+                }
+                Ok(()) => Ok(()),
+            },
             // Nothing was ever written (every batch failed).
             None => Ok(()),
         };
         {
             let mut s = stream.state.borrow_mut();
             if let Err(e) = result {
+                s.rotate = true;
                 let lo = s.synced + 1;
                 stream.fail(
                     &mut s,
@@ -700,6 +729,39 @@ mod tests {
             run.await;
         });
         assert_eq!(chained_lines(dir.path()).len(), 11);
+    }
+
+    #[test]
+    fn a_segment_deleted_while_written_fails_its_unsynced_records_and_writing_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = open_stream(settings(dir.path(), 1 << 20, Durability::Strict)).unwrap();
+        runtime().block_on(async {
+            let (stream, writer) = AuditStream::new(opened);
+            let run = monoio::spawn(writer.run());
+            let t = stream.append(&statement(1));
+            stream.reached(t, Level::Synced).await.unwrap();
+            for s in segment::list(dir.path()).unwrap() {
+                std::fs::remove_file(&s.path).unwrap();
+            }
+            let t = stream.append(&statement(2));
+            let e = stream.reached(t, Level::Synced).await.unwrap_err();
+            assert!(e.0.contains("deleted"), "{e:?}");
+            assert!(!stream.is_healthy());
+            let t = stream.append(&statement(3));
+            stream.reached(t, Level::Synced).await.unwrap();
+            assert!(stream.is_healthy());
+            stream.close().await;
+            run.await;
+        });
+        // The new segment starts with the record of the loss, chained on
+        // from the deleted one (so verify shows the gap).
+        let segments = segment::list(dir.path()).unwrap();
+        assert_eq!(segments.len(), 1);
+        let text = std::fs::read_to_string(&segments[0].path).unwrap();
+        let first: Record = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first.kind, Kind::Recovered);
+        assert_eq!(first.lost, Some(1));
+        assert!(segments[0].first_seq > 1);
     }
 
     #[test]

@@ -43,13 +43,7 @@ pub struct Identity {
 /// The session id of worker-local session number `id`: a random prefix
 /// drawn once per process, so ids never repeat across restarts.
 pub fn session_id(id: u64) -> String {
-    static BOOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let boot = BOOT.get_or_init(|| {
-        let mut out = Vec::new();
-        crate::audit::chain::push_hex(&mut out, &crate::auth::scram::random_bytes::<4>());
-        String::from_utf8(out).unwrap_or_default()
-    });
-    format!("{boot}-{id}")
+    format!("{}-{id}", crate::audit::writer::boot_id())
 }
 
 /// The protocol message a statement came in.
