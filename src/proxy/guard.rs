@@ -1029,23 +1029,31 @@ impl Guard {
         if let Some((audit, true)) = last {
             return audit;
         }
-        let held = self.portals.get(name).map(|p| p.audit);
-        let flying = self.pending.iter().flat_map(|(_, p)| match p {
-            Pending::Bind {
-                name: n, portal, ..
-            } if n == name => vec![portal.audit],
-            Pending::Runs { changes } => changes
-                .iter()
-                .filter_map(|c| match c {
-                    NameChange::Declare(n, p) if n == name => Some(p.audit),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        });
-        let mut all = held.into_iter().chain(flying);
-        let first = all.next()??;
-        all.all(|a| a == Some(first)).then_some(first)
+        // Otherwise every candidate must name the same Bind.
+        let mut agreed: Option<Option<u64>> = self.portals.get(name).map(|p| p.audit);
+        let mut agree = |audit: Option<u64>| match agreed {
+            None => agreed = Some(audit),
+            Some(a) if a == audit => {}
+            Some(_) => agreed = Some(None),
+        };
+        for (_, p) in &self.pending {
+            match p {
+                Pending::Bind {
+                    name: n, portal, ..
+                } if n == name => agree(portal.audit),
+                Pending::Runs { changes } => {
+                    for c in changes {
+                        if let NameChange::Declare(n, p) = c {
+                            if n == name {
+                                agree(p.audit);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        agreed.flatten()
     }
 
     /// Notes the audit record of the Bind waiting under `ticket`.
