@@ -360,10 +360,7 @@ fn audit_config(
 
 /// The policy version of a configuration: its text's hash, shortened.
 fn config_version(text: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    let mut out = Vec::new();
-    crate::audit::chain::push_hex(&mut out, &d.as_ref()[..8]);
-    String::from_utf8(out).unwrap_or_default()
+    crate::audit::chain::sha256_hex(text.as_bytes(), 8)
 }
 
 /// Default largest client message: 64 MiB.

@@ -26,12 +26,17 @@ catalog = true
 /// A gateway whose agent is a reader, auditing into `dir` with `audit`
 /// extra keys.
 fn audited(dir: &Path, audit: &str) -> Gateway {
-    Gateway::start(GatewayOptions {
+    Gateway::start(audited_options(dir, audit))
+}
+
+/// A reader gateway's options, auditing into `dir` with `audit` extra keys.
+fn audited_options(dir: &Path, audit: &str) -> GatewayOptions {
+    GatewayOptions {
         role: "reader",
         roles: READER.into(),
         extra_config: format!("[audit]\ndir = \"{}\"\n{audit}\n", dir.display()),
         ..Default::default()
-    })
+    }
 }
 
 fn kinds(rs: &[Value]) -> Vec<String> {
@@ -355,29 +360,17 @@ fn kill_9_under_a_writing_load_loses_no_committed_transaction() {
     let out = psql(&gw2.dsn("shop"), &["-X", "-c", "SELECT 1"], "");
     assert!(out.status.success());
     gw2.terminate();
-    let verify = Command::new(env!("CARGO_BIN_EXE_pgward"))
-        .args(["audit", "verify", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    let (code, text) = verify(dir.path());
+    assert_eq!(code, 0, "{text}");
 }
 
 #[test]
 fn a_disk_that_refuses_writes_refuses_statements_until_it_takes_them_again() {
     let dir = tempfile::tempdir().unwrap();
     let gw = Gateway::start(GatewayOptions {
-        role: "reader",
-        roles: READER.into(),
         workers: 1,
-        extra_config: format!("[audit]\ndir = \"{}\"\n", dir.path().display()),
         file_size_limit: Some(64 * 1024),
-        ..Default::default()
+        ..audited_options(dir.path(), "")
     });
     let mut raw = gw.raw("shop");
     // Fill the segment up to the limit.
@@ -481,11 +474,8 @@ fn tampered(from: &Path, edit: impl Fn(&mut Vec<String>)) -> (tempfile::TempDir,
 fn verify_finds_an_edit_a_deletion_and_a_swap_in_a_real_session_log() {
     let dir = tempfile::tempdir().unwrap();
     let gw = Gateway::start(GatewayOptions {
-        role: "reader",
-        roles: READER.into(),
         workers: 1,
-        extra_config: format!("[audit]\ndir = \"{}\"\n", dir.path().display()),
-        ..Default::default()
+        ..audited_options(dir.path(), "")
     });
     let out = psql(
         &gw.dsn("shop"),

@@ -145,6 +145,14 @@ pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// The first `len` bytes (at most 32) of the SHA-256 of `bytes`, in
+/// lowercase hex.
+pub fn sha256_hex(bytes: &[u8], len: usize) -> String {
+    let mut out = Vec::with_capacity(2 * len);
+    push_hex(&mut out, &sha256(bytes)[..len.min(32)]);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Lowercase hex of a hash, as text.
 pub fn hex(bytes: &[u8; 32]) -> String {
     let mut out = Vec::with_capacity(64);

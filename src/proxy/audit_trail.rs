@@ -14,6 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::audit::chain::sha256_hex;
 use crate::audit::record::{param_text, param_text_binary, Kind, Record, Verdict};
 use crate::audit::time::{format, now_micros};
 use crate::audit::writer::{AuditStream, Durability, Level, Ticket, WriteFailed};
@@ -118,6 +119,9 @@ impl<'a> Seen<'a> {
 /// cannot make pgward write a long text again for every short Execute.
 const LONG_TEXT: usize = 4096;
 
+/// How many prepared texts' fingerprints a session remembers.
+const FINGERPRINTS_KEPT: usize = 16;
+
 /// How many long texts a session remembers having recorded.
 const LONG_TEXTS_KEPT: usize = 64;
 
@@ -151,6 +155,9 @@ pub struct SessionAudit {
     /// Long prepared texts recorded in full (kept alive, so their address
     /// identifies them), with the record that holds each and its hash.
     long_texts: Vec<(Rc<[u8]>, u64, String)>,
+    /// Fingerprints of the prepared texts recorded last (kept alive, so
+    /// their address identifies them).
+    fingerprints: Vec<(Rc<[u8]>, Option<String>)>,
     /// The last record a statement forwarded in this batch needs on disk.
     wait_for: Option<Ticket>,
     /// The statements forwarded in this batch.
@@ -180,6 +187,7 @@ impl SessionAudit {
             running: HashMap::new(),
             code_n: 0,
             long_texts: Vec::new(),
+            fingerprints: Vec::new(),
             wait_for: None,
             batch: Vec::new(),
             waiting: Vec::new(),
@@ -245,7 +253,7 @@ impl SessionAudit {
         });
         let fp = match (&sent, seen.prepared.first()) {
             (Some(t), _) => self.fingerprint(t.as_bytes(), strings),
-            (None, Some(t)) => self.fingerprint(t, strings),
+            (None, Some(t)) => self.prepared_fingerprint(t, strings),
             (None, None) => None,
         };
         let prepared: Vec<(String, Option<(String, u64)>)> =
@@ -384,11 +392,7 @@ impl SessionAudit {
         if self.long_texts.len() == LONG_TEXTS_KEPT {
             self.long_texts.remove(0);
         }
-        let d = ring::digest::digest(&ring::digest::SHA256, t);
-        let mut hash = Vec::with_capacity(64);
-        crate::audit::chain::push_hex(&mut hash, d.as_ref());
-        self.long_texts
-            .push((t.clone(), n, String::from_utf8(hash).unwrap_or_default()));
+        self.long_texts.push((t.clone(), n, sha256_hex(t, 32)));
         (String::from_utf8_lossy(t).into_owned(), None)
     }
 
@@ -509,10 +513,21 @@ impl SessionAudit {
     /// First 16 hex digits of the SHA-256 of the text's normalized form.
     fn fingerprint(&mut self, text: &[u8], strings: Strings) -> Option<String> {
         fingerprint(text, strings, &mut self.scratch).ok()?;
-        let d = ring::digest::digest(&ring::digest::SHA256, &self.scratch.key);
-        let mut out = Vec::with_capacity(16);
-        crate::audit::chain::push_hex(&mut out, &d.as_ref()[..8]);
-        String::from_utf8(out).ok()
+        Some(sha256_hex(&self.scratch.key, 8))
+    }
+
+    /// The fingerprint of a prepared text, worked out once per text (a
+    /// prepared statement bound again and again is the same `Rc`).
+    fn prepared_fingerprint(&mut self, text: &Rc<[u8]>, strings: Strings) -> Option<String> {
+        if let Some((_, fp)) = self.fingerprints.iter().find(|(t, _)| Rc::ptr_eq(t, text)) {
+            return fp.clone();
+        }
+        let fp = self.fingerprint(text, strings);
+        if self.fingerprints.len() == FINGERPRINTS_KEPT {
+            self.fingerprints.remove(0);
+        }
+        self.fingerprints.push((text.clone(), fp.clone()));
+        fp
     }
 }
 

@@ -75,11 +75,31 @@ pub struct Guard {
     batch: u64,
 }
 
+/// Prepared texts, shared: set once per prepared statement (or DECLARE),
+/// so passing them along a Bind or Execute costs a reference count.
+pub type Texts = Option<Rc<[Rc<[u8]>]>>;
+
+/// The texts of either of two statements (each text once).
+fn either_texts(a: Texts, b: Texts) -> Texts {
+    match (a, b) {
+        (Some(a), Some(b)) if !Rc::ptr_eq(&a, &b) => {
+            let mut all = a.to_vec();
+            for t in b.iter() {
+                if !all.contains(t) {
+                    all.push(t.clone());
+                }
+            }
+            Some(Rc::from(all))
+        }
+        (a, b) => a.or(b),
+    }
+}
+
 /// What an allowed Bind or Execute runs, for the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct Runs {
     /// The prepared texts it may run (none for a cursor).
-    pub texts: Vec<Rc<[u8]>>,
+    pub texts: Texts,
     /// It may change what a portal name runs: code that opens cursors
     /// under names it chooses (a DO block, a function, a write that fires
     /// triggers), or DECLARE and CLOSE.
@@ -189,7 +209,7 @@ struct Facts {
     bound: Vec<Classified>,
     /// The prepared texts running it may run (more than one when a Parse
     /// of the same name was in flight), for the audit log.
-    texts: Vec<Rc<[u8]>>,
+    texts: Texts,
     /// It may run code (a DO block, a function call, a write firing
     /// triggers), which may open cursors under any name, or declares or
     /// closes cursors itself.
@@ -229,15 +249,7 @@ impl Facts {
             cursors: [closes_both, declares].concat(),
             bound: [self.bound, o.bound].concat(),
             runs_code: self.runs_code || o.runs_code,
-            texts: {
-                let mut texts = self.texts;
-                for t in o.texts {
-                    if !texts.contains(&t) {
-                        texts.push(t);
-                    }
-                }
-                texts
-            },
+            texts: either_texts(self.texts, o.texts),
         }
     }
 }
@@ -256,7 +268,7 @@ fn facts_of(c: &Classification) -> Facts {
         forgets_portals: c.cursors.contains(&CursorChange::Close(None)),
         cursors: c.cursors.clone(),
         bound: Vec::new(),
-        texts: Vec::new(),
+        texts: None,
         // (DECLARE and CLOSE change what a portal name runs, too.)
         runs_code: ops.contains(&Operation::Code)
             || !c.functions.is_empty()
@@ -742,7 +754,7 @@ impl Guard {
                 .any(|c| matches!(c, CursorChange::Declare { .. }));
             if let (true, Some(text)) = (declares, text) {
                 // The cursors' record names the text that declared them.
-                facts.texts = vec![Rc::from(text.as_bytes())];
+                facts.texts = Some(Rc::from([Rc::from(text.as_bytes())]));
             }
             ticket = self.runs(&facts);
         }
@@ -787,15 +799,21 @@ impl Guard {
         }
         // A client re-parsing the same text under the same name (the unnamed
         // statement, usually) shares the stored text.
-        let sql = match self.statements.get(name) {
-            Some(s) if *s.sql == *sql => s.sql.clone(),
-            _ => Rc::from(sql),
+        let (sql, texts) = match self.statements.get(name) {
+            Some(s) if *s.sql == *sql => (s.sql.clone(), s.facts.texts.clone()),
+            _ => {
+                let sql: Rc<[u8]> = Rc::from(sql);
+                (sql.clone(), Some(Rc::from([sql])))
+            }
         };
         let statement = Statement {
             sql,
             strings,
             judged: self.epoch(),
-            facts: self.last.clone(),
+            facts: Facts {
+                texts,
+                ..self.last.clone()
+            },
         };
         let batch = self.batch;
         Ok(self.pend(Pending::Parse {
@@ -969,9 +987,7 @@ impl Guard {
             return Ok(Facts::default());
         };
         if s.judged == now {
-            let mut facts = s.facts.clone();
-            facts.texts = vec![s.sql.clone()];
-            return Ok(facts);
+            return Ok(s.facts.clone());
         }
         let (sql, strings) = (s.sql.clone(), s.strings);
         // The server analyses the statement again: so does pgward.
@@ -985,12 +1001,15 @@ impl Guard {
                 ..d
             });
         }
-        let (judged, mut facts) = (self.epoch(), self.last.clone());
+        let judged = self.epoch();
+        let facts = Facts {
+            texts: Some(Rc::from([sql])),
+            ..self.last.clone()
+        };
         if let Some(s) = self.statement_mut(name, at) {
             s.judged = judged;
             s.facts = facts.clone();
         }
-        facts.texts = vec![sql];
         Ok(facts)
     }
 
@@ -1005,55 +1024,46 @@ impl Guard {
         }
     }
 
-    /// The audit record of the Bind that made portal `name`, when every
-    /// portal the server may hold under that name (its record and any Bind
-    /// or DECLARE of it in flight) came from that one Bind.
-    fn portal_audit(&self, name: &[u8]) -> Option<u64> {
-        // A Bind of the name in this batch is what an Execute here runs:
-        // if that Bind fails, the server skips the Execute.
-        let last = self.pending.iter().rev().find_map(|(_, p)| match p {
-            Pending::Bind {
-                name: n,
-                portal,
-                batch,
-            } if n == name => Some((portal.audit, *batch == self.batch)),
-            Pending::Runs { changes }
-                if changes
-                    .iter()
-                    .any(|c| matches!(c, NameChange::Declare(n, _) if n == name)) =>
-            {
-                Some((None, false))
-            }
-            _ => None,
-        });
-        if let Some((audit, true)) = last {
-            return audit;
-        }
-        // Otherwise every candidate must name the same Bind.
-        let mut agreed: Option<Option<u64>> = self.portals.get(name).map(|p| p.audit);
-        let mut agree = |audit: Option<u64>| match agreed {
-            None => agreed = Some(audit),
-            Some(a) if a == audit => {}
-            Some(_) => agreed = Some(None),
-        };
-        for (_, p) in &self.pending {
-            match p {
+    /// Every portal the server may hold under `name`: pgward's record of
+    /// it, then each Bind or DECLARE of it in flight, oldest first, each
+    /// with the batch a Bind was sent in.
+    fn portal_candidates<'a>(
+        &'a self,
+        name: &'a [u8],
+    ) -> impl Iterator<Item = (&'a Portal, Option<u64>)> + 'a {
+        let held = self.portals.get(name).map(|p| (p, None));
+        let flying = self.pending.iter().flat_map(move |(_, p)| {
+            let (bound, changes) = match p {
                 Pending::Bind {
-                    name: n, portal, ..
-                } if n == name => agree(portal.audit),
-                Pending::Runs { changes } => {
-                    for c in changes {
-                        if let NameChange::Declare(n, p) = c {
-                            if n == name {
-                                agree(p.audit);
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
+                    name: n,
+                    portal,
+                    batch,
+                } if n == name => (Some((portal, Some(*batch))), &[][..]),
+                Pending::Runs { changes } => (None, &changes[..]),
+                _ => (None, &[][..]),
+            };
+            let declared = changes.iter().filter_map(move |c| match c {
+                NameChange::Declare(n, p) if n == name => Some((p, None)),
+                _ => None,
+            });
+            bound.into_iter().chain(declared)
+        });
+        held.into_iter().chain(flying)
+    }
+
+    /// The audit record of the Bind that made portal `name`, when every
+    /// portal the server may hold under that name came from that one Bind
+    /// (or the last is a Bind of this batch: if it fails, the server skips
+    /// the Execute).
+    fn portal_audit(&self, name: &[u8]) -> Option<u64> {
+        let last = self.portal_candidates(name).last()?;
+        if last.1 == Some(self.batch) {
+            return last.0.audit;
         }
-        agreed.flatten()
+        let first = self.portal_candidates(name).next()?.0.audit?;
+        self.portal_candidates(name)
+            .all(|(p, _)| p.audit == Some(first))
+            .then_some(first)
     }
 
     /// Notes the audit record of the Bind waiting under `ticket`.
@@ -1068,22 +1078,9 @@ impl Guard {
     /// What running a portal may imply: its record and any Bind or DECLARE
     /// of it in flight; `None` when pgward knows of no such portal.
     fn portal_facts(&self, name: &[u8]) -> Option<Facts> {
-        let held = self.portals.get(name).map(|p| p.facts.clone());
-        let flying = self.pending.iter().flat_map(|(_, p)| {
-            let (bound, changes) = match p {
-                Pending::Bind {
-                    name: n, portal, ..
-                } if n == name => (Some(portal), &[][..]),
-                Pending::Runs { changes } => (None, &changes[..]),
-                _ => (None, &[][..]),
-            };
-            let declared = changes.iter().filter_map(|c| match c {
-                NameChange::Declare(n, p) if n == name => Some(p),
-                _ => None,
-            });
-            bound.into_iter().chain(declared).map(|p| p.facts.clone())
-        });
-        held.into_iter().chain(flying).reduce(Facts::or)
+        self.portal_candidates(name)
+            .map(|(p, _)| p.facts.clone())
+            .reduce(Facts::or)
     }
 
     /// Judges an Execute: its portal must have been bound from an allowed

@@ -468,7 +468,7 @@ impl<'a> ClientPump<'a> {
                         audit = self.record(
                             &guard,
                             Seen {
-                                prepared: &runs.texts,
+                                prepared: runs.texts.as_deref().unwrap_or(&[]),
                                 statement: Some(b.statement),
                                 portal: Some(b.portal),
                                 params,
@@ -526,7 +526,7 @@ impl<'a> ClientPump<'a> {
                         self.record(
                             &guard,
                             Seen {
-                                prepared: &runs.texts,
+                                prepared: runs.texts.as_deref().unwrap_or(&[]),
                                 portal: Some(e.portal),
                                 denial: refusal.as_ref(),
                                 runs_code: runs.runs_code,
