@@ -128,3 +128,52 @@ fn replay_prints_a_timeline_or_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("not in"));
 }
+
+#[test]
+fn show_follow_prints_records_appended_in_a_new_segment() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let lines = sample::stream_lines(0, 1, 1_796_000_000_000_000, 2, 3);
+    let split = lines
+        .iter()
+        .position(|l| String::from_utf8_lossy(l).contains("w0-s1"))
+        .unwrap();
+    sample::write_stream(dir.path(), 0, &lines[..split], 1000).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["audit", "show", "--json", "--follow", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let wait_for = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(_) => panic!("--follow never printed {needle}"),
+            }
+        }
+    };
+    wait_for("\"w0-s0\"");
+    // The rest of the stream arrives as the next segment, as the writer
+    // rotates.
+    let rest: Vec<u8> = lines[split..].concat();
+    std::fs::write(dir.path().join(segment::name(0, split as u64 + 1)), rest).unwrap();
+    wait_for("\"w0-s1\"");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
