@@ -246,6 +246,27 @@ pub struct Classification {
     /// (`current_setting($1)`, `set_config($1, $2, false)`): known only at
     /// Bind, where `with_parameters` completes the classification.
     pub bound_settings: Vec<BoundSetting>,
+    /// Relations a DELETE or UPDATE changes with nothing to filter them: no
+    /// WHERE, or one that names none of the target's columns (`WHERE true`).
+    pub unfiltered: BTreeSet<(Operation, Name)>,
+    /// Every relation read, with the most rows the text can take from it:
+    /// the constant LIMIT of the SELECT whose FROM list reads it (or of the
+    /// query that SELECT feeds from a FROM item), `None` when nothing bounds
+    /// it (no LIMIT, a function call, grouping or window in the output that
+    /// may fold every row into one, a read outside a SELECT's FROM list).
+    pub row_bounds: std::collections::BTreeMap<Name, Option<u64>>,
+}
+
+impl Classification {
+    /// Notes that the text takes at most `rows` rows of `name` (`None`:
+    /// unbounded); the loosest bound found wins.
+    pub fn bound_rows(&mut self, name: Name, rows: Option<u64>) {
+        let e = self.row_bounds.entry(name).or_insert(rows);
+        *e = match (*e, rows) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+    }
 }
 
 /// A setting argument: text written in the statement, or a bind parameter.

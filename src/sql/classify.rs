@@ -60,6 +60,12 @@ pub fn classify_with(sql: &str, strings: Strings) -> Result<Classification, Clas
     let seen = std::mem::take(&mut walker.seen);
     let parameters = std::mem::take(&mut walker.parameters);
     c.check_setting_parameters(&parameters);
+    // Relations read other than through a SELECT's FROM list (COPY, say).
+    for r in c.reads.clone() {
+        if !c.row_bounds.contains_key(&r) {
+            c.bound_rows(r, None);
+        }
+    }
     if c.forbidden.is_empty() {
         if let Some((kind, at)) = unaccounted(&census(tree), &seen) {
             return Err(ClassifyError::Unsupported(format!(
@@ -345,5 +351,114 @@ mod tests {
             .settings_read
             .contains("timezone"));
         assert!(classify("SELECT FROM WHERE").is_err());
+    }
+
+    /// Each relation read with its row bound (`-` for none).
+    fn bounds(sql: &str) -> Vec<String> {
+        classify(sql)
+            .unwrap()
+            .row_bounds
+            .iter()
+            .map(|(n, b)| format!("{n}:{}", b.map_or("-".into(), |b| b.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn reads_are_bounded_only_by_a_constant_limit_over_plain_rows() {
+        assert_eq!(bounds("SELECT * FROM customers"), ["customers:-"]);
+        assert_eq!(bounds("SELECT * FROM customers LIMIT 5"), ["customers:5"]);
+        assert_eq!(
+            bounds("SELECT id FROM customers FETCH FIRST 3 ROWS ONLY"),
+            ["customers:3"]
+        );
+        assert_eq!(bounds("SELECT * FROM customers LIMIT ALL"), ["customers:-"]);
+        assert_eq!(bounds("SELECT * FROM customers LIMIT $1"), ["customers:-"]);
+        // A function in the output may fold every row into one.
+        assert_eq!(
+            bounds("SELECT string_agg(ssn, ',') FROM customers LIMIT 1"),
+            ["customers:-"]
+        );
+        assert_eq!(
+            bounds("SELECT count(*) FROM customers GROUP BY id LIMIT 1"),
+            ["customers:-"]
+        );
+        // The level a FROM subquery feeds bounds it; a subquery in an
+        // expression, a CTE or a set operation without a LIMIT does not.
+        assert_eq!(
+            bounds("SELECT * FROM (SELECT * FROM customers) s LIMIT 2"),
+            ["customers:2"]
+        );
+        assert_eq!(
+            bounds("SELECT * FROM (SELECT string_agg(ssn, ',') FROM customers) s LIMIT 2"),
+            ["customers:-"]
+        );
+        assert_eq!(
+            bounds("SELECT (SELECT max(id) FROM orders) FROM customers LIMIT 2"),
+            ["customers:-", "orders:-"]
+        );
+        assert_eq!(
+            bounds("SELECT 1 FROM orders WHERE customer_id IN (SELECT id FROM customers) LIMIT 2"),
+            ["customers:-", "orders:2"]
+        );
+        assert_eq!(
+            bounds("WITH c AS (SELECT * FROM customers) SELECT * FROM c LIMIT 2"),
+            ["customers:-"]
+        );
+        assert_eq!(
+            bounds("SELECT * FROM customers UNION ALL SELECT * FROM customers LIMIT 4"),
+            ["customers:4"]
+        );
+        assert_eq!(
+            bounds("(SELECT * FROM customers LIMIT 1) UNION ALL SELECT * FROM orders"),
+            ["customers:1", "orders:-"]
+        );
+        assert_eq!(
+            bounds("SELECT * FROM (WITH c AS (SELECT * FROM customers) SELECT * FROM c) s LIMIT 2"),
+            ["customers:-"]
+        );
+        // The loosest read of a relation wins; reads outside a SELECT's
+        // FROM list are unbounded.
+        assert_eq!(
+            bounds("SELECT * FROM customers LIMIT 1; SELECT * FROM customers"),
+            ["customers:-"]
+        );
+        assert_eq!(bounds("COPY customers TO STDOUT"), ["customers:-"]);
+        assert_eq!(
+            bounds("DELETE FROM orders USING customers c WHERE c.id = orders.customer_id"),
+            ["customers:-", "orders:-"]
+        );
+    }
+
+    fn unfiltered(sql: &str) -> Vec<String> {
+        classify(sql)
+            .unwrap()
+            .unfiltered
+            .iter()
+            .map(|(o, n)| format!("{o} {n}"))
+            .collect()
+    }
+
+    #[test]
+    fn deletes_and_updates_are_unfiltered_without_a_where_on_their_target() {
+        assert_eq!(unfiltered("DELETE FROM orders"), ["delete orders"]);
+        assert_eq!(unfiltered("DELETE FROM orders WHERE true"), ["delete orders"]);
+        assert_eq!(unfiltered("DELETE FROM orders WHERE 1 = 1"), ["delete orders"]);
+        assert_eq!(
+            unfiltered("DELETE FROM orders WHERE EXISTS (SELECT 1 FROM customers)"),
+            ["delete orders"]
+        );
+        assert!(unfiltered("DELETE FROM orders WHERE id = 3").is_empty());
+        assert!(unfiltered("DELETE FROM orders o WHERE o.id = 3").is_empty());
+        assert!(unfiltered("DELETE FROM orders WHERE CURRENT OF c").is_empty());
+        assert_eq!(unfiltered("UPDATE orders SET total = 0"), ["update orders"]);
+        assert_eq!(
+            unfiltered("UPDATE orders SET total = 0 FROM customers c WHERE c.id = 1"),
+            ["update orders"]
+        );
+        assert!(unfiltered("UPDATE orders SET total = 0 WHERE id = 1").is_empty());
+        assert_eq!(
+            unfiltered("WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d"),
+            ["delete orders"]
+        );
     }
 }

@@ -69,6 +69,7 @@ impl Walker<'_> {
     /// A function call.
     pub fn function_call(&mut self, f: &FuncCall, how: Use) -> Walk {
         self.saw(Kind::Function, f.location);
+        self.calls += 1;
         let Some(name) = name_of_list(&f.funcname) else {
             return Err(super::classify::unsupported("this function name"));
         };

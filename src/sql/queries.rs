@@ -34,6 +34,8 @@ impl Walker<'_> {
         }
         let n = names.len();
         self.ctes.push(CteScope { names, visible: 0 });
+        // A CTE's rows feed no FROM item of the query that holds it.
+        let feeds = std::mem::take(&mut self.in_from);
         for (i, c) in bodies.iter().enumerate() {
             if let Some(s) = self.ctes.last_mut() {
                 s.visible = if w.recursive { n } else { i };
@@ -48,6 +50,7 @@ impl Walker<'_> {
         if let Some(s) = self.ctes.last_mut() {
             s.visible = n;
         }
+        self.in_from = feeds;
         Ok(())
     }
 
@@ -71,13 +74,54 @@ impl Walker<'_> {
     }
 
     fn select_body(&mut self, s: &SelectStmt, top: bool, how: Use) -> Walk {
+        // The rows this level takes from the relations in its FROM list are
+        // bounded by its LIMIT, or by the level it feeds.
+        let feeds = std::mem::take(&mut self.in_from);
+        self.levels.push(Some(Vec::new()));
+        let walked = self.select_level(s, top, how);
+        let reads = self.levels.pop().flatten().unwrap_or_default();
+        self.in_from = false;
+        let plain = walked?;
+        let limit = s
+            .limit_count
+            .as_deref()
+            .and_then(integer_constant)
+            .and_then(|n| u64::try_from(n).ok());
+        let folds = !plain
+            || !s.group_clause.is_empty()
+            || s.having_clause.is_some()
+            || !s.window_clause.is_empty();
+        match (folds, limit) {
+            (true, _) => reads.into_iter().for_each(|r| self.c.bound_rows(r, None)),
+            (false, Some(n)) => reads
+                .into_iter()
+                .for_each(|r| self.c.bound_rows(r, Some(n))),
+            (false, None) => match self.levels.last_mut() {
+                Some(Some(outer)) if feeds => outer.extend(reads),
+                _ => reads.into_iter().for_each(|r| self.c.bound_rows(r, None)),
+            },
+        }
+        Ok(())
+    }
+
+    /// One SELECT level; true when its output calls no function (none that
+    /// could fold every row into one, such as string_agg).
+    fn select_level(
+        &mut self,
+        s: &SelectStmt,
+        top: bool,
+        how: Use,
+    ) -> Result<bool, super::classify::ClassifyError> {
         let set_op = SetOperation::try_from(s.op).unwrap_or(SetOperation::Undefined);
         if set_op != SetOperation::SetopNone {
             // A set operation's rows are computed: no output is a base column.
             let branch = if top { Use::Indirect } else { how };
             for side in [&s.larg, &s.rarg] {
                 match side {
-                    Some(b) => self.select(b, false, branch)?,
+                    Some(b) => {
+                        self.in_from = true;
+                        self.select(b, false, branch)?
+                    }
                     None => return Err(super::classify::unsupported("a set operation")),
                 }
             }
@@ -88,7 +132,7 @@ impl Walker<'_> {
                 .and_then(|_| self.opt(&s.limit_count, Use::Indirect))
                 .and_then(|_| self.nodes(&s.locking_clause, Use::Indirect));
             self.scopes.pop();
-            return r;
+            return r.map(|_| true);
         }
         let mut scope = Vec::new();
         for item in &s.from_clause {
@@ -100,7 +144,12 @@ impl Walker<'_> {
         r
     }
 
-    fn select_in_scope(&mut self, s: &SelectStmt, top: bool, how: Use) -> Walk {
+    fn select_in_scope(
+        &mut self,
+        s: &SelectStmt,
+        top: bool,
+        how: Use,
+    ) -> Result<bool, super::classify::ClassifyError> {
         if let Some(into) = &s.into_clause {
             // SELECT INTO creates a table from the rows.
             self.c.operations.insert(Operation::Ddl);
@@ -124,9 +173,11 @@ impl Walker<'_> {
         if direct {
             self.c.outputs = self.outputs(&s.target_list);
         }
+        let calls = self.calls;
         for t in &s.target_list {
             self.node(t, out)?;
         }
+        let plain = self.calls == calls;
         self.opt(&s.where_clause, Use::Predicate)?;
         self.order_or_group(&s.group_clause, &s.target_list)?;
         self.opt(&s.having_clause, Use::Predicate)?;
@@ -144,7 +195,8 @@ impl Walker<'_> {
         self.order_or_group(&s.sort_clause, &s.target_list)?;
         self.opt(&s.limit_offset, Use::Indirect)?;
         self.opt(&s.limit_count, Use::Indirect)?;
-        self.nodes(&s.locking_clause, Use::Indirect)
+        self.nodes(&s.locking_clause, Use::Indirect)?;
+        Ok(plain)
     }
 
     /// ORDER BY, GROUP BY and DISTINCT ON items: predicates. `ORDER BY 2`
@@ -268,7 +320,10 @@ impl Walker<'_> {
             }
             NodeEnum::RangeSubselect(s) => {
                 self.with_partial_scope(scope, |w| {
-                    w.subquery(s.subquery.as_deref(), Use::Indirect)
+                    w.in_from = true;
+                    let r = w.subquery(s.subquery.as_deref(), Use::Indirect);
+                    w.in_from = false;
+                    r
                 })?;
                 scope.push(item(alias_name(&s.alias), Vec::new(), false));
                 Ok(())
@@ -553,9 +608,13 @@ impl Walker<'_> {
 
     /// INSERT.
     pub fn insert(&mut self, s: &InsertStmt) -> Walk {
-        self.with_clause(&s.with_clause)?;
-        let r = self.insert_body(s);
+        // Nothing bounds the rows a data-modifying statement reads.
+        self.levels.push(None);
+        let r = self
+            .with_clause(&s.with_clause)
+            .and_then(|_| self.insert_body(s));
         self.ctes.pop();
+        self.levels.pop();
         r
     }
 
@@ -612,9 +671,13 @@ impl Walker<'_> {
 
     /// UPDATE.
     pub fn update(&mut self, s: &UpdateStmt) -> Walk {
-        self.with_clause(&s.with_clause)?;
-        let r = self.update_body(s);
+        // Nothing bounds the rows a data-modifying statement reads.
+        self.levels.push(None);
+        let r = self
+            .with_clause(&s.with_clause)
+            .and_then(|_| self.update_body(s));
         self.ctes.pop();
+        self.levels.pop();
         r
     }
 
@@ -628,7 +691,7 @@ impl Walker<'_> {
         self.scopes.push(scope);
         let r = self
             .set_list(&s.target_list)
-            .and_then(|_| self.opt(&s.where_clause, Use::Predicate))
+            .and_then(|_| self.filter(&s.where_clause, &target, Operation::Update))
             .and_then(|_| self.returning(&s.returning_clause, &target));
         self.scopes.pop();
         r
@@ -636,9 +699,13 @@ impl Walker<'_> {
 
     /// DELETE.
     pub fn delete(&mut self, s: &DeleteStmt) -> Walk {
-        self.with_clause(&s.with_clause)?;
-        let r = self.delete_body(s);
+        // Nothing bounds the rows a data-modifying statement reads.
+        self.levels.push(None);
+        let r = self
+            .with_clause(&s.with_clause)
+            .and_then(|_| self.delete_body(s));
         self.ctes.pop();
+        self.levels.pop();
         r
     }
 
@@ -651,17 +718,47 @@ impl Walker<'_> {
         }
         self.scopes.push(scope);
         let r = self
-            .opt(&s.where_clause, Use::Predicate)
+            .filter(&s.where_clause, &target, Operation::Delete)
             .and_then(|_| self.returning(&s.returning_clause, &target));
         self.scopes.pop();
         r
     }
 
+    /// The WHERE of an UPDATE or DELETE: the target is unfiltered unless it
+    /// names a column of the target (or is `WHERE CURRENT OF`).
+    fn filter(&mut self, w: &Option<Box<Node>>, target: &ScopeItem, op: Operation) -> Walk {
+        let current_of = matches!(
+            w.as_deref().and_then(|n| n.node.as_ref()),
+            Some(NodeEnum::CurrentOfExpr(_))
+        );
+        let mut filtered = current_of;
+        for rel in &target.relations {
+            let outer = self.filter.replace((rel.clone(), 0));
+            let r = self.opt(w, Use::Predicate);
+            let seen = std::mem::replace(&mut self.filter, outer).map_or(0, |f| f.1);
+            r?;
+            filtered |= seen > 0;
+        }
+        if target.relations.is_empty() {
+            self.opt(w, Use::Predicate)?;
+        }
+        if !filtered {
+            for rel in &target.relations {
+                self.c.unfiltered.insert((op, rel.clone()));
+            }
+        }
+        Ok(())
+    }
+
     /// MERGE.
     pub fn merge(&mut self, s: &MergeStmt) -> Walk {
-        self.with_clause(&s.with_clause)?;
-        let r = self.merge_body(s);
+        // Nothing bounds the rows a data-modifying statement reads.
+        self.levels.push(None);
+        let r = self
+            .with_clause(&s.with_clause)
+            .and_then(|_| self.merge_body(s));
         self.ctes.pop();
+        self.levels.pop();
         r
     }
 

@@ -80,6 +80,17 @@ pub struct Walker<'c> {
     pub ddl: bool,
     /// The number of every bind parameter reference walked (`$1` is 1).
     pub parameters: Vec<i32>,
+    /// The SELECT levels being walked, innermost last: the relations each
+    /// reads in its FROM list (`None`: a context whose reads nothing bounds).
+    pub levels: Vec<Option<Vec<Name>>>,
+    /// Set while a FROM item's subquery (or a set operation's branch) is
+    /// walked: its rows feed the level around it, whose LIMIT bounds them.
+    pub in_from: bool,
+    /// Function calls walked so far.
+    pub calls: u32,
+    /// While a DELETE's or UPDATE's WHERE is walked: its target, and how
+    /// many references to the target's columns were seen.
+    pub filter: Option<(Name, u32)>,
 }
 
 impl<'c> Walker<'c> {
@@ -92,6 +103,10 @@ impl<'c> Walker<'c> {
             seen: Vec::new(),
             ddl: false,
             parameters: Vec::new(),
+            levels: Vec::new(),
+            in_from: false,
+            calls: 0,
+            filter: None,
         }
     }
 
@@ -115,6 +130,10 @@ impl<'c> Walker<'c> {
         if self.ddl {
             self.c.writes.insert(name.clone());
         }
+        match self.levels.last_mut() {
+            Some(Some(level)) => level.push(name.clone()),
+            _ => self.c.bound_rows(name.clone(), None),
+        }
         self.c.reads.insert(name);
     }
 
@@ -125,6 +144,11 @@ impl<'c> Walker<'c> {
 
     /// Records that `column` (or `*`) of `rel` is used as `how`.
     pub fn column_use(&mut self, rel: &Name, column: &str, how: Use) {
+        if let Some((target, seen)) = &mut self.filter {
+            if target == rel {
+                *seen += 1;
+            }
+        }
         self.c
             .columns
             .entry(rel.clone())
