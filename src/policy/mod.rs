@@ -3,6 +3,7 @@
 //! classified statement. Pure logic over `sql::Classification`; it knows
 //! nothing of the wire.
 
+pub mod approval;
 pub mod builtins;
 pub mod catalog;
 pub mod decide;

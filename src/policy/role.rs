@@ -48,6 +48,8 @@ pub struct RoleConfig {
     pub lock_timeout: Option<String>,
     /// Ceiling on `idle_in_transaction_session_timeout`.
     pub idle_in_transaction_session_timeout: Option<String>,
+    /// Statements that run only once a human approves them.
+    pub approval: Option<super::approval::ApprovalConfig>,
 }
 
 /// One compiled role.
@@ -77,6 +79,8 @@ pub struct Role {
     pub timeouts: Vec<(&'static str, u64)>,
     /// Extensions the role may create.
     pub extensions: BTreeSet<String>,
+    /// Statements that wait for a human's approval.
+    pub approval: Option<super::approval::Approval>,
 }
 
 impl Role {
@@ -135,7 +139,15 @@ impl Role {
                 ),
             ));
         }
+        let approval = match &r.approval {
+            Some(a) => Some(
+                super::approval::Approval::compile(a)
+                    .map_err(|(k, m)| (format!("approval.{k}"), m))?,
+            ),
+            None => None,
+        };
         Ok(Role {
+            approval,
             timeouts,
             extensions: r.extensions.iter().cloned().collect(),
             name: name.to_string(),
