@@ -17,6 +17,9 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use super::denial::REFUSAL_NAME;
+mod approval;
+pub use approval::{approval_required, Answer, Approver, Waiting};
+
 use super::pipeline::{Outcome, Ticket};
 use crate::policy::catalog::Catalog;
 use crate::policy::decide::decide;
@@ -73,6 +76,14 @@ pub struct Guard {
     unjudged: std::collections::HashSet<Vec<u8>>,
     /// Counts the batches sent (each Query and each Sync ends one).
     batch: u64,
+    /// The approval rules of the user's roles.
+    approval: Option<Rc<crate::policy::approval::Approval>>,
+    /// Who asks for approvals.
+    approver: Option<Rc<dyn Approver>>,
+    /// The request the statement last judged waits for.
+    waiting: Option<Waiting>,
+    /// The approval the statement last judged runs under, and its approver.
+    granted: Option<(String, Option<String>)>,
 }
 
 /// Prepared texts, shared: set once per prepared statement (or DECLARE),
@@ -214,6 +225,8 @@ struct Facts {
     /// triggers), which may open cursors under any name, or declares or
     /// closes cursors itself.
     runs_code: bool,
+    /// The approval risks it matches (none: it runs without approval).
+    needs: Vec<String>,
 }
 
 impl Facts {
@@ -250,6 +263,15 @@ impl Facts {
             bound: [self.bound, o.bound].concat(),
             runs_code: self.runs_code || o.runs_code,
             texts: either_texts(self.texts, o.texts),
+            needs: {
+                let mut n = self.needs;
+                for r in o.needs {
+                    if !n.contains(&r) {
+                        n.push(r);
+                    }
+                }
+                n
+            },
         }
     }
 }
@@ -269,6 +291,7 @@ fn facts_of(c: &Classification) -> Facts {
         cursors: c.cursors.clone(),
         bound: Vec::new(),
         texts: None,
+        needs: Vec::new(),
         // (DECLARE and CLOSE change what a portal name runs, too.)
         runs_code: ops.contains(&Operation::Code)
             || !c.functions.is_empty()
@@ -331,7 +354,6 @@ impl Guard {
             }
         }
         Guard {
-            roles,
             database: database.to_string(),
             upstream_database: upstream_database.to_string(),
             search_path,
@@ -353,6 +375,11 @@ impl Guard {
             encoding: ClientEncoding::Utf8,
             unjudged: std::collections::HashSet::new(),
             batch: 0,
+            approval: approval::rules_of(&roles),
+            approver: None,
+            waiting: None,
+            granted: None,
+            roles,
         }
     }
 
@@ -414,6 +441,7 @@ impl Guard {
     /// portals bound under the old policy are forgotten (the server keeps
     /// them, but pgward refuses to run them until bound again).
     pub fn set_policy(&mut self, roles: Rc<[Role]>, masks: Rc<crate::policy::masks::Masks>) {
+        self.approval = approval::rules_of(&roles);
         self.roles = roles;
         self.masks = Some(masks);
         self.decisions.clear();
@@ -579,9 +607,16 @@ impl Guard {
             },
             ..facts_of(c)
         };
-        self.last = facts.clone();
         let roles: Vec<&Role> = self.roles.iter().collect();
         let decision = decide(&roles, c, &self.view());
+        let facts = match (&self.approval, decision.is_allowed()) {
+            (Some(a), true) => Facts {
+                needs: a.reasons(c, &self.view()),
+                ..facts
+            },
+            _ => facts,
+        };
+        self.last = facts.clone();
         if decision.is_allowed() && facts.ddl {
             self.schema_changes();
         }
@@ -746,6 +781,12 @@ impl Guard {
             Err(d) => (Decision::Deny(d), None),
         };
         let mut ticket = None;
+        if d.is_allowed() && !self.last.needs.is_empty() {
+            let needs = self.last.needs.clone();
+            if let Err(denial) = self.approve(&needs, text.as_deref().unwrap_or_default(), None) {
+                return (Decision::Deny(denial), None);
+            }
+        }
         if d.is_allowed() {
             let mut facts = self.last.clone();
             let declares = facts
@@ -835,6 +876,7 @@ impl Guard {
         portal: &[u8],
         statement: &[u8],
         parameter: &dyn Fn(usize) -> Result<Option<Vec<u8>>, String>,
+        parameters: &dyn Fn() -> Vec<Option<Vec<u8>>>,
     ) -> Result<(Ticket, Runs), Denial> {
         let (portal, statement) = (self.name_key(portal)?, self.name_key(statement)?);
         let (portal, statement) = (&*portal, &*statement);
@@ -843,6 +885,20 @@ impl Guard {
         }
         let mut facts = self.statement_facts(cache, statement)?;
         self.judge_parameters(&facts, parameter)?;
+        if !facts.needs.is_empty() {
+            // The approval is for the text and the values the server runs.
+            let texts = facts.texts.as_deref().unwrap_or_default();
+            let sql: Vec<String> = texts
+                .iter()
+                .map(|t| String::from_utf8_lossy(t).into_owned())
+                .collect();
+            let values = parameters()
+                .into_iter()
+                .map(|p| p.map(|v| crate::approval::request::shown_param(&v)))
+                .collect();
+            let needs = facts.needs.clone();
+            self.approve(&needs, &sql.join("\n"), Some(values))?;
+        }
         if facts.ddl {
             // Running prepared DDL changes the schema again.
             self.schema_changes();
@@ -1423,9 +1479,13 @@ mod tests {
         portal: &str,
         stmt: &str,
     ) -> Result<Ticket, Denial> {
-        g.on_bind(c, portal.as_bytes(), stmt.as_bytes(), &|n| {
-            Err(format!("no parameter ${n}"))
-        })
+        g.on_bind(
+            c,
+            portal.as_bytes(),
+            stmt.as_bytes(),
+            &|n| Err(format!("no parameter ${n}")),
+            &Vec::new,
+        )
         .map(|(t, _)| t)
     }
 
@@ -1537,7 +1597,7 @@ mod tests {
             Some(v) => Ok(v.map(|s| s.as_bytes().to_vec())),
             None => Err(format!("no parameter ${n}")),
         };
-        g.on_bind(c, b"", b"", &parameter).map(|(t, _)| t)
+        g.on_bind(c, b"", b"", &parameter, &Vec::new).map(|(t, _)| t)
     }
 
     #[test]
@@ -1603,7 +1663,7 @@ mod tests {
             1 => Ok(Some(b"sch\xe9ma, public".to_vec())),
             _ => Err("no such parameter".to_string()),
         };
-        assert!(g.on_bind(&mut c, b"", b"", &latin1).is_ok());
+        assert!(g.on_bind(&mut c, b"", b"", &latin1, &Vec::new).is_ok());
         assert!(
             g.search_path.contains(&"schéma".to_string()),
             "{:?}",
@@ -1784,11 +1844,11 @@ mod tests {
             1 => Ok(Some(b"a b".to_vec())),
             _ => Err(format!("no parameter ${n}")),
         };
-        assert!(g.on_bind(&mut c, b"", b"", &only_text).is_ok());
+        assert!(g.on_bind(&mut c, b"", b"", &only_text, &Vec::new).is_ok());
         // Across a Sync the Parse in flight may have been skipped: the held
         // statement counts too (its parameter is a setting's value).
         g.owe_ready(false);
-        assert!(g.on_bind(&mut c, b"", b"", &only_text).is_err());
+        assert!(g.on_bind(&mut c, b"", b"", &only_text, &Vec::new).is_err());
         // A refused Parse never reaches the server: the held one stays.
         let (mut g, mut c) = guard("reader");
         let p = parse(&mut g, &mut c, "", "SELECT 1");
@@ -1816,10 +1876,10 @@ mod tests {
         };
         // A Query still running (SET client_encoding = UTF8, say).
         g.owe_ready(true);
-        let d = g.on_bind(&mut c, b"", b"", &value).unwrap_err();
+        let d = g.on_bind(&mut c, b"", b"", &value, &Vec::new).unwrap_err();
         assert!(d.message.contains("not ASCII"), "{}", d.message);
         g.on_ready_for_query(b'I');
-        assert!(g.on_bind(&mut c, b"", b"", &value).is_ok());
+        assert!(g.on_bind(&mut c, b"", b"", &value, &Vec::new).is_ok());
     }
 
     #[test]
@@ -1853,7 +1913,7 @@ mod tests {
         g.settle(p, Outcome::Done);
         let close = g.on_close(b'S', &b).unwrap();
         g.settle(close, Outcome::Done);
-        assert!(g.on_bind(&mut c, b"", &a, &|_| Err("none".into())).is_err());
+        assert!(g.on_bind(&mut c, b"", &a, &|_| Err("none".into()), &Vec::new).is_err());
         // And `é` by protocol is `"é"` in SQL.
         let p = g.on_parse(&mut c, b"\xe9", b"SELECT 1", &|_| 0).unwrap();
         g.settle(p, Outcome::Done);
@@ -1864,7 +1924,7 @@ mod tests {
             .unwrap();
         g.settle(t, Outcome::Done);
         assert!(g
-            .on_bind(&mut c, b"", b"\xe9", &|_| Err("none".into()))
+            .on_bind(&mut c, b"", b"\xe9", &|_| Err("none".into()), &Vec::new)
             .is_err());
         // In an encoding pgward does not convert, such names are refused.
         g.set_client_encoding("EUC_JP");

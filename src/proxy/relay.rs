@@ -445,11 +445,17 @@ impl<'a> ClientPump<'a> {
             b'B' => {
                 let b = BindNames::parse(body)?;
                 let parameter = |n| bind_parameter(body, n);
+                let parameters = || {
+                    BindParameters::parse(body)
+                        .map(|p| p.values().map(|v| v.value.map(<[u8]>::to_vec)).collect())
+                        .unwrap_or_default()
+                };
                 match guard.on_bind(
                     &mut self.cache.borrow_mut(),
                     b.portal,
                     b.statement,
                     &parameter,
+                    &parameters,
                 ) {
                     Ok((t, runs)) => {
                         // Planning at Bind may already call functions: the

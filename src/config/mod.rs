@@ -14,6 +14,9 @@ use crate::mask::HashKey;
 use crate::policy::masks::{MaskSpec, Masks};
 use crate::policy::{Policy, RoleConfig};
 
+pub mod admin;
+pub use admin::{AdminConfig, Reviewer};
+
 /// A configuration problem, with where it is.
 #[derive(Debug, Error)]
 #[error("{file}: {key}: {message}")]
@@ -43,6 +46,8 @@ pub struct Config {
     pub hash_key: Option<HashKey>,
     /// The audit log, when configured.
     pub audit: Option<AuditConfig>,
+    /// The admin listener, when configured.
+    pub admin: Option<AdminConfig>,
     /// The first 16 hex digits of the SHA-256 of the file's text: the
     /// policy version audit records name.
     pub version: String,
@@ -212,6 +217,7 @@ struct RawConfig {
     #[serde(default)]
     masking: RawMasking,
     audit: Option<RawAudit>,
+    admin: Option<admin::RawAdmin>,
 }
 
 #[derive(Deserialize)]
@@ -356,6 +362,23 @@ fn audit_config(
         record_params: a.record_params.unwrap_or(false),
         sync_interval,
     })
+}
+
+impl Config {
+    /// Where approval requests are kept: `admin.state_dir`, else the audit
+    /// log's directory.
+    pub fn approval_dir(&self) -> Option<PathBuf> {
+        let admin = self.admin.as_ref()?;
+        admin
+            .state_dir
+            .clone()
+            .or_else(|| self.audit.as_ref().map(|a| a.dir.clone()))
+    }
+
+    /// True when some role needs approvals.
+    pub fn uses_approvals(&self) -> bool {
+        self.policy.roles.values().any(|r| r.approval.is_some())
+    }
 }
 
 /// The policy version of a configuration: its text's hash, shortened.
@@ -663,7 +686,25 @@ impl Config {
             None => None,
             Some(a) => Some(audit_config(a, &resolve).map_err(|(k, m)| err(&k, m))?),
         };
+        let admin = match raw.admin {
+            None => None,
+            Some(a) => Some(admin::admin_config(a, &resolve).map_err(|(k, m)| err(&k, m))?),
+        };
+        if let Some((name, _)) = policy.roles.iter().find(|(_, r)| r.approval.is_some()) {
+            let key = format!("roles.{name}.approval");
+            match &admin {
+                None => return Err(err(&key, "approvals need an [admin] section with reviewers (they decide through the admin API)".into())),
+                Some(a) if a.reviewers.is_empty() => {
+                    return Err(err(&key, "approvals need at least one [[admin.reviewers]]".into()))
+                }
+                Some(a) if a.state_dir.is_none() && audit.is_none() => {
+                    return Err(err("admin.state_dir", format!("{key} needs a place to keep requests: set admin.state_dir (or [audit] dir)")))
+                }
+                Some(_) => {}
+            }
+        }
         Ok(Config {
+            admin,
             server,
             databases,
             users,
