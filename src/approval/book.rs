@@ -47,7 +47,10 @@ pub struct Ask {
 pub enum Asked {
     /// An approval of this identical statement was there and is now used.
     Granted(Request),
-    /// A request waits for a reviewer (new, or the same one made before).
+    /// A new request waits for a reviewer.
+    Made(Request),
+    /// The request made before for the identical statement (retry mode)
+    /// still waits.
     Pending(Request),
 }
 
@@ -91,7 +94,12 @@ struct Inner {
 pub struct Book {
     inner: Mutex<Inner>,
     store: Option<Mutex<Store>>,
+    /// Told of every new request (the webhook).
+    listener: Mutex<Option<Listener>>,
 }
+
+/// What is told of new requests.
+pub type Listener = Box<dyn Fn(&Request) + Send + Sync>;
 
 impl Book {
     /// A book kept in memory only (tests).
@@ -99,6 +107,7 @@ impl Book {
         Book {
             inner: Mutex::new(Inner::default()),
             store: None,
+            listener: Mutex::new(None),
         }
     }
 
@@ -116,7 +125,13 @@ impl Book {
         Ok(Book {
             inner: Mutex::new(inner),
             store: Some(Mutex::new(store)),
+            listener: Mutex::new(None),
         })
+    }
+
+    /// Tells `listener` of every new request from now on.
+    pub fn set_listener(&self, listener: Listener) {
+        *self.listener.lock().unwrap_or_else(|p| p.into_inner()) = Some(listener);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -175,7 +190,11 @@ impl Book {
         };
         self.save(&r)?;
         inner.insert(r.clone());
-        Ok(Asked::Pending(r))
+        drop(inner);
+        if let Some(tell) = &*self.listener.lock().unwrap_or_else(|p| p.into_inner()) {
+            tell(&r);
+        }
+        Ok(Asked::Made(r))
     }
 
     /// A reviewer's decision on a pending request.
@@ -339,7 +358,7 @@ mod tests {
 
     fn pending(a: Asked) -> Request {
         match a {
-            Asked::Pending(r) => r,
+            Asked::Pending(r) | Asked::Made(r) => r,
             other => panic!("expected a pending request, got {other:?}"),
         }
     }
@@ -367,7 +386,7 @@ mod tests {
         let other = pending(book.ask(ask(Mode::Retry, "TRUNCATE u", None), 4 * S).unwrap());
         assert_ne!(other.id, r.id);
         let bound = ask(Mode::Retry, "TRUNCATE t", Some(vec![Some("1".into())]));
-        assert!(matches!(book.ask(bound, 4 * S).unwrap(), Asked::Pending(_)));
+        assert!(matches!(book.ask(bound, 4 * S).unwrap(), Asked::Made(_)));
         // The identical one runs, once.
         match book.ask(ask(Mode::Retry, "TRUNCATE t", None), 5 * S).unwrap() {
             Asked::Granted(g) => assert_eq!((g.id, g.state), (r.id.clone(), State::Used)),
@@ -391,7 +410,7 @@ mod tests {
         // Unused for longer than grant_ttl: gone.
         assert!(matches!(
             book.ask(ask(Mode::Retry, "TRUNCATE t", None), 702 * S).unwrap(),
-            Asked::Pending(p) if p.id != r.id
+            Asked::Made(p) if p.id != r.id
         ));
         assert_eq!(book.get(&r.id, 702 * S).unwrap().state, State::Expired);
         // Hold mode never shares a pending request.

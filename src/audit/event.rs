@@ -40,8 +40,13 @@ pub struct Event {
     pub reason: String,
     /// The SQL text.
     pub sql: String,
-    /// How the statement ended (from its result).
+    /// How the statement ended (from its result), or what happened to an
+    /// approval request.
     pub outcome: String,
+    /// The approval request it concerns, or that let it run.
+    pub approval: String,
+    /// Who approved.
+    pub approver: String,
     /// Command tags (from its result).
     pub tags: Vec<String>,
     /// Rows returned or affected.
@@ -127,6 +132,8 @@ impl Event {
             reason: owned(&r.reason),
             sql: owned(&r.sql),
             outcome: owned(&r.outcome),
+            approval: owned(&r.approval),
+            approver: owned(&r.approver),
             tags: all(&r.tags),
             rows: r.rows,
             sqlstate: owned(&r.sqlstate),
@@ -194,6 +201,7 @@ impl Event {
             (Kind::Result, _) => "result",
             (Kind::Disconnect, _) => "disconnect",
             (Kind::Recovered, _) => "recovered",
+            (Kind::Approval, _) => "approval",
         }
     }
 

@@ -32,6 +32,11 @@ pub enum Kind {
     /// says how many were not written, `reason` why (their statements
     /// were refused, or, with durability = "async", may have run).
     Recovered,
+    /// An approval request was made, decided or ended: `approval` names it,
+    /// `outcome` says what happened (`requested`, `held`, `approved`,
+    /// `denied`, `expired`, `withdrawn`, `abandoned`), `approver` who
+    /// decided, `reason` why.
+    Approval,
 }
 
 /// The verdict on a statement.

@@ -105,6 +105,15 @@ pub fn write(events: &[Event], out: &mut impl Write) -> io::Result<()> {
                 write_facts(e, out)?;
             }
             Kind::Start => writeln!(out, "pgward started")?,
+            Kind::Approval => writeln!(
+                out,
+                "approval {}: {}{}{}{}",
+                e.approval,
+                e.outcome,
+                if e.approver.is_empty() { "" } else { " by " },
+                e.approver,
+                if e.reason.is_empty() { String::new() } else { format!(": {}", e.reason) }
+            )?,
             Kind::Recovered => writeln!(
                 out,
                 "audit log writable again; {} record(s) were lost: {}",

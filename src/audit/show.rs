@@ -276,6 +276,14 @@ impl<W: Write> Table<'_, W> {
                 e.lost.unwrap_or(0),
                 e.reason
             ),
+            Kind::Approval => format!(
+                "request {} {}{}{}: {}",
+                e.approval,
+                e.outcome,
+                if e.approver.is_empty() { "" } else { " by " },
+                e.approver,
+                e.reason
+            ),
             _ => e.reason.clone(),
         };
         writeln!(

@@ -94,6 +94,10 @@ pub struct Seen<'a> {
     pub note: Option<String>,
     /// An Execute's row limit (0: none).
     pub max_rows: u64,
+    /// The approval request that lets it run, or that it waits for.
+    pub approval: Option<&'a str>,
+    /// Who approved it.
+    pub approver: Option<&'a str>,
 }
 
 impl<'a> Seen<'a> {
@@ -110,6 +114,8 @@ impl<'a> Seen<'a> {
             runs_code: false,
             note: None,
             max_rows: 0,
+            approval: None,
+            approver: None,
         }
     }
 }
@@ -209,6 +215,17 @@ impl SessionAudit {
         }
     }
 
+    /// Records what happened to an approval request this session made:
+    /// `outcome` is `held`, `approved`, `denied`, `expired`, `withdrawn`.
+    pub fn approval(&mut self, id: &str, outcome: &str, approver: Option<&str>, reason: &str) {
+        let mut r = self.base(Kind::Approval);
+        r.approval = Some(id.into());
+        r.outcome = Some(outcome.into());
+        r.approver = approver.map(Cow::Borrowed);
+        r.reason = Some(reason.into());
+        self.stream.append(&r);
+    }
+
     /// The configuration's version changed (a reload).
     pub fn set_policy(&mut self, policy: String) {
         self.policy = policy;
@@ -299,6 +316,8 @@ impl SessionAudit {
             _ => None,
         };
         r.policy = Some(self.policy.as_str().into());
+        r.approval = seen.approval.map(Cow::Borrowed);
+        r.approver = seen.approver.map(Cow::Borrowed);
         match seen.denial {
             None => {
                 r.verdict = Some(Verdict::Allowed);

@@ -1,6 +1,7 @@
 //! The gateway at run time: worker threads and their listeners, the session
 //! from login to close, both connection legs, and the relay between them.
 
+pub mod approvals;
 pub mod audit_trail;
 pub mod buffer;
 pub mod cancel;
@@ -10,6 +11,7 @@ pub mod denial;
 pub mod guard;
 pub mod masker;
 pub mod pipeline;
+pub mod registry;
 pub mod relay;
 pub mod reload;
 pub mod row_cap;

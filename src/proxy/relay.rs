@@ -22,7 +22,9 @@ use super::audit_trail::{unwritable, write_failed, Message, Seen, SessionAudit};
 use super::buffer::{write_all, FrameReader};
 use super::catalog::CatalogCache;
 use super::denial::{raise_extended, raise_query, Raiser, EXTENDED_HIDDEN_REPLIES};
-use super::guard::{Guard, Runs};
+use super::approvals::HoldEnd;
+use super::guard::{Guard, Runs, Waiting};
+use crate::policy::approval::Mode;
 use super::masker::{Masked, Masker};
 use super::pipeline::{Event, Outcome, Owed, Pipeline, Route, Ticket};
 use super::row_cap::{CapAction, RowCap};
@@ -102,6 +104,8 @@ pub struct SessionState {
     /// Audited statements the server finished while routing one message,
     /// recorded once the masker has seen that message too.
     audited: RefCell<Vec<(u64, Outcome, u8)>>,
+    /// The session's place in the registry (what it does, for the admin).
+    pub slot: Option<Arc<super::registry::Slot>>,
 }
 
 impl SessionState {
@@ -120,6 +124,7 @@ impl SessionState {
             raiser: Cell::new(Raiser::DoBlock),
             audit: RefCell::new(None),
             audited: RefCell::new(Vec::new()),
+            slot: None,
         }
     }
 }
@@ -193,6 +198,19 @@ enum Action {
     Forward,
     Drop,
     Replace(BytesMut),
+    /// Keep it (unread) until a reviewer decides on its request.
+    Hold(Waiting),
+}
+
+/// What a held statement needs: the approval book, the session's place in
+/// the registry, the client's socket (to notice it leave).
+pub struct Holds {
+    /// The process's approval book.
+    pub book: Arc<crate::approval::Book>,
+    /// The session's slot.
+    pub slot: Arc<super::registry::Slot>,
+    /// The client's socket.
+    pub client_fd: std::os::fd::RawFd,
 }
 
 /// The bytes of bind parameter `$n` of a Bind body (`None` for NULL). A
@@ -241,6 +259,11 @@ pub struct ClientPump<'a> {
     /// After a refusal in the extended protocol: drop messages until Sync, as
     /// the server does after an error.
     skip_until_sync: bool,
+    /// Where held statements wait, when approvals are on.
+    holds: Option<Holds>,
+    /// The held statement's refusal (denied, expired, withdrawn) and its
+    /// request, for when it is judged again.
+    refuse_next: Option<(Denial, String)>,
 }
 
 impl<'a> ClientPump<'a> {
@@ -261,7 +284,15 @@ impl<'a> ClientPump<'a> {
             sink,
             max_message,
             skip_until_sync: false,
+            holds: None,
+            refuse_next: None,
         }
+    }
+
+    /// Lets statements that need approval wait in this session (hold mode).
+    pub fn with_holds(mut self, holds: Holds) -> Self {
+        self.holds = Some(holds);
+        self
     }
 
     fn owe(&self, owed: Owed, visible: bool) {
@@ -370,6 +401,27 @@ impl<'a> ClientPump<'a> {
         Action::Replace(out)
     }
 
+    /// The approval a statement the guard just judged concerns (its request
+    /// and approver, for the audit log), or the request to hold it for.
+    /// `held`: the request of a held statement refused now.
+    #[allow(clippy::type_complexity)]
+    fn approval_of(
+        &self,
+        guard: &mut Guard,
+        held: Option<String>,
+    ) -> Result<(Option<String>, Option<String>), Waiting> {
+        if let Some(w) = guard.take_waiting() {
+            if w.mode == Mode::Hold && self.holds.is_some() {
+                return Err(w);
+            }
+            return Ok((Some(w.id), None));
+        }
+        Ok(match guard.take_granted() {
+            Some((id, by)) => (Some(id), by),
+            None => (held, None),
+        })
+    }
+
     fn judge(&mut self, tag: u8, body: &[u8]) -> Result<Action, WireError> {
         if self.state.halted.get() {
             return Ok(Action::Drop);
@@ -410,7 +462,17 @@ impl<'a> ClientPump<'a> {
         let (owed, ticket, refusal) = match tag {
             b'Q' => {
                 let q = Query::parse(body)?;
-                let (d, ticket) = guard.on_query(&mut self.cache.borrow_mut(), q.sql);
+                let (d, ticket, held) = match self.refuse_next.take() {
+                    Some((d, id)) => (Decision::Deny(d), None, Some(id)),
+                    None => {
+                        let (d, t) = guard.on_query(&mut self.cache.borrow_mut(), q.sql);
+                        (d, t, None)
+                    }
+                };
+                let approval = match self.approval_of(&mut guard, held) {
+                    Ok(a) => a,
+                    Err(w) => return Ok(Action::Hold(w)),
+                };
                 let refusal = refused(d);
                 audit = self.record(
                     &guard,
@@ -418,6 +480,8 @@ impl<'a> ClientPump<'a> {
                         sent: Some(q.sql),
                         denial: refusal.as_ref(),
                         runs_code: guard.last_runs_code(),
+                        approval: approval.0.as_deref(),
+                        approver: approval.1.as_deref(),
                         ..Seen::new(Message::Query)
                     },
                 );
@@ -450,13 +514,24 @@ impl<'a> ClientPump<'a> {
                         .map(|p| p.values().map(|v| v.value.map(<[u8]>::to_vec)).collect())
                         .unwrap_or_default()
                 };
-                match guard.on_bind(
-                    &mut self.cache.borrow_mut(),
-                    b.portal,
-                    b.statement,
-                    &parameter,
-                    &parameters,
-                ) {
+                let (bound, held) = match self.refuse_next.take() {
+                    Some((d, id)) => (Err(d), Some(id)),
+                    None => {
+                        let r = guard.on_bind(
+                            &mut self.cache.borrow_mut(),
+                            b.portal,
+                            b.statement,
+                            &parameter,
+                            &parameters,
+                        );
+                        (r, None)
+                    }
+                };
+                let approval = match self.approval_of(&mut guard, held) {
+                    Ok(a) => a,
+                    Err(w) => return Ok(Action::Hold(w)),
+                };
+                match bound {
                     Ok((t, runs)) => {
                         // Planning at Bind may already call functions: the
                         // Bind is the portal's statement record.
@@ -479,11 +554,17 @@ impl<'a> ClientPump<'a> {
                                 portal: Some(b.portal),
                                 params,
                                 runs_code: runs.runs_code,
+                                approval: approval.0.as_deref(),
+                                approver: approval.1.as_deref(),
                                 ..Seen::new(Message::Bind)
                             },
                         );
                         if let Some(n) = audit {
                             guard.note_bind_record(t, n);
+                        }
+                        let text = runs.texts.as_deref().and_then(|t| t.first());
+                        if let (Some(slot), Some(text)) = (&self.state.slot, text) {
+                            slot.set_statement(text);
                         }
                         (Owed::One, Some(t), None)
                     }
@@ -494,6 +575,7 @@ impl<'a> ClientPump<'a> {
                                 statement: Some(b.statement),
                                 portal: Some(b.portal),
                                 denial: Some(&d),
+                                approval: approval.0.as_deref(),
                                 ..Seen::new(Message::Bind)
                             },
                         );
@@ -620,6 +702,12 @@ impl<'a> ClientPump<'a> {
         drop(guard);
         Ok(match refusal {
             None => {
+                if let (Some(slot), b'Q' | b'B' | b'E') = (&self.state.slot, tag) {
+                    slot.set_activity(super::registry::Activity::Active);
+                    if tag == b'Q' {
+                        slot.set_statement(Query::parse(body).map_or(&[][..], |q| q.sql));
+                    }
+                }
                 self.owe_audited(owed, true, ticket, audit);
                 Action::Forward
             }
@@ -704,6 +792,48 @@ impl<'a> ClientPump<'a> {
         Ok(())
     }
 
+    /// Holds a statement until its request is decided: the client is told
+    /// (a NoticeResponse naming the request), then the statement waits, the
+    /// session's other work done; on approval it is judged again and runs,
+    /// otherwise it is refused and the session goes on.
+    async fn hold(&mut self, w: Waiting) -> Result<(), RelayEnd> {
+        let Some(h) = &self.holds else {
+            return Ok(());
+        };
+        let (book, slot, fd) = (h.book.clone(), h.slot.clone(), h.client_fd);
+        let notice = super::approvals::held_notice(&w).to_frame().freeze();
+        self.state
+            .pipeline
+            .borrow_mut()
+            .push(Owed::Synthetic(notice), true);
+        self.answer_alone()
+            .await
+            .map_err(|e| RelayEnd::ClientGone(Some(e)))?;
+        if let Some(a) = &mut *self.state.audit.borrow_mut() {
+            let why = if w.new { "requested" } else { "asked again" };
+            a.approval(&w.id, "held", None, why);
+        }
+        let end = super::approvals::wait(&book, &w, &slot, fd).await;
+        slot.set_activity(super::registry::Activity::Active);
+        let outcome = book.get(&w.id, crate::audit::time::now_micros());
+        if let (Some(a), Some(r)) = (&mut *self.state.audit.borrow_mut(), &outcome) {
+            a.approval(
+                &w.id,
+                r.state.name(),
+                r.decided_by.as_deref(),
+                r.reason.as_deref().unwrap_or_default(),
+            );
+        }
+        match end {
+            HoldEnd::Approved => Ok(()),
+            HoldEnd::Refused(d) => {
+                self.refuse_next = Some((d, w.id));
+                Ok(())
+            }
+            HoldEnd::ClientGone | HoldEnd::Terminated => Err(RelayEnd::ClientGone(None)),
+        }
+    }
+
     /// Relays client frames to the upstream until one side ends.
     pub async fn run(
         &mut self,
@@ -728,6 +858,7 @@ impl<'a> ClientPump<'a> {
             let mut terminate = false;
             let mut need = HEADER_LEN;
             let mut bad = None;
+            let mut hold = None;
             let mut pieces = Pieces::default();
             while end < client.buf.len() {
                 let rest = &client.buf[end..];
@@ -745,6 +876,12 @@ impl<'a> ClientPump<'a> {
                             Ok(Action::Forward) => pieces.keep(range, &client.buf),
                             Ok(Action::Drop) => {}
                             Ok(Action::Replace(b)) => pieces.insert(&b, &client.buf),
+                            Ok(Action::Hold(w)) => {
+                                // Unread until decided; what came before goes now.
+                                end -= h.total;
+                                hold = Some(w);
+                                break;
+                            }
                             Err(e) => {
                                 end -= h.total;
                                 bad = Some(e);
@@ -780,7 +917,15 @@ impl<'a> ClientPump<'a> {
                     return RelayEnd::Halted(write_failed(&e));
                 }
             }
-            if end > 0 {
+            // The server keeps replies to what came before a held statement
+            // until a Sync or a Flush: ask for them now.
+            let flush = hold.is_some() && !self.state.pipeline.borrow().is_idle();
+            if flush {
+                let mut f = BytesMut::new();
+                crate::wire::build::message(&mut f, b'H', |_| {});
+                pieces.insert(&f, &client.buf);
+            }
+            if end > 0 || flush {
                 let chunk = client.take(end).freeze();
                 if let Err(e) = pieces.send(chunk, upstream).await {
                     return RelayEnd::UpstreamGone {
@@ -791,6 +936,13 @@ impl<'a> ClientPump<'a> {
             }
             if let Err(e) = self.answer_alone().await {
                 return RelayEnd::ClientGone(Some(e));
+            }
+            if let Some(w) = hold {
+                if let Err(end) = self.hold(w).await {
+                    return end;
+                }
+                // Judged again: it runs under its approval, or is refused.
+                continue;
             }
             if terminate {
                 return RelayEnd::ClientTerminated;
@@ -898,6 +1050,9 @@ fn note(state: &SessionState, tag: u8, body: &[u8]) -> Result<Route, Stop> {
             if let Some(&s) = body.first() {
                 state.tx_status.set(s);
                 state.guard.borrow_mut().on_ready_for_query(s);
+                if let Some(slot) = &state.slot {
+                    slot.set_activity(super::registry::Activity::idle(s));
+                }
             }
         }
         b'E' if ErrorFields::parse(body).is_ok_and(|f| f.is_fatal()) => {

@@ -18,8 +18,10 @@ use super::client_login::{login, Hello, Login, LoginError};
 use super::denial::Raiser;
 use super::guard::Guard;
 use super::masker::Masker;
+use super::approvals::{Requester, SessionApprover};
 use super::relay::{
-    upstream_to_client, CatalogSource, ClientPump, ClientSink, RelayEnd, Reloads, SessionState,
+    upstream_to_client, CatalogSource, ClientPump, ClientSink, Holds, RelayEnd, Reloads,
+    SessionState,
 };
 use super::session_policy::SessionPolicy;
 use super::startup_options::{
@@ -95,6 +97,8 @@ async fn forward_cancel(pid: u32, secret: &[u8]) {
                 upstream_pid = t.upstream_pid,
                 "forwarding cancel request"
             );
+            // A statement held for approval is withdrawn.
+            super::registry::cancelled(pid);
             if let Err(e) =
                 upstream::send_cancel(t.upstream, t.upstream_pid, &t.upstream_secret).await
             {
@@ -302,7 +306,34 @@ async fn run(
         policy.scan,
         live.config.hash_key.clone(),
     );
-    let state = SessionState::new(guard, up.status, policy.max_rows, masker);
+    let registered = super::registry::register(super::registry::Entry {
+        id: session_id(id),
+        user: user.name.clone(),
+        database: database.clone(),
+        client: peer.to_string(),
+        backend_pid: up.pid,
+        cancel_pid: key.pid,
+        fds: (client_fd, up.fd),
+    });
+    let holds = ctx.approvals.as_ref().map(|book| {
+        guard.set_approver(SessionApprover::new(
+            book.clone(),
+            Requester {
+                user: user.name.clone(),
+                roles: user.roles.clone(),
+                session: session_id(id),
+                database: database.clone(),
+                client: peer.to_string(),
+            },
+        ));
+        Holds {
+            book: book.clone(),
+            slot: registered.0.clone(),
+            client_fd,
+        }
+    });
+    let mut state = SessionState::new(guard, up.status, policy.max_rows, masker);
+    state.slot = Some(registered.0.clone());
     state.raiser.set(raiser);
     if let (Some(stream), Some(settings)) = (&ctx.audit, &ctx.audit_settings) {
         let who = Identity {
@@ -356,6 +387,9 @@ async fn run(
             &sink,
             live.config.server.max_message_size,
         );
+        if let Some(h) = holds {
+            pump = pump.with_holds(h);
+        }
         let end = pump.run(&mut client_rd, &mut up_wr).await;
         let first = !state.closing.replace(true);
         if first {
@@ -377,6 +411,21 @@ async fn run(
     };
     let ((front_first, front_end), (_, back_end)) = monoio::join!(front, back);
     let cause = if front_first { front_end } else { back_end };
+    let terminated = registered.0.is_terminated();
+    // From here on the sockets may close: an operator can no longer reach them.
+    drop(registered);
+    let cause = if terminated {
+        // What the server is still running for it stops too.
+        if let Err(e) = upstream::send_cancel(up.addr, up.pid, &up.secret).await {
+            warn!(error = %e, "cancel for a terminated session could not reach the upstream");
+        }
+        let why = PgError::fatal("57P01", "terminating connection due to administrator command")
+            .with_detail("a pgward operator terminated this session");
+        tell_client(&sink, why.clone()).await;
+        RelayEnd::Halted(why)
+    } else {
+        cause
+    };
     log_end(&cause);
     if let Some(trail) = &mut *state.audit.borrow_mut() {
         trail.disconnect(&end_reason(&cause));

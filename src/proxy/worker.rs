@@ -40,6 +40,8 @@ pub struct WorkerContext {
     pub audit: Option<Rc<AuditStream>>,
     /// The audit settings pgward started with (a reload keeps them).
     pub audit_settings: Option<crate::config::AuditConfig>,
+    /// The approval book, when approvals are on.
+    pub approvals: Option<Arc<crate::approval::Book>>,
 }
 
 /// What one generation of the configuration makes, for a worker's sessions.
@@ -77,6 +79,7 @@ pub struct Blueprint {
     end_point: Option<Vec<u8>>,
     upstream_tls: HashMap<String, Arc<rustls::ClientConfig>>,
     mock_key: [u8; 32],
+    approvals: Option<Arc<crate::approval::Book>>,
 }
 
 impl Blueprint {
@@ -86,8 +89,26 @@ impl Blueprint {
     pub fn reloaded(config: Config, previous: &Blueprint) -> Result<Blueprint, String> {
         Ok(Blueprint {
             mock_key: previous.mock_key,
+            approvals: previous.approvals.clone(),
             ..Blueprint::new(config)?
         })
+    }
+
+    /// Opens the approval book where the configuration keeps it (only at
+    /// start: a reload keeps the book it has).
+    pub fn open_approvals(&mut self) -> Result<(), String> {
+        let Some(dir) = self.config.approval_dir() else {
+            return Ok(());
+        };
+        let store = crate::approval::store::Store::open(&dir)?;
+        let book = crate::approval::Book::open(store, crate::audit::time::now_micros())?;
+        self.approvals = Some(Arc::new(book));
+        Ok(())
+    }
+
+    /// The approval book, when open.
+    pub fn approvals(&self) -> Option<Arc<crate::approval::Book>> {
+        self.approvals.clone()
     }
 
     /// The configuration it was built from.
@@ -142,6 +163,7 @@ impl Blueprint {
             end_point,
             upstream_tls,
             mock_key: crate::auth::scram::random_bytes::<32>(),
+            approvals: None,
         })
     }
 
@@ -153,6 +175,7 @@ impl Blueprint {
             cache: std::cell::RefCell::new(crate::sql::cache::ClassificationCache::new(10_000)),
             audit: None,
             audit_settings: self.config.audit.clone(),
+            approvals: self.approvals.clone(),
         }
     }
 

@@ -14,6 +14,8 @@ pub enum Severity {
     Error,
     /// The session ends.
     Fatal,
+    /// Not an error: a NoticeResponse telling the client something.
+    Notice,
 }
 
 impl Severity {
@@ -21,6 +23,7 @@ impl Severity {
         match self {
             Severity::Error => "ERROR",
             Severity::Fatal => "FATAL",
+            Severity::Notice => "NOTICE",
         }
     }
 }
@@ -60,6 +63,14 @@ impl PgError {
         }
     }
 
+    /// A NoticeResponse: the client is told, nothing fails.
+    pub fn notice(code: &'static str, message: impl Into<String>) -> Self {
+        PgError {
+            severity: Severity::Notice,
+            ..PgError::fatal(code, message)
+        }
+    }
+
     /// Adds a DETAIL field.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
@@ -74,7 +85,12 @@ impl PgError {
 
     /// Appends this error as an ErrorResponse.
     pub fn encode(&self, out: &mut BytesMut) {
-        message(out, b'E', |b| {
+        let tag = if self.severity == Severity::Notice {
+            b'N'
+        } else {
+            b'E'
+        };
+        message(out, tag, |b| {
             for (field, value) in [
                 (b'S', Some(self.severity.as_str())),
                 (b'V', Some(self.severity.as_str())),
