@@ -91,6 +91,78 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// List, show, approve and deny approval requests (docs/approvals.md).
+    Approvals {
+        #[command(flatten)]
+        target: AdminTarget,
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
+    /// List live sessions, or terminate one (docs/admin.md).
+    Sessions {
+        #[command(flatten)]
+        target: AdminTarget,
+        #[command(subcommand)]
+        command: Option<SessionsCommand>,
+    },
+}
+
+/// Where the admin API is and the token to call it with.
+#[derive(clap::Args)]
+struct AdminTarget {
+    /// The admin API's address.
+    #[arg(long, env = "PGWARD_ADMIN_URL", default_value = "http://127.0.0.1:6433", global = true)]
+    admin: String,
+    /// The bearer token (a reviewer's, to decide or terminate).
+    #[arg(long, env = "PGWARD_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// List pending requests (and approved ones not used yet).
+    List {
+        /// Also the decided and ended ones still kept.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one request: its SQL, parameters, reasons and state.
+    Show { id: String },
+    /// Approve a request: the statement runs (held), or may run once (retry).
+    Approve {
+        id: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a request; the client is told the reason.
+    Deny {
+        id: String,
+        /// Why (required; the client is told).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// List live sessions (the default).
+    List,
+    /// End a session: its client gets FATAL 57P01.
+    Terminate { id: String },
+}
+
+/// Runs `pgward approvals ...` or `pgward sessions ...`.
+fn admin_call(t: AdminTarget, call: pgward::admin::cli::Call) -> ExitCode {
+    let target = pgward::admin::cli::Target {
+        url: t.admin,
+        token: t.token,
+        json: t.json,
+    };
+    pgward::admin::cli::run(&target, call)
 }
 
 #[derive(Subcommand)]
@@ -210,6 +282,36 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config),
         Command::Audit { command } => audit(command),
+        Command::Approvals { target, command } => {
+            use pgward::admin::cli::Call;
+            admin_call(
+                target,
+                match command {
+                    ApprovalsCommand::List { all } => Call::ListApprovals { all },
+                    ApprovalsCommand::Show { id } => Call::ShowApproval { id },
+                    ApprovalsCommand::Approve { id, reason } => Call::Decide {
+                        id,
+                        approve: true,
+                        reason,
+                    },
+                    ApprovalsCommand::Deny { id, reason } => Call::Decide {
+                        id,
+                        approve: false,
+                        reason: Some(reason),
+                    },
+                },
+            )
+        }
+        Command::Sessions { target, command } => {
+            use pgward::admin::cli::Call;
+            admin_call(
+                target,
+                match command {
+                    None | Some(SessionsCommand::List) => Call::ListSessions,
+                    Some(SessionsCommand::Terminate { id }) => Call::Terminate { id },
+                },
+            )
+        }
         Command::Check { config, connect } => match load(&config) {
             Ok(c) if connect => {
                 let findings = pgward::connect_check::run(&c);
@@ -428,10 +530,30 @@ fn serve(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut current = blueprint.clone();
-    if let Err(e) = worker::start(blueprint) {
+    let mut blueprint = blueprint;
+    if let Err(e) = blueprint.open_approvals() {
         eprintln!("pgward: {e}");
         return ExitCode::FAILURE;
+    }
+    let mut current = blueprint.clone();
+    let admin_config = blueprint.config().clone();
+    let started = match worker::start(blueprint) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pgward: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let admin = pgward::admin::thread::admin_start(
+        &admin_config,
+        current.approvals(),
+        started.admin_audit,
+    );
+    if let Some(a) = admin {
+        if let Err(e) = pgward::admin::thread::start(a) {
+            eprintln!("pgward: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     if !shutdown::wait_for_workers(workers, Duration::from_secs(10)) {
         eprintln!("pgward: a worker could not start (see the log above)");

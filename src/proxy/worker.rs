@@ -131,11 +131,19 @@ impl Blueprint {
         if running.config.audit != self.config.audit {
             kept.push("audit");
         }
+        let admin_at = |c: &Config| c.admin.as_ref().map(|a| (a.listen, a.state_dir.clone()));
+        if admin_at(&running.config) != admin_at(&self.config) {
+            kept.push("admin.listen, admin.state_dir");
+        }
         if !kept.is_empty() {
             let config = Arc::make_mut(&mut self.config);
             config.server.listen = now.listen.clone();
             config.server.workers = now.workers;
             config.audit = running.config.audit.clone();
+            if let (Some(now), Some(then)) = (&running.config.admin, &mut config.admin) {
+                then.listen = now.listen;
+                then.state_dir.clone_from(&now.state_dir);
+            }
         }
         kept
     }
@@ -256,10 +264,23 @@ fn claim_listen_addresses(config: &Config) -> Result<(), String> {
 }
 
 /// Starts `workers` threads and returns their handles.
-pub fn start(blueprint: Blueprint) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
+/// Workers started, and the audit stream kept for the admin thread (the
+/// last stream, when both the audit log and `[admin]` are on).
+pub struct Started {
+    /// The worker threads.
+    pub handles: Vec<std::thread::JoinHandle<()>>,
+    /// The admin thread's audit stream.
+    pub admin_audit: Option<OpenedStream>,
+}
+
+pub fn start(blueprint: Blueprint) -> Result<Started, String> {
     claim_listen_addresses(&blueprint.config)?;
     let workers = blueprint.config.server.workers;
     let mut streams = open_audit_streams(&blueprint.config)?;
+    let admin_audit = match blueprint.config.admin {
+        Some(_) if streams.len() > workers => streams.pop().flatten(),
+        _ => None,
+    };
     let mut handles = Vec::new();
     for n in 0..workers {
         let listeners = bind_all(&blueprint.config)?;
@@ -271,7 +292,10 @@ pub fn start(blueprint: Blueprint) -> Result<Vec<std::thread::JoinHandle<()>>, S
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
         handles.push(h);
     }
-    Ok(handles)
+    Ok(Started {
+        handles,
+        admin_audit,
+    })
 }
 
 /// Locks the audit directory for this process and finds where each
@@ -283,13 +307,14 @@ fn open_audit_streams(config: &Config) -> Result<Vec<Option<OpenedStream>>, Stri
     let lock = lock_dir(&audit.dir).map_err(|e| format!("audit.dir: {e}"))?;
     // Held until the process exits.
     std::mem::forget(lock);
-    let workers = config.server.workers;
-    (0..workers)
+    // One stream per worker, and one for the admin thread's records.
+    let streams = config.server.workers + usize::from(config.admin.is_some());
+    (0..streams)
         .map(|n| {
             open_stream(StreamSettings {
                 dir: audit.dir.clone(),
                 stream: n as u32,
-                streams: workers as u32,
+                streams: streams as u32,
                 segment_size: audit.segment_size,
                 policy: config.version.clone(),
                 durability: audit.durability,
