@@ -1,0 +1,9 @@
+//! The admin side of pgward: a small HTTP API and the metrics it serves.
+//!
+//! `http` parses requests and writes replies with no I/O; `server` runs them
+//! over monoio sockets; `client` is the blocking caller the CLI and webhooks
+//! use. `metrics` counts per worker and renders Prometheus text, which
+//! `prometheus` reads back strictly for tests.
+
+
+pub mod http;
