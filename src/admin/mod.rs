@@ -6,6 +6,7 @@
 //! `prometheus` reads back strictly for tests.
 
 
+pub mod client;
 pub mod http;
 pub mod metrics;
 pub mod prometheus;
