@@ -5,8 +5,8 @@
 //! use. `metrics` counts per worker and renders Prometheus text, which
 //! `prometheus` reads back strictly for tests.
 
-
 pub mod client;
 pub mod http;
 pub mod metrics;
 pub mod prometheus;
+pub mod server;
