@@ -3,6 +3,7 @@
 //! `wire` and `auth` are pure logic with no sockets; `proxy` drives them over
 //! monoio connections, one runtime per worker thread.
 
+pub mod admin;
 pub mod approval;
 pub mod audit;
 pub mod auth;

@@ -111,10 +111,20 @@ enum Command {
 #[derive(clap::Args)]
 struct AdminTarget {
     /// The admin API's address.
-    #[arg(long, env = "PGWARD_ADMIN_URL", default_value = "http://127.0.0.1:6433", global = true)]
+    #[arg(
+        long,
+        env = "PGWARD_ADMIN_URL",
+        default_value = "http://127.0.0.1:6433",
+        global = true
+    )]
     admin: String,
     /// The bearer token (a reviewer's, to decide or terminate).
-    #[arg(long, env = "PGWARD_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "PGWARD_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     token: Option<String>,
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
@@ -544,11 +554,8 @@ fn serve(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let admin = pgward::admin::thread::admin_start(
-        &admin_config,
-        current.approvals(),
-        started.admin_audit,
-    );
+    let admin =
+        pgward::admin::thread::admin_start(&admin_config, current.approvals(), started.admin_audit);
     if let Some(a) = admin {
         if let Err(e) = pgward::admin::thread::start(a) {
             eprintln!("pgward: {e}");

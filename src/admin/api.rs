@@ -78,7 +78,8 @@ enum Need {
 }
 
 fn unauthorized() -> Response {
-    Response::error(401, "a valid bearer token is required").with_header("WWW-Authenticate", "Bearer")
+    Response::error(401, "a valid bearer token is required")
+        .with_header("WWW-Authenticate", "Bearer")
 }
 
 #[derive(Deserialize, Default)]
@@ -132,7 +133,12 @@ pub fn handle(api: &Api, req: &Request, decided: &mut dyn FnMut(Decided)) -> Res
             } else {
                 match serde_json::from_slice(&req.body) {
                     Ok(b) => b,
-                    Err(e) => return Response::error(400, &format!("the body must be {{\"reason\": \"...\"}}: {e}")),
+                    Err(e) => {
+                        return Response::error(
+                            400,
+                            &format!("the body must be {{\"reason\": \"...\"}}: {e}"),
+                        )
+                    }
                 }
             };
             let reason = body.reason.filter(|r| !r.trim().is_empty());

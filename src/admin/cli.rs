@@ -70,7 +70,12 @@ fn print(call: &Call, v: &Value) {
                 "{:<12} {:<9} {:<6} {:<12} {:<12} {:<27} {:<28} sql",
                 "id", "state", "mode", "user", "database", "created", "reasons"
             );
-            for r in v.get("approvals").and_then(Value::as_array).into_iter().flatten() {
+            for r in v
+                .get("approvals")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 println!(
                     "{:<12} {:<9} {:<6} {:<12} {:<12} {:<27} {:<28} {}",
                     field(r, "id"),
@@ -89,7 +94,12 @@ fn print(call: &Call, v: &Value) {
                 "{:<16} {:<12} {:<12} {:<22} {:<20} {:<27} statement",
                 "id", "user", "database", "client", "state", "since"
             );
-            for s in v.get("sessions").and_then(Value::as_array).into_iter().flatten() {
+            for s in v
+                .get("sessions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 println!(
                     "{:<16} {:<12} {:<12} {:<22} {:<20} {:<27} {}",
                     field(s, "id"),
@@ -105,8 +115,20 @@ fn print(call: &Call, v: &Value) {
         Call::Terminate { id } => println!("session {id} terminated"),
         Call::ShowApproval { .. } | Call::Decide { .. } => {
             for key in [
-                "id", "state", "mode", "user", "roles", "session", "database", "client", "created",
-                "reasons", "fingerprint", "decided_by", "decided", "reason",
+                "id",
+                "state",
+                "mode",
+                "user",
+                "roles",
+                "session",
+                "database",
+                "client",
+                "created",
+                "reasons",
+                "fingerprint",
+                "decided_by",
+                "decided",
+                "reason",
             ] {
                 let value = field(v, key);
                 if !value.is_empty() {
@@ -165,10 +187,10 @@ pub fn run(target: &Target, call: Call) -> ExitCode {
     };
     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if !(200..300).contains(&status) {
-        let why = v
-            .get("error")
-            .and_then(Value::as_str)
-            .map_or_else(|| String::from_utf8_lossy(&bytes).into_owned(), str::to_string);
+        let why = v.get("error").and_then(Value::as_str).map_or_else(
+            || String::from_utf8_lossy(&bytes).into_owned(),
+            str::to_string,
+        );
         eprintln!("pgward: {method} {path}: {status}: {why}");
         if status == 401 {
             eprintln!("pgward: set PGWARD_ADMIN_TOKEN (a reviewer's token to decide)");

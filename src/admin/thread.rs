@@ -27,7 +27,10 @@ fn workers() -> &'static Mutex<Vec<Arc<Mutex<Metrics>>>> {
 
 /// Makes a worker's shared metrics part of every scrape.
 pub fn register_worker_metrics(shared: Arc<Mutex<Metrics>>) {
-    workers().lock().unwrap_or_else(|p| p.into_inner()).push(shared);
+    workers()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(shared);
 }
 
 /// Renders `/metrics`: every worker's metrics merged, and the gauges.
@@ -44,9 +47,17 @@ pub fn scrape(book: Option<&Book>) -> String {
     render(
         &all,
         &[
-            ("pgward_sessions", "Sessions open now.", sessions.len() as f64),
-            ("pgward_sessions_held", "Sessions whose statement waits for approval.", held as f64),
-            ("pgward_approvals_pending", "Approval requests waiting for a reviewer.", pending as f64),
+            ("sessions", "Sessions open now.", sessions.len() as f64),
+            (
+                "sessions_held",
+                "Sessions whose statement waits for approval.",
+                held as f64,
+            ),
+            (
+                "approvals_pending",
+                "Approval requests waiting for a reviewer.",
+                pending as f64,
+            ),
         ],
     )
 }
@@ -170,7 +181,7 @@ async fn record(
         Durability::Written => Level::Written,
         Durability::Strict => Level::Synced,
     };
-    stream.reached(ticket, level).await.map_err(|e| e.to_string())
+    stream.reached(ticket, level).await.map_err(|e| e.0)
 }
 
 /// The text a chat channel shows for a new request.
@@ -199,9 +210,17 @@ fn webhook_sender(url: String) -> crate::approval::book::Listener {
             for mut r in rx {
                 r.params = None;
                 let body = json!({ "text": webhook_text(&r), "request": r }).to_string();
-                match super::client::call(&url, "POST", None, Some(body.as_bytes()), Duration::from_secs(5)) {
+                match super::client::call(
+                    &url,
+                    "POST",
+                    None,
+                    Some(body.as_bytes()),
+                    Duration::from_secs(5),
+                ) {
                     Ok((status, _)) if (200..300).contains(&status) => {}
-                    Ok((status, _)) => warn!(request = %r.id, status, "webhook refused the request notice"),
+                    Ok((status, _)) => {
+                        warn!(request = %r.id, status, "webhook refused the request notice")
+                    }
                     Err(e) => warn!(request = %r.id, error = %e, "webhook failed"),
                 }
             }
@@ -217,7 +236,11 @@ fn webhook_sender(url: String) -> crate::approval::book::Listener {
 }
 
 /// `[admin]` is configured: start the admin side for `config`.
-pub fn admin_start(config: &Config, book: Option<Arc<Book>>, audit: Option<OpenedStream>) -> Option<AdminStart> {
+pub fn admin_start(
+    config: &Config,
+    book: Option<Arc<Book>>,
+    audit: Option<OpenedStream>,
+) -> Option<AdminStart> {
     let admin = config.admin.clone()?;
     let durability = config.audit.as_ref().map(|a| a.durability);
     Some(AdminStart {

@@ -117,7 +117,13 @@ impl Book {
         let mut inner = Inner::default();
         for mut r in store.load()? {
             if r.mode == Mode::Hold.name() && !r.state.is_final() {
-                end(&mut r, State::Abandoned, "pgward", "the gateway restarted while the statement was held", now_us);
+                end(
+                    &mut r,
+                    State::Abandoned,
+                    "pgward",
+                    "the gateway restarted while the statement was held",
+                    now_us,
+                );
             }
             inner.insert(r);
         }
@@ -237,7 +243,11 @@ impl Book {
     /// client, expired, abandoned. Nothing when it ended already.
     pub fn end(&self, id: &str, state: State, why: &str, now_us: u64) -> Option<Request> {
         let mut inner = self.lock();
-        let mut r = inner.requests.get(id).filter(|r| !r.state.is_final())?.clone();
+        let mut r = inner
+            .requests
+            .get(id)
+            .filter(|r| !r.state.is_final())?
+            .clone();
         end(&mut r, state, "pgward", why, now_us);
         // (A request that cannot be stored ends in memory all the same: it
         // is never usable again either way.)
@@ -316,11 +326,17 @@ impl Inner {
         let due: Vec<String> = self
             .live
             .iter()
-            .filter(|id| self.requests.get(*id).is_some_and(|r| r.expires_us <= now_us))
+            .filter(|id| {
+                self.requests
+                    .get(*id)
+                    .is_some_and(|r| r.expires_us <= now_us)
+            })
             .cloned()
             .collect();
         for id in due {
-            let Some(mut r) = self.requests.get(&id).cloned() else { continue };
+            let Some(mut r) = self.requests.get(&id).cloned() else {
+                continue;
+            };
             let why = if r.state == State::Approved {
                 "the approval was not used in time"
             } else {
@@ -370,29 +386,44 @@ mod tests {
         let book = Book::in_memory();
         let r = pending(book.ask(ask(Mode::Retry, "TRUNCATE t", None), S).unwrap());
         // Asking again names the same request.
-        let again = pending(book.ask(ask(Mode::Retry, "TRUNCATE t", None), 2 * S).unwrap());
+        let again = pending(
+            book.ask(ask(Mode::Retry, "TRUNCATE t", None), 2 * S)
+                .unwrap(),
+        );
         assert_eq!(r.id, again.id);
         assert_eq!(
             book.decide(&r.id, true, "agent", None, 3 * S),
             Err(DecideError::OwnRequest)
         );
         let d = book.decide(&r.id, true, "dba", Some("ok"), 3 * S).unwrap();
-        assert_eq!((d.state, d.decided_by.as_deref()), (State::Approved, Some("dba")));
+        assert_eq!(
+            (d.state, d.decided_by.as_deref()),
+            (State::Approved, Some("dba"))
+        );
         assert_eq!(
             book.decide(&r.id, false, "dba", None, 3 * S),
             Err(DecideError::NotPending(State::Approved))
         );
         // Other text or parameters are not granted.
-        let other = pending(book.ask(ask(Mode::Retry, "TRUNCATE u", None), 4 * S).unwrap());
+        let other = pending(
+            book.ask(ask(Mode::Retry, "TRUNCATE u", None), 4 * S)
+                .unwrap(),
+        );
         assert_ne!(other.id, r.id);
         let bound = ask(Mode::Retry, "TRUNCATE t", Some(vec![Some("1".into())]));
         assert!(matches!(book.ask(bound, 4 * S).unwrap(), Asked::Made(_)));
         // The identical one runs, once.
-        match book.ask(ask(Mode::Retry, "TRUNCATE t", None), 5 * S).unwrap() {
+        match book
+            .ask(ask(Mode::Retry, "TRUNCATE t", None), 5 * S)
+            .unwrap()
+        {
             Asked::Granted(g) => assert_eq!((g.id, g.state), (r.id.clone(), State::Used)),
             other => panic!("expected the grant, got {other:?}"),
         }
-        let next = pending(book.ask(ask(Mode::Retry, "TRUNCATE t", None), 6 * S).unwrap());
+        let next = pending(
+            book.ask(ask(Mode::Retry, "TRUNCATE t", None), 6 * S)
+                .unwrap(),
+        );
         assert_ne!(next.id, r.id);
     }
 
@@ -405,7 +436,10 @@ mod tests {
             book.decide(&r.id, true, "dba", None, 62 * S),
             Err(DecideError::NotPending(State::Expired))
         );
-        let r = pending(book.ask(ask(Mode::Retry, "TRUNCATE t", None), 100 * S).unwrap());
+        let r = pending(
+            book.ask(ask(Mode::Retry, "TRUNCATE t", None), 100 * S)
+                .unwrap(),
+        );
         book.decide(&r.id, true, "dba", None, 101 * S).unwrap();
         // Unused for longer than grant_ttl: gone.
         assert!(matches!(
@@ -418,12 +452,18 @@ mod tests {
         let b = pending(book.ask(ask(Mode::Hold, "TRUNCATE v", None), S).unwrap());
         assert_ne!(a.id, b.id);
         assert_eq!(
-            book.end(&a.id, State::Withdrawn, "cancelled", 2 * S).unwrap().state,
+            book.end(&a.id, State::Withdrawn, "cancelled", 2 * S)
+                .unwrap()
+                .state,
             State::Withdrawn
         );
         assert!(book.end(&a.id, State::Expired, "late", 3 * S).is_none());
         // Live: b, and the retry request made at 702 s.
-        let live: Vec<String> = book.list(false, 703 * S - 1).into_iter().map(|r| r.sql).collect();
+        let live: Vec<String> = book
+            .list(false, 703 * S - 1)
+            .into_iter()
+            .map(|r| r.sql)
+            .collect();
         assert_eq!(live, ["TRUNCATE t"], "b expired at 61 s");
         assert_eq!(book.list(true, 703 * S).len(), 5);
     }
@@ -439,7 +479,10 @@ mod tests {
         };
         // A torn last line is dropped.
         let path = dir.path().join(super::super::store::FILE_NAME);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         std::io::Write::write_all(&mut f, b"{\"id\":\"unfin").unwrap();
         let book = Book::open(Store::open(dir.path()).unwrap(), 2 * S).unwrap();
         assert_eq!(book.get(&held.id, 2 * S).unwrap().state, State::Abandoned);
@@ -455,7 +498,9 @@ mod tests {
         drop(book);
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, format!("garbage\n{text}")).unwrap();
-        let e = Book::open(Store::open(dir.path()).unwrap(), 6 * S).err().unwrap();
+        let e = Book::open(Store::open(dir.path()).unwrap(), 6 * S)
+            .err()
+            .unwrap();
         assert!(e.contains("line 1"), "{e}");
     }
 }

@@ -110,7 +110,10 @@ pub fn new_id() -> String {
 /// True when `id` looks like one `new_id` makes (so paths and logs never
 /// carry anything else).
 pub fn is_id(id: &str) -> bool {
-    id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    id.len() == 12
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// The key an approval is matched by: the SHA-256 of the user, database,

@@ -47,11 +47,7 @@ impl Store {
                 continue;
             }
             let r: Request = serde_json::from_str(line).map_err(|e| {
-                format!(
-                    "approval store {} line {}: {e}",
-                    self.path.display(),
-                    n + 1
-                )
+                format!("approval store {} line {}: {e}", self.path.display(), n + 1)
             })?;
             by_id.insert(r.id.clone(), r);
         }

@@ -112,7 +112,11 @@ pub fn write(events: &[Event], out: &mut impl Write) -> io::Result<()> {
                 e.outcome,
                 if e.approver.is_empty() { "" } else { " by " },
                 e.approver,
-                if e.reason.is_empty() { String::new() } else { format!(": {}", e.reason) }
+                if e.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", e.reason)
+                }
             )?,
             Kind::Recovered => writeln!(
                 out,

@@ -57,8 +57,12 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:6433";
 const MIN_TOKEN_LEN: usize = 16;
 
 fn token_from(var: &str, key: &str) -> Result<String, (String, String)> {
-    let t = std::env::var(var)
-        .map_err(|_| (key.to_string(), format!("environment variable {var} is not set")))?;
+    let t = std::env::var(var).map_err(|_| {
+        (
+            key.to_string(),
+            format!("environment variable {var} is not set"),
+        )
+    })?;
     if t.len() < MIN_TOKEN_LEN || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err((
             key.to_string(),
@@ -110,7 +114,10 @@ pub(super) fn admin_config(
                 "every reviewer needs a token of its own, other than admin.token_env's".into(),
             ));
         }
-        reviewers.push(Reviewer { name: r.name, token: t });
+        reviewers.push(Reviewer {
+            name: r.name,
+            token: t,
+        });
     }
     Ok(AdminConfig {
         listen,

@@ -147,13 +147,18 @@ impl Approval {
                 ))
             }
         };
-        let span = |key: &str, v: &Option<String>, default: u64| -> Result<Duration, (String, String)> {
+        let span = |key: &str,
+                    v: &Option<String>,
+                    default: u64|
+         -> Result<Duration, (String, String)> {
             match v {
                 None => Ok(Duration::from_secs(default)),
                 Some(t) => parse_span(t).filter(|d| !d.is_zero()).ok_or_else(|| {
                     (
                         key.to_string(),
-                        format!("{t:?} is not a positive duration such as \"5m\", \"30s\" or \"1h\""),
+                        format!(
+                            "{t:?} is not a positive duration such as \"5m\", \"30s\" or \"1h\""
+                        ),
                     )
                 }),
             }
@@ -199,8 +204,12 @@ impl Approval {
                     ops.contains(&Operation::Ddl) || ops.contains(&Operation::Code)
                 }
                 Risk::Operation(op) => ops.contains(op),
-                Risk::DeleteWithoutWhere => c.unfiltered.iter().any(|(o, _)| *o == Operation::Delete),
-                Risk::UpdateWithoutWhere => c.unfiltered.iter().any(|(o, _)| *o == Operation::Update),
+                Risk::DeleteWithoutWhere => {
+                    c.unfiltered.iter().any(|(o, _)| *o == Operation::Delete)
+                }
+                Risk::UpdateWithoutWhere => {
+                    c.unfiltered.iter().any(|(o, _)| *o == Operation::Update)
+                }
                 Risk::UnboundedSelect(p) => c.row_bounds.iter().any(|(n, bound)| {
                     bound.is_none_or(|b| b > self.select_limit)
                         && p.as_ref().is_none_or(|p| matches(p, n))
@@ -252,9 +261,15 @@ mod tests {
         assert_eq!(reasons(&a, "CREATE TABLE t (id int)"), ["ddl"]);
         assert_eq!(reasons(&a, "DO $$ BEGIN END $$"), ["ddl"]);
         assert_eq!(reasons(&a, "TRUNCATE orders"), ["truncate"]);
-        assert_eq!(reasons(&a, "DELETE FROM orders WHERE true"), ["delete_without_where"]);
+        assert_eq!(
+            reasons(&a, "DELETE FROM orders WHERE true"),
+            ["delete_without_where"]
+        );
         assert!(reasons(&a, "DELETE FROM orders WHERE id = 1").is_empty());
-        assert_eq!(reasons(&a, "UPDATE orders SET total = 1"), ["update_without_where"]);
+        assert_eq!(
+            reasons(&a, "UPDATE orders SET total = 1"),
+            ["update_without_where"]
+        );
         assert_eq!(reasons(&a, "COPY orders TO STDOUT"), ["copy_out"]);
         assert_eq!(
             reasons(&a, "SELECT * FROM customers"),

@@ -86,9 +86,15 @@ impl Approver for SessionApprover {
             },
             Ok(Asked::Made(r)) => {
                 tracing::info!(request = %r.id, mode = rules.mode.name(), reasons = %reasons.join(","), "approval requested");
-                Answer::Wait { id: r.id, new: true }
+                Answer::Wait {
+                    id: r.id,
+                    new: true,
+                }
             }
-            Ok(Asked::Pending(r)) => Answer::Wait { id: r.id, new: false },
+            Ok(Asked::Pending(r)) => Answer::Wait {
+                id: r.id,
+                new: false,
+            },
             Err(e) => {
                 tracing::error!(error = %e, "approval request could not be stored");
                 Answer::Refused(Denial {
@@ -161,7 +167,12 @@ pub async fn wait(book: &Book, w: &Waiting, slot: &Slot, client_fd: std::os::fd:
             return HoldEnd::Terminated;
         }
         if slot.cancels() != cancels {
-            book.end(&w.id, State::Withdrawn, "the client cancelled the statement", now);
+            book.end(
+                &w.id,
+                State::Withdrawn,
+                "the client cancelled the statement",
+                now,
+            );
             return HoldEnd::Refused(Denial {
                 code: "57014",
                 message: "canceling statement due to user request".into(),

@@ -1597,7 +1597,8 @@ mod tests {
             Some(v) => Ok(v.map(|s| s.as_bytes().to_vec())),
             None => Err(format!("no parameter ${n}")),
         };
-        g.on_bind(c, b"", b"", &parameter, &Vec::new).map(|(t, _)| t)
+        g.on_bind(c, b"", b"", &parameter, &Vec::new)
+            .map(|(t, _)| t)
     }
 
     #[test]
@@ -1913,7 +1914,9 @@ mod tests {
         g.settle(p, Outcome::Done);
         let close = g.on_close(b'S', &b).unwrap();
         g.settle(close, Outcome::Done);
-        assert!(g.on_bind(&mut c, b"", &a, &|_| Err("none".into()), &Vec::new).is_err());
+        assert!(g
+            .on_bind(&mut c, b"", &a, &|_| Err("none".into()), &Vec::new)
+            .is_err());
         // And `é` by protocol is `"é"` in SQL.
         let p = g.on_parse(&mut c, b"\xe9", b"SELECT 1", &|_| 0).unwrap();
         g.settle(p, Outcome::Done);

@@ -18,13 +18,12 @@ use monoio::io::{OwnedReadHalf, OwnedWriteHalf};
 
 use std::sync::Arc;
 
+use super::approvals::HoldEnd;
 use super::audit_trail::{unwritable, write_failed, Message, Seen, SessionAudit};
 use super::buffer::{write_all, FrameReader};
 use super::catalog::CatalogCache;
 use super::denial::{raise_extended, raise_query, Raiser, EXTENDED_HIDDEN_REPLIES};
-use super::approvals::HoldEnd;
 use super::guard::{Guard, Runs, Waiting};
-use crate::policy::approval::Mode;
 use super::masker::{Masked, Masker};
 use super::pipeline::{Event, Outcome, Owed, Pipeline, Route, Ticket};
 use super::row_cap::{CapAction, RowCap};
@@ -32,6 +31,7 @@ use super::session_policy::SessionPolicy;
 use super::stream::Stream;
 use super::worker::WorkerContext;
 use crate::config::DatabaseConfig;
+use crate::policy::approval::Mode;
 use crate::policy::{Decision, Denial};
 use crate::sql::cache::ClassificationCache;
 use crate::wire::backend::ParameterStatus;

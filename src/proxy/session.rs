@@ -11,6 +11,7 @@ use monoio::io::{OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use tracing::{info, warn, Instrument};
 
+use super::approvals::{Requester, SessionApprover};
 use super::audit_trail::{login_failed, session_id, Identity, SessionAudit};
 use super::buffer::{write_all, FrameReader};
 use super::cancel::{self, CancelKey};
@@ -18,7 +19,6 @@ use super::client_login::{login, Hello, Login, LoginError};
 use super::denial::Raiser;
 use super::guard::Guard;
 use super::masker::Masker;
-use super::approvals::{Requester, SessionApprover};
 use super::relay::{
     upstream_to_client, CatalogSource, ClientPump, ClientSink, Holds, RelayEnd, Reloads,
     SessionState,
@@ -419,8 +419,11 @@ async fn run(
         if let Err(e) = upstream::send_cancel(up.addr, up.pid, &up.secret).await {
             warn!(error = %e, "cancel for a terminated session could not reach the upstream");
         }
-        let why = PgError::fatal("57P01", "terminating connection due to administrator command")
-            .with_detail("a pgward operator terminated this session");
+        let why = PgError::fatal(
+            "57P01",
+            "terminating connection due to administrator command",
+        )
+        .with_detail("a pgward operator terminated this session");
         tell_client(&sink, why.clone()).await;
         RelayEnd::Halted(why)
     } else {

@@ -441,8 +441,14 @@ mod tests {
     #[test]
     fn deletes_and_updates_are_unfiltered_without_a_where_on_their_target() {
         assert_eq!(unfiltered("DELETE FROM orders"), ["delete orders"]);
-        assert_eq!(unfiltered("DELETE FROM orders WHERE true"), ["delete orders"]);
-        assert_eq!(unfiltered("DELETE FROM orders WHERE 1 = 1"), ["delete orders"]);
+        assert_eq!(
+            unfiltered("DELETE FROM orders WHERE true"),
+            ["delete orders"]
+        );
+        assert_eq!(
+            unfiltered("DELETE FROM orders WHERE 1 = 1"),
+            ["delete orders"]
+        );
         assert_eq!(
             unfiltered("DELETE FROM orders WHERE EXISTS (SELECT 1 FROM customers)"),
             ["delete orders"]

@@ -96,7 +96,9 @@ impl Guard {
         let (Some(rules), Some(approver)) = (self.approval.clone(), self.approver.clone()) else {
             return Err(Denial {
                 code: "42501",
-                message: "pgward: this statement needs approval, which is not available in this session".into(),
+                message:
+                    "pgward: this statement needs approval, which is not available in this session"
+                        .into(),
                 detail: format!("rule: approval; it matches {}", reasons.join(", ")),
                 hint: "ask the operator to configure [admin] reviewers".into(),
             });
