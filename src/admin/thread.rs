@@ -133,11 +133,18 @@ fn run(s: AdminStart, listener: std::net::TcpListener, addr: SocketAddr) {
             metrics: Arc::new(move || scrape(book.as_deref())),
         });
         let audit = Rc::new(audit);
+        // Reviewers' decisions are counted here, like a worker's statements.
+        let metrics = Rc::new(super::metrics::WorkerMetrics::new());
+        register_worker_metrics(metrics.shared());
         let handler = Rc::new(move |req: Request, peer: SocketAddr| {
-            let (api, audit) = (api.clone(), audit.clone());
+            let (api, audit, metrics) = (api.clone(), audit.clone(), metrics.clone());
             Box::pin(async move {
                 let mut decisions = Vec::new();
                 let response = handle(&api, &req, &mut |d| decisions.push(d));
+                for d in &decisions {
+                    metrics.approval(d.outcome);
+                }
+                metrics.fold();
                 // A decision counts once it is in the audit log.
                 if let Some((stream, durability)) = &*audit {
                     for d in decisions {

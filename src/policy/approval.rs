@@ -147,22 +147,20 @@ impl Approval {
                 ))
             }
         };
-        let span = |key: &str,
-                    v: &Option<String>,
-                    default: u64|
-         -> Result<Duration, (String, String)> {
-            match v {
-                None => Ok(Duration::from_secs(default)),
-                Some(t) => parse_span(t).filter(|d| !d.is_zero()).ok_or_else(|| {
-                    (
-                        key.to_string(),
-                        format!(
+        let span =
+            |key: &str, v: &Option<String>, default: u64| -> Result<Duration, (String, String)> {
+                match v {
+                    None => Ok(Duration::from_secs(default)),
+                    Some(t) => parse_span(t).filter(|d| !d.is_zero()).ok_or_else(|| {
+                        (
+                            key.to_string(),
+                            format!(
                             "{t:?} is not a positive duration such as \"5m\", \"30s\" or \"1h\""
                         ),
-                    )
-                }),
-            }
-        };
+                        )
+                    }),
+                }
+            };
         Ok(Approval {
             risks,
             mode,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::guard::{Answer, Approver, Waiting};
 use super::registry::{Activity, Slot};
+use crate::admin::metrics::WorkerMetrics;
 use crate::approval::{Ask, Asked, Book, State};
 use crate::audit::chain::sha256_hex;
 use crate::audit::time::now_micros;
@@ -35,12 +36,13 @@ pub struct Requester {
 pub struct SessionApprover {
     book: Arc<Book>,
     who: Requester,
+    metrics: Rc<WorkerMetrics>,
 }
 
 impl SessionApprover {
-    /// An approver for `who`.
-    pub fn new(book: Arc<Book>, who: Requester) -> Rc<SessionApprover> {
-        Rc::new(SessionApprover { book, who })
+    /// An approver for `who`, counting in `metrics`.
+    pub fn new(book: Arc<Book>, who: Requester, metrics: Rc<WorkerMetrics>) -> Rc<SessionApprover> {
+        Rc::new(SessionApprover { book, who, metrics })
     }
 }
 
@@ -80,11 +82,17 @@ impl Approver for SessionApprover {
             grant_ttl: rules.grant_ttl,
         };
         match self.book.ask(ask, now_micros()) {
-            Ok(Asked::Granted(r)) => Answer::Granted {
-                id: r.id,
-                by: r.decided_by,
-            },
+            Ok(Asked::Granted(r)) => {
+                if rules.mode == Mode::Retry {
+                    self.metrics.approval("granted_retry");
+                }
+                Answer::Granted {
+                    id: r.id,
+                    by: r.decided_by,
+                }
+            }
             Ok(Asked::Made(r)) => {
+                self.metrics.approval("requested");
                 tracing::info!(request = %r.id, mode = rules.mode.name(), reasons = %reasons.join(","), "approval requested");
                 Answer::Wait {
                     id: r.id,

@@ -605,7 +605,7 @@ fn redact_quoted(message: &str) -> String {
 }
 
 /// The rule a refusal's detail names (`rule: operations; ...`).
-fn rule_of(detail: &str) -> &str {
+pub fn rule_of(detail: &str) -> &str {
     detail
         .strip_prefix("rule: ")
         .map(|r| r.split([';', ' ']).next().unwrap_or(r))

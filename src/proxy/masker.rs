@@ -58,6 +58,8 @@ pub struct Masker {
     unknown_table: std::cell::Cell<bool>,
     /// Finished results that masked something, oldest first.
     pub results: VecDeque<MaskedResult>,
+    /// The worker's metrics (masked results and cells).
+    pub metrics: Option<std::rc::Rc<crate::admin::metrics::WorkerMetrics>>,
 }
 
 impl MaskedResult {
@@ -90,6 +92,7 @@ impl Masker {
             active: false,
             current: MaskedResult::empty(),
             results: VecDeque::new(),
+            metrics: None,
             unknown_table: std::cell::Cell::new(false),
         }
     }
@@ -208,6 +211,10 @@ impl Masker {
         let done = std::mem::replace(&mut self.current, MaskedResult::empty());
         if self.active && done.rows > 0 {
             tracing::debug!(columns = ?done.columns, rows = done.rows, cells = done.cells, "result masked");
+            if let Some(m) = &self.metrics {
+                m.masked(done.cells);
+                m.statement(crate::admin::metrics::Verdict::Masked, None);
+            }
             if self.results.len() == KEPT_RESULTS {
                 self.results.pop_front();
             }

@@ -30,6 +30,7 @@ use super::row_cap::{CapAction, RowCap};
 use super::session_policy::SessionPolicy;
 use super::stream::Stream;
 use super::worker::WorkerContext;
+use crate::admin::metrics::{Verdict as MetricVerdict, WorkerMetrics};
 use crate::config::DatabaseConfig;
 use crate::policy::approval::Mode;
 use crate::policy::{Decision, Denial};
@@ -106,6 +107,10 @@ pub struct SessionState {
     audited: RefCell<Vec<(u64, Outcome, u8)>>,
     /// The session's place in the registry (what it does, for the admin).
     pub slot: Option<Arc<super::registry::Slot>>,
+    /// The worker's metrics.
+    pub metrics: Option<Rc<WorkerMetrics>>,
+    /// When the oldest reply still owed was asked for (upstream time).
+    sent_at: Cell<Option<std::time::Instant>>,
 }
 
 impl SessionState {
@@ -125,6 +130,8 @@ impl SessionState {
             audit: RefCell::new(None),
             audited: RefCell::new(Vec::new()),
             slot: None,
+            metrics: None,
+            sent_at: Cell::new(None),
         }
     }
 }
@@ -264,6 +271,8 @@ pub struct ClientPump<'a> {
     /// The held statement's refusal (denied, expired, withdrawn) and its
     /// request, for when it is judged again.
     refuse_next: Option<(Denial, String)>,
+    /// The rule of the refusal the frame being judged got, if any.
+    refused: Option<String>,
 }
 
 impl<'a> ClientPump<'a> {
@@ -286,6 +295,7 @@ impl<'a> ClientPump<'a> {
             skip_until_sync: false,
             holds: None,
             refuse_next: None,
+            refused: None,
         }
     }
 
@@ -368,6 +378,7 @@ impl<'a> ClientPump<'a> {
     /// extended protocol, messages are then dropped until Sync.
     fn refuse(&mut self, d: &Denial, simple: bool) -> Action {
         tracing::info!(message = %d.message, "statement refused");
+        self.refused = Some(super::audit_trail::rule_of(&d.detail).to_string());
         if self.refuses_alone() {
             // In the client's encoding as far as pgward can write it.
             let encoding = self.state.guard.borrow().client_encoding();
@@ -422,7 +433,33 @@ impl<'a> ClientPump<'a> {
         })
     }
 
+    /// Judges one frame, counting statements by verdict and the time pgward
+    /// took to decide.
     fn judge(&mut self, tag: u8, body: &[u8]) -> Result<Action, WireError> {
+        let Some(metrics) = self.state.metrics.clone() else {
+            return self.judge_frame(tag, body);
+        };
+        if !matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'D' | b'F') {
+            return self.judge_frame(tag, body);
+        }
+        let started = std::time::Instant::now();
+        self.refused = None;
+        let action = self.judge_frame(tag, body);
+        let verdict = match (&action, &self.refused) {
+            (Ok(Action::Hold(_)), _) => MetricVerdict::Held,
+            (_, Some(_)) => MetricVerdict::Denied,
+            _ => MetricVerdict::Allowed,
+        };
+        // Statements are Queries and Binds (and any refusal); a Parse,
+        // Describe or Execute allowed is part of one.
+        if matches!(tag, b'Q' | b'B' | b'F') || verdict != MetricVerdict::Allowed {
+            metrics.statement(verdict, self.refused.as_deref());
+            metrics.pgward_time(verdict, started.elapsed());
+        }
+        action
+    }
+
+    fn judge_frame(&mut self, tag: u8, body: &[u8]) -> Result<Action, WireError> {
         if self.state.halted.get() {
             return Ok(Action::Drop);
         }
@@ -809,11 +846,27 @@ impl<'a> ClientPump<'a> {
         self.answer_alone()
             .await
             .map_err(|e| RelayEnd::ClientGone(Some(e)))?;
+        if let Some(r) = book.get(&w.id, crate::audit::time::now_micros()) {
+            slot.set_statement(r.sql.as_bytes());
+        }
         if let Some(a) = &mut *self.state.audit.borrow_mut() {
             let why = if w.new { "requested" } else { "asked again" };
             a.approval(&w.id, "held", None, why);
         }
         let end = super::approvals::wait(&book, &w, &slot, fd).await;
+        if let (Some(m), HoldEnd::Refused(_) | HoldEnd::ClientGone | HoldEnd::Terminated) =
+            (&self.state.metrics, &end)
+        {
+            // (Reviewers' decisions are counted where they are made.)
+            let state = book
+                .get(&w.id, crate::audit::time::now_micros())
+                .map(|r| r.state);
+            if let Some(s @ (crate::approval::State::Expired | crate::approval::State::Withdrawn)) =
+                state
+            {
+                m.approval(s.name());
+            }
+        }
         slot.set_activity(super::registry::Activity::Active);
         let outcome = book.get(&w.id, crate::audit::time::now_micros());
         if let (Some(a), Some(r)) = (&mut *self.state.audit.borrow_mut(), &outcome) {
@@ -932,6 +985,9 @@ impl<'a> ClientPump<'a> {
                         error: Some(e),
                         explained: false,
                     };
+                }
+                if self.state.sent_at.get().is_none() {
+                    self.state.sent_at.set(Some(std::time::Instant::now()));
                 }
             }
             if let Err(e) = self.answer_alone().await {
@@ -1052,6 +1108,9 @@ fn note(state: &SessionState, tag: u8, body: &[u8]) -> Result<Route, Stop> {
                 state.guard.borrow_mut().on_ready_for_query(s);
                 if let Some(slot) = &state.slot {
                     slot.set_activity(super::registry::Activity::idle(s));
+                }
+                if let (Some(m), Some(at)) = (&state.metrics, state.sent_at.take()) {
+                    m.upstream_time(MetricVerdict::Allowed, at.elapsed());
                 }
             }
         }

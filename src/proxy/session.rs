@@ -59,6 +59,9 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<WorkerContext>, id:
                     // (A client that leaves before naming a user, a port
                     // probe say, did not try to log in.)
                     let probe = e.conn.is_none() && e.claimed.is_none();
+                    if !probe {
+                        ctx.metrics.login_failed();
+                    }
                     if let Some(stream) = ctx.audit.as_ref().filter(|_| !probe) {
                         let (user, db) = e.claimed.clone().unzip();
                         login_failed(
@@ -126,6 +129,7 @@ async fn run(
     } = login;
     // A session refused before its relay starts is a failed login to the audit log.
     let failed = |reason: &str| {
+        ctx.metrics.login_failed();
         if let Some(stream) = &ctx.audit {
             login_failed(
                 stream,
@@ -325,6 +329,7 @@ async fn run(
                 database: database.clone(),
                 client: peer.to_string(),
             },
+            ctx.metrics.clone(),
         ));
         Holds {
             book: book.clone(),
@@ -334,6 +339,9 @@ async fn run(
     });
     let mut state = SessionState::new(guard, up.status, policy.max_rows, masker);
     state.slot = Some(registered.0.clone());
+    state.metrics = Some(ctx.metrics.clone());
+    state.masker.borrow_mut().metrics = Some(ctx.metrics.clone());
+    ctx.metrics.session_opened();
     state.raiser.set(raiser);
     if let (Some(stream), Some(settings)) = (&ctx.audit, &ctx.audit_settings) {
         let who = Identity {
@@ -411,6 +419,7 @@ async fn run(
     };
     let ((front_first, front_end), (_, back_end)) = monoio::join!(front, back);
     let cause = if front_first { front_end } else { back_end };
+    ctx.metrics.session_closed();
     let terminated = registered.0.is_terminated();
     // From here on the sockets may close: an operator can no longer reach them.
     drop(registered);

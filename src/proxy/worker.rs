@@ -42,6 +42,8 @@ pub struct WorkerContext {
     pub audit_settings: Option<crate::config::AuditConfig>,
     /// The approval book, when approvals are on.
     pub approvals: Option<Arc<crate::approval::Book>>,
+    /// This worker's metrics (folded for scrapes every second).
+    pub metrics: Rc<crate::admin::metrics::WorkerMetrics>,
 }
 
 /// What one generation of the configuration makes, for a worker's sessions.
@@ -184,6 +186,7 @@ impl Blueprint {
             audit: None,
             audit_settings: self.config.audit.clone(),
             approvals: self.approvals.clone(),
+            metrics: Rc::new(crate::admin::metrics::WorkerMetrics::new()),
         }
     }
 
@@ -359,6 +362,8 @@ fn run_worker(
             ctx.audit = Some(stream);
         }
         let ctx = Rc::new(ctx);
+        crate::admin::thread::register_worker_metrics(ctx.metrics.shared());
+        monoio::spawn(fold_metrics(ctx.clone()));
         let mut tasks = Vec::new();
         for l in listeners {
             match TcpListener::from_std(l) {
@@ -414,6 +419,23 @@ fn run_worker(
             stream.close().await;
         }
     });
+}
+
+/// Every second, moves what the worker counted into the copy scrapes read
+/// (with the decision cache's hits and misses since the last time).
+async fn fold_metrics(ctx: Rc<WorkerContext>) {
+    let (mut hits, mut misses) = (0, 0);
+    loop {
+        monoio::time::sleep(Duration::from_secs(1)).await;
+        let (h, m) = {
+            let c = ctx.cache.borrow();
+            (c.hits, c.misses)
+        };
+        ctx.metrics
+            .cache_counts(h.saturating_sub(hits), m.saturating_sub(misses));
+        (hits, misses) = (h, m);
+        ctx.metrics.fold();
+    }
 }
 
 type Runtime = monoio::FusionRuntime<

@@ -97,6 +97,12 @@ impl Metrics {
     }
 
     /// A decision cache lookup.
+    pub fn cache_counts(&mut self, hits: u64, misses: u64) {
+        self.cache_hits += hits;
+        self.cache_misses += misses;
+    }
+
+    /// Counts one decision-cache lookup.
     pub fn cache(&mut self, hit: bool) {
         if hit {
             self.cache_hits += 1;

@@ -50,6 +50,11 @@ impl WorkerMetrics {
         self.local.borrow_mut().cache(hit);
     }
 
+    /// See [`Metrics::cache_counts`].
+    pub fn cache_counts(&self, hits: u64, misses: u64) {
+        self.local.borrow_mut().cache_counts(hits, misses);
+    }
+
     /// See [`Metrics::session_opened`].
     pub fn session_opened(&self) {
         self.local.borrow_mut().session_opened();
