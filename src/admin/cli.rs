@@ -36,7 +36,7 @@ pub enum Call {
     Terminate { id: String },
 }
 
-fn field<'a>(v: &'a Value, key: &str) -> String {
+fn field(v: &Value, key: &str) -> String {
     match v.get(key) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => String::new(),

@@ -146,11 +146,11 @@ pub fn key(user: &str, database: &str, sql: &str, params: Option<&[Option<String
 }
 
 /// A parameter's bytes as shown to reviewers: the text, or `\x` and hex
-/// when it is not UTF-8 (a binary parameter).
-pub fn shown_param(bytes: &[u8]) -> String {
+/// for a binary parameter or text that is not UTF-8.
+pub fn shown_param(bytes: &[u8], binary: bool) -> String {
     match std::str::from_utf8(bytes) {
-        Ok(t) => t.to_string(),
-        Err(_) => format!("\\x{}", hex(bytes)),
+        Ok(t) if !binary => t.to_string(),
+        _ => format!("\\x{}", hex(bytes)),
     }
 }
 
@@ -183,7 +183,8 @@ mod tests {
         assert_ne!(id, new_id());
         assert!(!is_id("../etc/passwd"));
         assert!(!is_id("A3F9C2D17E40"));
-        assert_eq!(shown_param(b"42"), "42");
-        assert_eq!(shown_param(&[0xff, 0x00]), "\\xff00");
+        assert_eq!(shown_param(b"42", false), "42");
+        assert_eq!(shown_param(&[0xff, 0x00], false), "\\xff00");
+        assert_eq!(shown_param(&[0, 0, 0, 1], true), "\\x00000001");
     }
 }

@@ -190,7 +190,9 @@ impl Approval {
     /// resolve to matches.
     pub fn reasons(&self, c: &Classification, view: &SessionView) -> Vec<String> {
         let matches = |p: &Patterns, n: &Name| match resolve(n, view) {
-            Ok(candidates) => candidates.iter().any(|q| p.matches(q)),
+            Ok(candidates) => relations_behind(candidates, view)
+                .iter()
+                .any(|q| p.matches(q)),
             // A name the policy cannot place: fail closed.
             Err(_) => true,
         };
@@ -218,6 +220,31 @@ impl Approval {
             .map(|(text, _)| text.clone())
             .collect()
     }
+}
+
+/// The relations whose rows reading `names` touches: the names, the tables
+/// that inherit from them or are their partitions, and what views read
+/// (nested views too), as far as the catalog snapshot tells.
+fn relations_behind(names: Vec<String>, view: &SessionView) -> Vec<String> {
+    let Some(catalog) = view.catalog else {
+        return names;
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut todo = names;
+    // (Bounded: a view cycle cannot be created, but a snapshot is not trusted.)
+    while let Some(n) = todo.pop() {
+        if out.contains(&n) || out.len() > 1000 {
+            continue;
+        }
+        for d in catalog.descendants(&n) {
+            todo.push(d);
+        }
+        if let Some(def) = catalog.view(&n) {
+            todo.extend(def.reads.iter().cloned());
+        }
+        out.push(n);
+    }
+    out
 }
 
 #[cfg(test)]

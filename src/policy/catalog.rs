@@ -161,6 +161,22 @@ impl Catalog {
         out
     }
 
+    /// Every table that inherits from or is a partition of `schema.name`,
+    /// transitively: reading it reads their rows too.
+    pub fn descendants(&self, qualified: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut todo = vec![qualified.to_string()];
+        while let Some(t) = todo.pop() {
+            for (child, parents) in &self.parents {
+                if parents.contains(&t) && !out.contains(child) && child != qualified {
+                    out.push(child.clone());
+                    todo.push(child.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// Whether the snapshot knows the columns of `schema.name`.
     pub fn knows_columns(&self, qualified: &str) -> bool {
         self.oid_by_name.contains_key(qualified)

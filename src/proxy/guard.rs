@@ -876,7 +876,7 @@ impl Guard {
         portal: &[u8],
         statement: &[u8],
         parameter: &dyn Fn(usize) -> Result<Option<Vec<u8>>, String>,
-        parameters: &dyn Fn() -> Vec<Option<Vec<u8>>>,
+        parameters: &dyn Fn() -> Vec<Option<String>>,
     ) -> Result<(Ticket, Runs), Denial> {
         let (portal, statement) = (self.name_key(portal)?, self.name_key(statement)?);
         let (portal, statement) = (&*portal, &*statement);
@@ -892,12 +892,8 @@ impl Guard {
                 .iter()
                 .map(|t| String::from_utf8_lossy(t).into_owned())
                 .collect();
-            let values = parameters()
-                .into_iter()
-                .map(|p| p.map(|v| crate::approval::request::shown_param(&v)))
-                .collect();
             let needs = facts.needs.clone();
-            self.approve(&needs, &sql.join("\n"), Some(values))?;
+            self.approve(&needs, &sql.join("\n"), Some(parameters()))?;
         }
         if facts.ddl {
             // Running prepared DDL changes the schema again.

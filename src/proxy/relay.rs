@@ -31,6 +31,7 @@ use super::session_policy::SessionPolicy;
 use super::stream::Stream;
 use super::worker::WorkerContext;
 use crate::admin::metrics::{Verdict as MetricVerdict, WorkerMetrics};
+use crate::approval::request::shown_param;
 use crate::config::DatabaseConfig;
 use crate::policy::approval::Mode;
 use crate::policy::{Decision, Denial};
@@ -546,9 +547,14 @@ impl<'a> ClientPump<'a> {
             b'B' => {
                 let b = BindNames::parse(body)?;
                 let parameter = |n| bind_parameter(body, n);
+                // As reviewers see them: text, or hex for binary values.
                 let parameters = || {
                     BindParameters::parse(body)
-                        .map(|p| p.values().map(|v| v.value.map(<[u8]>::to_vec)).collect())
+                        .map(|p| {
+                            p.values()
+                                .map(|v| v.value.map(|b| shown_param(b, v.format == 1)))
+                                .collect()
+                        })
                         .unwrap_or_default()
                 };
                 let (bound, held) = match self.refuse_next.take() {

@@ -124,6 +124,8 @@ pub struct GatewayOptions {
     pub extra_config: String,
     /// A soft file-size limit (RLIMIT_FSIZE) for the pgward process.
     pub file_size_limit: Option<u64>,
+    /// More environment variables for the pgward process (tokens).
+    pub env: Vec<(String, String)>,
 }
 
 /// A role that may do everything the protocol tests exercise.
@@ -147,6 +149,7 @@ impl Default for GatewayOptions {
             roles: FULL_ACCESS_ROLE.to_string(),
             extra_config: String::new(),
             file_size_limit: None,
+            env: Vec::new(),
         }
     }
 }
@@ -157,6 +160,28 @@ pub struct Gateway {
     pub child: Child,
     pub dir: tempfile::TempDir,
     pub log: PathBuf,
+    /// The extra environment it was started with (for a restart).
+    pub env: Vec<(String, String)>,
+}
+
+/// Runs `pgward serve` on `config`, appending to `log`.
+fn spawn(mut command: Command, config: &Path, log: &Path, env: &[(String, String)]) -> Child {
+    let c = cluster();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    command
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("PGWARD_TEST_SVC_PASSWORD", &c.svc_password)
+        .env("PGWARD_LOG", "pgward=debug")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start pgward")
 }
 
 /// The password of the test agent.
@@ -229,26 +254,34 @@ impl Gateway {
                 });
             }
         }
-        let child = command
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env("PGWARD_TEST_SVC_PASSWORD", &c.svc_password)
-            .env("PGWARD_LOG", "pgward=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start pgward");
+        let child = spawn(command, &path, &log, &opts.env);
         let gw = Gateway {
             port,
             child,
             dir,
             log,
+            env: opts.env,
         };
         gw.wait_ready();
         gw
     }
 
-    fn wait_ready(&self) {
+    /// Kills the process (SIGKILL) and starts it again on the same
+    /// configuration and state; the log goes on in the same file.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let path = self.dir.path().join("pgward.toml");
+        self.child = spawn(
+            Command::new(env!("CARGO_BIN_EXE_pgward")),
+            &path,
+            &self.log,
+            &self.env,
+        );
+        self.wait_ready();
+    }
+
+    pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
