@@ -121,6 +121,17 @@ mod tests {
         assert!(!role.as_ref().as_ref().unwrap().forbidden.is_empty());
         assert!(timeout.as_ref().as_ref().unwrap().forbidden.is_empty());
 
+        // A LIMIT's value bounds the rows read (approvals depend on it).
+        let bound = |cache: &mut ClassificationCache, sql: &[u8]| {
+            let c = cache.classify(sql, Strings::Standard).unwrap();
+            let c = c.as_ref().as_ref().unwrap();
+            c.row_bounds.values().next().copied().flatten()
+        };
+        assert_eq!(bound(&mut cache, b"SELECT * FROM customers LIMIT 5"), Some(5));
+        assert_eq!(bound(&mut cache, b"SELECT * FROM customers LIMIT 5000"), Some(5000));
+        assert_eq!(bound(&mut cache, b"SELECT * FROM customers LIMIT 5e3"), None);
+        assert_eq!(bound(&mut cache, b"SELECT * FROM customers LIMIT 7"), Some(7));
+
         // Which parameter names the setting matters too.
         let first = cache
             .classify(b"SELECT current_setting($1), $2::int", Strings::Standard)

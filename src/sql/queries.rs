@@ -87,6 +87,16 @@ impl Walker<'_> {
             .as_deref()
             .and_then(integer_constant)
             .and_then(|n| u64::try_from(n).ok());
+        let constant = s
+            .limit_count
+            .as_deref()
+            .is_some_and(|n| matches!(n.node, Some(NodeEnum::AConst(_))));
+        if constant {
+            // The bound is the literal's value: the cache must key this
+            // text by its literals (LIMIT 5, LIMIT 5000 and LIMIT 5e3 share
+            // a fingerprint).
+            self.c.literal_sensitive = true;
+        }
         let folds = !plain
             || !s.group_clause.is_empty()
             || s.having_clause.is_some()
