@@ -30,10 +30,7 @@ fn documented_approval_examples_hold() {
         let [sql, outcome] = cells.as_slice() else {
             continue;
         };
-        let Some(sql) = sql
-            .strip_prefix("| `")
-            .and_then(|s| s.strip_suffix('`'))
-        else {
+        let Some(sql) = sql.strip_prefix("| `").and_then(|s| s.strip_suffix('`')) else {
             continue;
         };
         let outcome = outcome.trim_end_matches(" |");

@@ -54,6 +54,15 @@ pub enum Asked {
     Pending(Request),
 }
 
+/// Why no request could be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AskError {
+    /// The user has too many requests waiting.
+    Quota(String),
+    /// The store could not record it.
+    Store(String),
+}
+
 /// Why a reviewer's decision was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecideError {
@@ -80,6 +89,11 @@ impl std::fmt::Display for DecideError {
 
 /// Final requests kept in memory (the store keeps them a day).
 const KEEP_FINAL: usize = 10_000;
+
+/// Requests one user may have pending or approved and unused at once: an
+/// agent cannot fill memory and disk with requests (or stall its worker
+/// with their fsyncs).
+pub const MAX_LIVE_PER_USER: usize = 100;
 
 #[derive(Default)]
 struct Inner {
@@ -155,22 +169,37 @@ impl Book {
     /// Answers a statement that needs approval: an unused approval of the
     /// identical statement is taken; otherwise a request is made (in retry
     /// mode the one already pending for it, if any, is named again).
-    pub fn ask(&self, a: Ask, now_us: u64) -> Result<Asked, String> {
+    pub fn ask(&self, a: Ask, now_us: u64) -> Result<Asked, AskError> {
         let k = key(&a.user, &a.database, &a.sql, a.params.as_deref());
         let mut inner = self.lock();
         inner.expire(now_us, |r| self.save(r));
-        let approved = inner.find_live(&k, State::Approved);
+        // A hold's approval is for the session that holds the statement.
+        let approved = inner.find_live(&k, State::Approved, |r| {
+            r.mode != Mode::Hold.name() || r.session == a.session
+        });
         if let Some(id) = approved {
             let mut r = inner.requests[&id].clone();
             r.state = State::Used;
-            self.save(&r)?;
+            self.save(&r).map_err(AskError::Store)?;
             inner.insert(r.clone());
             return Ok(Asked::Granted(r));
         }
         if a.mode == Mode::Retry {
-            if let Some(id) = inner.find_live(&k, State::Pending) {
+            if let Some(id) = inner.find_live(&k, State::Pending, |r| r.mode == Mode::Retry.name())
+            {
                 return Ok(Asked::Pending(inner.requests[&id].clone()));
             }
+        }
+        let waiting = inner
+            .live
+            .iter()
+            .filter(|id| inner.requests.get(*id).is_some_and(|r| r.user == a.user))
+            .count();
+        if waiting >= MAX_LIVE_PER_USER {
+            return Err(AskError::Quota(format!(
+                "user {} has {waiting} approval requests waiting already (at most {MAX_LIVE_PER_USER})",
+                a.user
+            )));
         }
         let r = Request {
             id: new_id(),
@@ -194,7 +223,7 @@ impl Book {
             reason: None,
             key: k,
         };
-        self.save(&r)?;
+        self.save(&r).map_err(AskError::Store)?;
         inner.insert(r.clone());
         drop(inner);
         if let Some(tell) = &*self.listener.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -311,12 +340,17 @@ impl Inner {
         self.requests.insert(id, r);
     }
 
-    /// The live request for `key` in `state`, oldest first.
-    fn find_live(&self, key: &str, state: State) -> Option<String> {
+    /// The oldest live request for `key` in `state` that `fits`.
+    fn find_live(
+        &self,
+        key: &str,
+        state: State,
+        fits: impl Fn(&Request) -> bool,
+    ) -> Option<String> {
         self.live
             .iter()
             .filter_map(|id| self.requests.get(id))
-            .filter(|r| r.key == key && r.state == state)
+            .filter(|r| r.key == key && r.state == state && fits(r))
             .min_by_key(|r| r.created_us)
             .map(|r| r.id.clone())
     }
@@ -466,6 +500,37 @@ mod tests {
             .collect();
         assert_eq!(live, ["TRUNCATE t"], "b expired at 61 s");
         assert_eq!(book.list(true, 703 * S).len(), 5);
+    }
+
+    #[test]
+    fn a_holds_approval_is_for_its_own_session_and_users_have_a_quota() {
+        let book = Book::in_memory();
+        let held = pending(book.ask(ask(Mode::Hold, "TRUNCATE t", None), S).unwrap());
+        book.decide(&held.id, true, "dba", None, 2 * S).unwrap();
+        let mut other = ask(Mode::Hold, "TRUNCATE t", None);
+        other.session = "s2".into();
+        assert!(matches!(book.ask(other, 3 * S).unwrap(), Asked::Made(_)));
+        assert!(matches!(
+            book.ask(ask(Mode::Hold, "TRUNCATE t", None), 3 * S).unwrap(),
+            Asked::Granted(g) if g.id == held.id
+        ));
+        let many = Book::in_memory();
+        for i in 0..MAX_LIVE_PER_USER {
+            many.ask(ask(Mode::Retry, &format!("TRUNCATE t{i}"), None), S)
+                .unwrap();
+        }
+        let e = many
+            .ask(ask(Mode::Retry, "TRUNCATE x", None), S)
+            .unwrap_err();
+        assert!(
+            matches!(&e, AskError::Quota(why) if why.contains("at most")),
+            "{e:?}"
+        );
+        // The same statement again still names its request.
+        assert!(matches!(
+            many.ask(ask(Mode::Retry, "TRUNCATE t0", None), S).unwrap(),
+            Asked::Pending(_)
+        ));
     }
 
     #[test]

@@ -7,5 +7,5 @@ pub mod book;
 pub mod request;
 pub mod store;
 
-pub use book::{Ask, Asked, Book, DecideError};
+pub use book::{Ask, AskError, Asked, Book, DecideError};
 pub use request::{Request, State};

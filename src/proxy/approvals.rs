@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::guard::{Answer, Approver, Waiting};
 use super::registry::{Activity, Slot};
 use crate::admin::metrics::WorkerMetrics;
-use crate::approval::{Ask, Asked, Book, State};
+use crate::approval::{Ask, AskError, Asked, Book, State};
 use crate::audit::chain::sha256_hex;
 use crate::audit::time::now_micros;
 use crate::policy::approval::{Approval, Mode};
@@ -103,7 +103,14 @@ impl Approver for SessionApprover {
                 id: r.id,
                 new: false,
             },
-            Err(e) => {
+            Err(AskError::Quota(why)) => Answer::Refused(Denial {
+                code: "53400",
+                message: "pgward: too many approval requests are waiting".into(),
+                detail: format!("rule: approval; {why}"),
+                hint: "wait for reviewers to decide, or cancel statements you no longer need"
+                    .into(),
+            }),
+            Err(AskError::Store(e)) => {
                 tracing::error!(error = %e, "approval request could not be stored");
                 Answer::Refused(Denial {
                     code: "58030",

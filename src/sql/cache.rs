@@ -127,10 +127,22 @@ mod tests {
             let c = c.as_ref().as_ref().unwrap();
             c.row_bounds.values().next().copied().flatten()
         };
-        assert_eq!(bound(&mut cache, b"SELECT * FROM customers LIMIT 5"), Some(5));
-        assert_eq!(bound(&mut cache, b"SELECT * FROM customers LIMIT 5000"), Some(5000));
-        assert_eq!(bound(&mut cache, b"SELECT * FROM customers LIMIT 5e3"), None);
-        assert_eq!(bound(&mut cache, b"SELECT * FROM customers LIMIT 7"), Some(7));
+        assert_eq!(
+            bound(&mut cache, b"SELECT * FROM customers LIMIT 5"),
+            Some(5)
+        );
+        assert_eq!(
+            bound(&mut cache, b"SELECT * FROM customers LIMIT 5000"),
+            Some(5000)
+        );
+        assert_eq!(
+            bound(&mut cache, b"SELECT * FROM customers LIMIT 5e3"),
+            None
+        );
+        assert_eq!(
+            bound(&mut cache, b"SELECT * FROM customers LIMIT 7"),
+            Some(7)
+        );
 
         // Which parameter names the setting matters too.
         let first = cache
