@@ -888,6 +888,13 @@ impl Guard {
         if !facts.needs.is_empty() {
             // The approval is for the text and the values the server runs.
             let texts = facts.texts.as_deref().unwrap_or_default();
+            if texts.is_empty() {
+                return Err(refuse_denial(
+                    "pgward: this statement needs approval, but pgward does not know its text",
+                    "rule: approval; a reviewer must see the text that runs",
+                    "prepare the statement again with Parse",
+                ));
+            }
             let sql: Vec<String> = texts
                 .iter()
                 .map(|t| String::from_utf8_lossy(t).into_owned())

@@ -481,7 +481,9 @@ impl<'a> ClientPump<'a> {
                 .as_ref()
                 .is_some_and(|a| !a.is_healthy());
         if audit_down {
-            // Fail closed; recording the refusal tries the disk again.
+            // Fail closed; recording the refusal tries the disk again. (A
+            // held statement's own refusal is replaced by this one.)
+            self.refuse_next = None;
             let d = unwritable();
             self.record(
                 &self.state.guard.borrow(),
