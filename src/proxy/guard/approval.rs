@@ -132,3 +132,110 @@ impl Guard {
         self.granted.take()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::policy::Decision;
+    use crate::policy::Policy;
+    use crate::sql::cache::ClassificationCache;
+
+    /// Answers from a script and notes what it was asked.
+    struct Scripted {
+        answers: RefCell<Vec<Answer>>,
+        asked: RefCell<Vec<(String, Option<Vec<Option<String>>>, Vec<String>)>>,
+    }
+
+    impl Approver for Scripted {
+        fn ask(
+            &self,
+            _: &Approval,
+            sql: &str,
+            params: Option<Vec<Option<String>>>,
+            reasons: &[String],
+        ) -> Answer {
+            self.asked
+                .borrow_mut()
+                .push((sql.to_string(), params, reasons.to_vec()));
+            self.answers.borrow_mut().remove(0)
+        }
+    }
+
+    fn guard(answers: Vec<Answer>) -> (Guard, ClassificationCache, Rc<Scripted>) {
+        let policy = Policy::from_toml(
+            "[roles.w]\noperations = [\"select\", \"delete\", \"truncate\"]\nread = [\"public.*\"]\nwrite = [\"public.*\"]\n[roles.w.approval]\nrequire = [\"truncate\"]\nmode = \"retry\"\n",
+        )
+        .unwrap();
+        let roles: Rc<[Role]> = policy
+            .roles_of(&["w".to_string()])
+            .into_iter()
+            .cloned()
+            .collect();
+        let mut g = Guard::new(roles, "shop", "shop", None);
+        let scripted = Rc::new(Scripted {
+            answers: RefCell::new(answers),
+            asked: RefCell::new(Vec::new()),
+        });
+        g.set_approver(scripted.clone());
+        (g, ClassificationCache::new(100), scripted)
+    }
+
+    #[test]
+    fn a_risky_statement_runs_only_when_granted() {
+        let (mut g, mut c, s) = guard(vec![
+            Answer::Wait {
+                id: "aaaaaaaaaaaa".into(),
+                new: true,
+            },
+            Answer::Granted {
+                id: "aaaaaaaaaaaa".into(),
+                by: Some("dba".into()),
+            },
+        ]);
+        // Statements that match no risk never ask.
+        assert!(g
+            .on_query(&mut c, b"DELETE FROM t WHERE id = 1")
+            .0
+            .is_allowed());
+        assert!(s.asked.borrow().is_empty());
+        let (d, ticket) = g.on_query(&mut c, b"TRUNCATE t");
+        match d {
+            Decision::Deny(d) => {
+                assert_eq!(d.code, "PW001");
+                assert!(d.message.contains("aaaaaaaaaaaa"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(ticket.is_none());
+        let w = g.take_waiting().unwrap();
+        assert_eq!((w.id.as_str(), w.mode), ("aaaaaaaaaaaa", Mode::Retry));
+        assert!(g.take_waiting().is_none());
+        assert!(g.on_query(&mut c, b"TRUNCATE t").0.is_allowed());
+        assert_eq!(
+            g.take_granted(),
+            Some(("aaaaaaaaaaaa".to_string(), Some("dba".to_string())))
+        );
+        let asked = s.asked.borrow();
+        assert_eq!(asked.len(), 2);
+        assert_eq!(
+            asked[0],
+            ("TRUNCATE t".to_string(), None, vec!["truncate".to_string()])
+        );
+    }
+
+    #[test]
+    fn without_an_approver_a_risky_statement_is_refused() {
+        let (g, mut c, _) = guard(Vec::new());
+        let mut g = Guard {
+            approver: None,
+            ..g
+        };
+        match g.on_query(&mut c, b"TRUNCATE t").0 {
+            Decision::Deny(d) => assert_eq!(d.code, "42501"),
+            other => panic!("{other:?}"),
+        }
+        assert!(g.take_waiting().is_none());
+    }
+}
