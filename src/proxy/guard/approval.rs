@@ -142,10 +142,13 @@ mod tests {
     use crate::policy::Policy;
     use crate::sql::cache::ClassificationCache;
 
+    /// One question: the text, the parameters, the reasons.
+    type Asked = (String, Option<Vec<Option<String>>>, Vec<String>);
+
     /// Answers from a script and notes what it was asked.
     struct Scripted {
         answers: RefCell<Vec<Answer>>,
-        asked: RefCell<Vec<(String, Option<Vec<Option<String>>>, Vec<String>)>>,
+        asked: RefCell<Vec<Asked>>,
     }
 
     impl Approver for Scripted {
