@@ -423,6 +423,28 @@ mod tests {
             ["customers:-"]
         );
         assert_eq!(bounds("COPY customers TO STDOUT"), ["customers:-"]);
+        // WITH TIES returns every row tied with the last.
+        assert_eq!(
+            bounds("SELECT * FROM customers ORDER BY 1 FETCH FIRST 1 ROWS WITH TIES"),
+            ["customers:-"]
+        );
+        // A LIMIT in what may run once per row bounds one run only.
+        assert_eq!(
+            bounds("SELECT (SELECT ssn FROM customers c WHERE c.id = o.id LIMIT 1) FROM orders o LIMIT 5"),
+            ["customers:-", "orders:5"]
+        );
+        assert_eq!(
+            bounds("SELECT x.* FROM generate_series(1, 9) g, LATERAL (SELECT * FROM customers OFFSET g LIMIT 1) x LIMIT 5"),
+            ["customers:5"]
+        );
+        assert_eq!(
+            bounds("SELECT x.ssn FROM orders o, LATERAL (SELECT ssn FROM customers LIMIT 1) x"),
+            ["customers:-", "orders:-"]
+        );
+        assert_eq!(
+            bounds("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r, (SELECT id FROM customers LIMIT 1) c) SELECT * FROM r LIMIT 3"),
+            ["customers:-"]
+        );
         assert_eq!(
             bounds("DELETE FROM orders USING customers c WHERE c.id = orders.customer_id"),
             ["customers:-", "orders:-"]
@@ -466,5 +488,34 @@ mod tests {
             unfiltered("WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d"),
             ["delete orders"]
         );
+        // A column of another table, unqualified, is no filter on the target.
+        assert_eq!(
+            unfiltered("DELETE FROM orders USING customers c WHERE email = 'x'"),
+            ["delete orders"]
+        );
+        assert!(
+            unfiltered("DELETE FROM orders o USING customers c WHERE o.customer_id = c.id")
+                .is_empty()
+        );
+        assert_eq!(
+            unfiltered("DELETE FROM orders WHERE EXISTS (SELECT 1 FROM customers WHERE id = 1)"),
+            ["delete orders"]
+        );
+        // MERGE ON true, and an upsert fed by a query.
+        assert_eq!(
+            unfiltered("MERGE INTO orders t USING (SELECT 1) s ON true WHEN MATCHED THEN DELETE"),
+            ["delete orders"]
+        );
+        assert!(unfiltered("MERGE INTO orders t USING customers s ON t.customer_id = s.id WHEN MATCHED THEN UPDATE SET total = 0").is_empty());
+        assert_eq!(
+            unfiltered(
+                "INSERT INTO orders SELECT * FROM orders ON CONFLICT (id) DO UPDATE SET total = 0"
+            ),
+            ["update orders"]
+        );
+        assert!(unfiltered(
+            "INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET total = 0"
+        )
+        .is_empty());
     }
 }

@@ -40,8 +40,13 @@ impl Walker<'_> {
             if let Some(s) = self.ctes.last_mut() {
                 s.visible = if w.recursive { n } else { i };
             }
-            // A CTE's rows reach the client only through another query.
-            self.subquery(c.ctequery.as_deref(), Use::Indirect)?;
+            // A CTE's rows reach the client only through another query. A
+            // recursive one runs its body once per round.
+            let recursive = u32::from(w.recursive);
+            self.repeats += recursive;
+            let r = self.subquery(c.ctequery.as_deref(), Use::Indirect);
+            self.repeats -= recursive;
+            r?;
             if let Some(cyc) = &c.cycle_clause {
                 self.opt(&cyc.cycle_mark_value, Use::Indirect)?;
                 self.opt(&cyc.cycle_mark_default, Use::Indirect)?;
@@ -82,11 +87,16 @@ impl Walker<'_> {
         let reads = self.levels.pop().flatten().unwrap_or_default();
         self.in_from = false;
         let plain = walked?;
+        // FETCH FIRST n ROWS WITH TIES returns every row tied with the
+        // last; a LIMIT where the level may run many times bounds one run.
+        let ties = pg_query::protobuf::LimitOption::try_from(s.limit_option)
+            == Ok(pg_query::protobuf::LimitOption::WithTies);
         let limit = s
             .limit_count
             .as_deref()
             .and_then(integer_constant)
-            .and_then(|n| u64::try_from(n).ok());
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|_| !ties && self.repeats == 0);
         let constant = s
             .limit_count
             .as_deref()
@@ -329,9 +339,13 @@ impl Walker<'_> {
                 Ok(())
             }
             NodeEnum::RangeSubselect(s) => {
+                let lateral = u32::from(s.lateral);
                 self.with_partial_scope(scope, |w| {
+                    // A LATERAL subquery runs once per row before it.
                     w.in_from = true;
+                    w.repeats += lateral;
                     let r = w.subquery(s.subquery.as_deref(), Use::Indirect);
+                    w.repeats -= lateral;
                     w.in_from = false;
                     r
                 })?;
@@ -575,7 +589,11 @@ impl Walker<'_> {
     pub fn sublink(&mut self, s: &SubLink, how: Use) -> Walk {
         self.opt(&s.testexpr, how.nested())?;
         self.operator_names(&s.oper_name)?;
-        self.subquery(s.subselect.as_deref(), how.nested())
+        // A correlated subquery runs once per outer row.
+        self.repeats += 1;
+        let r = self.subquery(s.subselect.as_deref(), how.nested());
+        self.repeats -= 1;
+        r
     }
 
     /// The target of INSERT, UPDATE, DELETE or MERGE: written, and read when
@@ -639,6 +657,17 @@ impl Walker<'_> {
         let target = self.target(&s.relation, upsert || s.returning_clause.is_some())?;
         // The inserted values come from outside the target's scope.
         self.subquery(s.select_stmt.as_deref(), Use::Indirect)?;
+        // An upsert updates a row per row inserted: from a VALUES list that
+        // is bounded; from a query it may be every row of the target.
+        let values = matches!(
+            s.select_stmt.as_deref().and_then(|n| n.node.as_ref()),
+            Some(NodeEnum::SelectStmt(v)) if !v.values_lists.is_empty()
+        );
+        if upsert && !values {
+            for rel in &target.relations {
+                self.c.unfiltered.insert((Operation::Update, rel.clone()));
+            }
+        }
         let mut scope = vec![target.clone()];
         scope.push(item("excluded".into(), target.relations.clone(), false));
         self.scopes.push(scope);
@@ -701,7 +730,7 @@ impl Walker<'_> {
         self.scopes.push(scope);
         let r = self
             .set_list(&s.target_list)
-            .and_then(|_| self.filter(&s.where_clause, &target, Operation::Update))
+            .and_then(|_| self.filter(&s.where_clause, &target, &[Operation::Update]))
             .and_then(|_| self.returning(&s.returning_clause, &target));
         self.scopes.pop();
         r
@@ -728,24 +757,33 @@ impl Walker<'_> {
         }
         self.scopes.push(scope);
         let r = self
-            .filter(&s.where_clause, &target, Operation::Delete)
+            .filter(&s.where_clause, &target, &[Operation::Delete])
             .and_then(|_| self.returning(&s.returning_clause, &target));
         self.scopes.pop();
         r
     }
 
-    /// The WHERE of an UPDATE or DELETE: the target is unfiltered unless it
-    /// names a column of the target (or is `WHERE CURRENT OF`).
-    fn filter(&mut self, w: &Option<Box<Node>>, target: &ScopeItem, op: Operation) -> Walk {
+    /// The WHERE of an UPDATE or DELETE (or a MERGE's join condition): the
+    /// target is unfiltered unless the clause names a column of the target
+    /// in the statement's own scope (or is `WHERE CURRENT OF`). Walking it
+    /// notes which.
+    fn filter(&mut self, w: &Option<Box<Node>>, target: &ScopeItem, ops: &[Operation]) -> Walk {
         let current_of = matches!(
             w.as_deref().and_then(|n| n.node.as_ref()),
             Some(NodeEnum::CurrentOfExpr(_))
         );
+        let depth = self.scopes.len();
+        let alone = self.scopes.last().is_some_and(|s| s.len() == 1);
         let mut filtered = current_of;
         for rel in &target.relations {
-            let outer = self.filter.replace((rel.clone(), 0));
+            let outer = self.filter.replace(super::walker::Filter {
+                target: rel.clone(),
+                depth,
+                alone,
+                seen: 0,
+            });
             let r = self.opt(w, Use::Predicate);
-            let seen = std::mem::replace(&mut self.filter, outer).map_or(0, |f| f.1);
+            let seen = std::mem::replace(&mut self.filter, outer).map_or(0, |f| f.seen);
             r?;
             filtered |= seen > 0;
         }
@@ -754,7 +792,9 @@ impl Walker<'_> {
         }
         if !filtered {
             for rel in &target.relations {
-                self.c.unfiltered.insert((op, rel.clone()));
+                for op in ops {
+                    self.c.unfiltered.insert((*op, rel.clone()));
+                }
             }
         }
         Ok(())
@@ -787,7 +827,18 @@ impl Walker<'_> {
     }
 
     fn merge_in_scope(&mut self, s: &MergeStmt, target: &ScopeItem) -> Walk {
-        self.opt(&s.join_condition, Use::Predicate)?;
+        // MERGE ... ON true updates or deletes every row of the target.
+        let mut acts = Vec::new();
+        for w in &s.merge_when_clauses {
+            if let Some(NodeEnum::MergeWhenClause(w)) = w.node.as_ref() {
+                match pb::CmdType::try_from(w.command_type) {
+                    Ok(pb::CmdType::CmdUpdate) => acts.push(Operation::Update),
+                    Ok(pb::CmdType::CmdDelete) => acts.push(Operation::Delete),
+                    _ => {}
+                }
+            }
+        }
+        self.filter(&s.join_condition, target, &acts)?;
         for w in &s.merge_when_clauses {
             let Some(NodeEnum::MergeWhenClause(w)) = w.node.as_ref() else {
                 return Err(super::classify::unsupported("a MERGE clause"));

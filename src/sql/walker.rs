@@ -88,9 +88,26 @@ pub struct Walker<'c> {
     pub in_from: bool,
     /// Function calls walked so far.
     pub calls: u32,
-    /// While a DELETE's or UPDATE's WHERE is walked: its target, and how
-    /// many references to the target's columns were seen.
-    pub filter: Option<(Name, u32)>,
+    /// How many contexts that may run a query more than once (a subquery in
+    /// an expression, LATERAL, a recursive CTE) enclose the walk: a LIMIT
+    /// there bounds one run, not the statement.
+    pub repeats: u32,
+    /// While a DML statement's filter is walked: what it must name.
+    pub filter: Option<Filter>,
+}
+
+/// The filter of an UPDATE, DELETE or MERGE being walked.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// The target relation.
+    pub target: Name,
+    /// How many scopes deep the statement's own scope is.
+    pub depth: usize,
+    /// Whether the target is the only item in that scope (so an
+    /// unqualified column can only be the target's).
+    pub alone: bool,
+    /// References to the target's columns seen.
+    pub seen: u32,
 }
 
 impl<'c> Walker<'c> {
@@ -106,6 +123,7 @@ impl<'c> Walker<'c> {
             levels: Vec::new(),
             in_from: false,
             calls: 0,
+            repeats: 0,
             filter: None,
         }
     }
@@ -144,11 +162,6 @@ impl<'c> Walker<'c> {
 
     /// Records that `column` (or `*`) of `rel` is used as `how`.
     pub fn column_use(&mut self, rel: &Name, column: &str, how: Use) {
-        if let Some((target, seen)) = &mut self.filter {
-            if target == rel {
-                *seen += 1;
-            }
-        }
         self.c
             .columns
             .entry(rel.clone())
@@ -172,7 +185,10 @@ impl<'c> Walker<'c> {
     pub fn attribute(&mut self, qualifier: Option<&str>, column: &str, how: Use) {
         let mut targets: Vec<(Name, String, Use)> = Vec::new();
         let mut found = false;
-        for scope in self.scopes.iter().rev() {
+        let mut filters = 0;
+        // (Unqualified, a name inside a subquery may be its own table's.)
+        let innermost = self.scopes.len();
+        for (depth, scope) in self.scopes.iter().enumerate().rev() {
             for item in scope {
                 let matches = match qualifier {
                     Some(q) => item.visible && item.refname == q,
@@ -180,6 +196,15 @@ impl<'c> Walker<'c> {
                 };
                 if !matches {
                     continue;
+                }
+                // A filter names the target's column in the statement's own
+                // scope: qualified, or unqualified with nothing else there.
+                if let Some(f) = &self.filter {
+                    let own = depth + 1 == f.depth && item.relations.contains(&f.target);
+                    let plain = f.alone && innermost == f.depth;
+                    if own && (qualifier.is_some() || plain) && column != "*" {
+                        filters += 1;
+                    }
                 }
                 // Merged USING columns are computed from both sides (for a
                 // FULL join the server sends them with no table OID at all);
@@ -211,6 +236,9 @@ impl<'c> Walker<'c> {
             if found && qualifier.is_some() {
                 break;
             }
+        }
+        if let Some(f) = &mut self.filter {
+            f.seen += filters;
         }
         for (rel, col, how) in targets {
             self.column_use(&rel, &col, how);
