@@ -27,6 +27,9 @@ pub struct Ask {
     pub client: String,
     /// The text as the server will read it.
     pub sql: String,
+    /// How the server reads it beyond the text (string mode, parameter
+    /// types and formats).
+    pub context: String,
     /// Bind parameters (None for a simple Query).
     pub params: Option<Vec<Option<String>>>,
     /// Its fingerprint.
@@ -170,7 +173,13 @@ impl Book {
     /// identical statement is taken; otherwise a request is made (in retry
     /// mode the one already pending for it, if any, is named again).
     pub fn ask(&self, a: Ask, now_us: u64) -> Result<Asked, AskError> {
-        let k = key(&a.user, &a.database, &a.sql, a.params.as_deref());
+        let k = key(
+            &a.user,
+            &a.database,
+            &a.sql,
+            &a.context,
+            a.params.as_deref(),
+        );
         let mut inner = self.lock();
         inner.expire(now_us, |r| self.save(r));
         // A hold's approval is for the session that holds the statement.
@@ -215,6 +224,7 @@ impl Book {
             database: a.database,
             client: a.client,
             sql: a.sql,
+            context: a.context,
             params: a.params,
             fingerprint: a.fingerprint,
             reasons: a.reasons,
@@ -397,6 +407,7 @@ mod tests {
             database: "app".into(),
             client: "127.0.0.1:1".into(),
             sql: sql.into(),
+            context: "strings standard".into(),
             params,
             fingerprint: "f".into(),
             reasons: vec!["truncate".into()],

@@ -74,6 +74,11 @@ pub struct Request {
     pub client: String,
     /// The statement text, exactly as the server would read it.
     pub sql: String,
+    /// How the server reads it beyond the text: `strings standard` (or
+    /// `escape`), and for a Bind the declared parameter types and which
+    /// values are text (`t`) or binary (`b`).
+    #[serde(default)]
+    pub context: String,
     /// Bind parameters as text (`None` for NULL; binary ones in hex as
     /// `\x...`); absent for a simple Query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,8 +122,15 @@ pub fn is_id(id: &str) -> bool {
 }
 
 /// The key an approval is matched by: the SHA-256 of the user, database,
-/// statement text and parameters, each length-prefixed.
-pub fn key(user: &str, database: &str, sql: &str, params: Option<&[Option<String>]>) -> String {
+/// statement text, how the server reads it, and the parameters, each
+/// length-prefixed.
+pub fn key(
+    user: &str,
+    database: &str,
+    sql: &str,
+    context: &str,
+    params: Option<&[Option<String>]>,
+) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut part = |b: &[u8]| {
         ctx.update(&(b.len() as u64).to_be_bytes());
@@ -127,6 +139,7 @@ pub fn key(user: &str, database: &str, sql: &str, params: Option<&[Option<String
     part(user.as_bytes());
     part(database.as_bytes());
     part(sql.as_bytes());
+    part(context.as_bytes());
     match params {
         None => part(b"Q"),
         Some(ps) => {
@@ -160,20 +173,24 @@ mod tests {
 
     #[test]
     fn keys_differ_in_every_part() {
-        let k = key("agent", "app", "DELETE FROM t", None);
+        let k = key("agent", "app", "DELETE FROM t", "", None);
         assert_eq!(k.len(), 64);
-        assert_ne!(k, key("agent2", "app", "DELETE FROM t", None));
-        assert_ne!(k, key("agent", "app2", "DELETE FROM t", None));
-        assert_ne!(k, key("agent", "app", "DELETE FROM t ", None));
-        assert_ne!(k, key("agent", "app", "DELETE FROM t", Some(&[])));
+        assert_ne!(k, key("agent2", "app", "DELETE FROM t", "", None));
+        assert_ne!(k, key("agent", "app2", "DELETE FROM t", "", None));
+        assert_ne!(k, key("agent", "app", "DELETE FROM t ", "", None));
+        assert_ne!(k, key("agent", "app", "DELETE FROM t", "", Some(&[])));
+        assert_ne!(
+            k,
+            key("agent", "app", "DELETE FROM t", "strings escape", None)
+        );
         let one = [Some("1".to_string())];
         let null = [None];
         assert_ne!(
-            key("a", "b", "c", Some(&one)),
-            key("a", "b", "c", Some(&null))
+            key("a", "b", "c", "", Some(&one)),
+            key("a", "b", "c", "", Some(&null))
         );
         // Length prefixes: moving a byte between parts changes the key.
-        assert_ne!(key("ab", "c", "d", None), key("a", "bc", "d", None));
+        assert_ne!(key("ab", "c", "d", "", None), key("a", "bc", "d", "", None));
     }
 
     #[test]

@@ -62,6 +62,7 @@ impl Approver for SessionApprover {
         sql: &str,
         params: Option<Vec<Option<String>>>,
         reasons: &[String],
+        context: &str,
     ) -> Answer {
         let w = &self.who;
         let ask = Ask {
@@ -71,6 +72,7 @@ impl Approver for SessionApprover {
             database: w.database.clone(),
             client: w.client.clone(),
             sql: sql.to_string(),
+            context: context.to_string(),
             params,
             fingerprint: fingerprint_of(sql),
             reasons: reasons.to_vec(),

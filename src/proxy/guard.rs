@@ -227,6 +227,9 @@ struct Facts {
     runs_code: bool,
     /// The approval risks it matches (none: it runs without approval).
     needs: Vec<String>,
+    /// A prepared statement's declared parameter types (kept only when it
+    /// needs approval: an approval is for values of these types).
+    param_types: Option<Rc<[u32]>>,
 }
 
 impl Facts {
@@ -272,6 +275,19 @@ impl Facts {
                 }
                 n
             },
+            param_types: match (self.param_types, o.param_types) {
+                (Some(a), Some(b)) if a != b => {
+                    // Either may be bound: both count (u32::MAX between).
+                    Some(
+                        a.iter()
+                            .chain(&[u32::MAX])
+                            .chain(b.iter())
+                            .copied()
+                            .collect(),
+                    )
+                }
+                (a, b) => a.or(b),
+            },
         }
     }
 }
@@ -292,6 +308,7 @@ fn facts_of(c: &Classification) -> Facts {
         bound: Vec::new(),
         texts: None,
         needs: Vec::new(),
+        param_types: None,
         // (DECLARE and CLOSE change what a portal name runs, too.)
         runs_code: ops.contains(&Operation::Code)
             || !c.functions.is_empty()
@@ -783,7 +800,9 @@ impl Guard {
         let mut ticket = None;
         if d.is_allowed() && !self.last.needs.is_empty() {
             let needs = self.last.needs.clone();
-            if let Err(denial) = self.approve(&needs, text.as_deref().unwrap_or_default(), None) {
+            let context = self.approval_context(None, &[]);
+            let sql = text.as_deref().unwrap_or_default();
+            if let Err(denial) = self.approve(&needs, sql, None, &context) {
                 return (Decision::Deny(denial), None);
             }
         }
@@ -876,7 +895,7 @@ impl Guard {
         portal: &[u8],
         statement: &[u8],
         parameter: &dyn Fn(usize) -> Result<Option<Vec<u8>>, String>,
-        parameters: &dyn Fn() -> Vec<Option<String>>,
+        parameters: &dyn Fn() -> Vec<(bool, Option<String>)>,
     ) -> Result<(Ticket, Runs), Denial> {
         let (portal, statement) = (self.name_key(portal)?, self.name_key(statement)?);
         let (portal, statement) = (&*portal, &*statement);
@@ -900,7 +919,10 @@ impl Guard {
                 .map(|t| String::from_utf8_lossy(t).into_owned())
                 .collect();
             let needs = facts.needs.clone();
-            self.approve(&needs, &sql.join("\n"), Some(parameters()))?;
+            let (formats, values): (Vec<bool>, Vec<Option<String>>) =
+                parameters().into_iter().unzip();
+            let context = self.approval_context(facts.param_types.as_deref(), &formats);
+            self.approve(&needs, &sql.join("\n"), Some(values), &context)?;
         }
         if facts.ddl {
             // Running prepared DDL changes the schema again.
@@ -1061,8 +1083,12 @@ impl Guard {
             });
         }
         let judged = self.epoch();
+        let types = self
+            .statement_mut(name, at)
+            .and_then(|s| s.facts.param_types.clone());
         let facts = Facts {
             texts: Some(Rc::from([sql])),
+            param_types: types,
             ..self.last.clone()
         };
         if let Some(s) = self.statement_mut(name, at) {
@@ -1123,6 +1149,21 @@ impl Guard {
         self.portal_candidates(name)
             .all(|(p, _)| p.audit == Some(first))
             .then_some(first)
+    }
+
+    /// Whether the text last judged needs approval to run.
+    pub fn last_needs_approval(&self) -> bool {
+        !self.last.needs.is_empty()
+    }
+
+    /// Notes the declared parameter types of the Parse waiting under
+    /// `ticket` (an approval is for values of these types).
+    pub fn note_parse_types(&mut self, ticket: Ticket, types: Rc<[u32]>) {
+        for (t, p) in &mut self.pending {
+            if let (true, Pending::Parse { statement, .. }) = (*t == ticket, p) {
+                statement.facts.param_types = Some(types.clone());
+            }
+        }
     }
 
     /// Notes the audit record of the Bind waiting under `ticket`.

@@ -531,7 +531,12 @@ impl<'a> ClientPump<'a> {
                 let p = Parse::parse(body)?;
                 let param_type = |n| p.param_type(n);
                 match guard.on_parse(&mut self.cache.borrow_mut(), p.name, p.sql, &param_type) {
-                    Ok(t) => (Owed::One, Some(t), None),
+                    Ok(t) => {
+                        if guard.last_needs_approval() {
+                            guard.note_parse_types(t, p.param_types().collect());
+                        }
+                        (Owed::One, Some(t), None)
+                    }
                     Err(d) => {
                         self.record(
                             &guard,
@@ -554,7 +559,10 @@ impl<'a> ClientPump<'a> {
                     BindParameters::parse(body)
                         .map(|p| {
                             p.values()
-                                .map(|v| v.value.map(|b| shown_param(b, v.format == 1)))
+                                .map(|v| {
+                                    let binary = v.format == 1;
+                                    (binary, v.value.map(|b| shown_param(b, binary)))
+                                })
                                 .collect()
                         })
                         .unwrap_or_default()

@@ -34,13 +34,15 @@ pub enum Answer {
 /// Asks for approvals on the session's behalf.
 pub trait Approver {
     /// Asks for `sql` (with `params`, for a Bind), which matched `reasons`
-    /// of `rules`.
+    /// of `rules`; `context` is how the server reads them (string mode,
+    /// parameter types and formats), part of what is approved.
     fn ask(
         &self,
         rules: &Approval,
         sql: &str,
         params: Option<Vec<Option<String>>>,
         reasons: &[String],
+        context: &str,
     ) -> Answer;
 }
 
@@ -86,12 +88,34 @@ impl Guard {
         self.approver = Some(approver);
     }
 
+    /// How the server will read a statement, beyond its text: whether
+    /// backslashes escape in strings, and for a Bind the declared parameter
+    /// types and which values are binary. The same bytes under another
+    /// reading are another statement.
+    pub(super) fn approval_context(&self, types: Option<&[u32]>, binary: &[bool]) -> String {
+        let strings = match self.strings {
+            crate::sql::fingerprint::Strings::Standard => "standard",
+            crate::sql::fingerprint::Strings::Escaped => "escape",
+        };
+        let mut out = format!("strings {strings}");
+        if let Some(types) = types {
+            let shown: Vec<String> = types.iter().map(u32::to_string).collect();
+            out += &format!("; types {}", shown.join(","));
+        }
+        if !binary.is_empty() {
+            let shown: String = binary.iter().map(|&b| if b { 'b' } else { 't' }).collect();
+            out += &format!("; formats {shown}");
+        }
+        out
+    }
+
     /// Lets a statement that matched `reasons` run only once approved.
     pub(super) fn approve(
         &mut self,
         reasons: &[String],
         sql: &str,
         params: Option<Vec<Option<String>>>,
+        context: &str,
     ) -> Result<(), Denial> {
         let (Some(rules), Some(approver)) = (self.approval.clone(), self.approver.clone()) else {
             return Err(Denial {
@@ -103,7 +127,7 @@ impl Guard {
                 hint: "ask the operator to configure [admin] reviewers".into(),
             });
         };
-        match approver.ask(&rules, sql, params, reasons) {
+        match approver.ask(&rules, sql, params, reasons, context) {
             Answer::Granted { id, by } => {
                 self.granted = Some((id, by));
                 Ok(())
@@ -158,6 +182,7 @@ mod tests {
             sql: &str,
             params: Option<Vec<Option<String>>>,
             reasons: &[String],
+            _: &str,
         ) -> Answer {
             self.asked
                 .borrow_mut()
