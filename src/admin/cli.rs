@@ -49,11 +49,11 @@ fn field(v: &Value, key: &str) -> String {
     }
 }
 
+/// `s` on one line, at most `max` characters: control characters, line
+/// breaks and bidi overrides cannot move the terminal's cursor or reorder
+/// what the reviewer reads (they show escaped).
 fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let flat = crate::audit::event::printable(s);
     if flat.chars().count() > max {
         let cut: String = flat.chars().take(max).collect();
         format!("{cut}...")
@@ -126,6 +126,7 @@ fn print(call: &Call, v: &Value) {
                 "created",
                 "reasons",
                 "fingerprint",
+                "context",
                 "decided_by",
                 "decided",
                 "reason",
@@ -135,7 +136,12 @@ fn print(call: &Call, v: &Value) {
                     println!("{key:<12} {}", one_line(&value, 200));
                 }
             }
-            println!("sql          {}", field(v, "sql"));
+            // Every line of the text behind a bar: a line of SQL can never
+            // pass for one of the fields above.
+            println!("sql");
+            for line in field(v, "sql").split('\n') {
+                println!("  | {}", crate::audit::event::printable(line));
+            }
             if let Some(Value::Array(ps)) = v.get("params") {
                 for (i, p) in ps.iter().enumerate() {
                     let shown = p.as_str().map_or("NULL".to_string(), |s| one_line(s, 200));

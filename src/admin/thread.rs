@@ -191,19 +191,41 @@ async fn record(
     stream.reached(ticket, level).await.map_err(|e| e.0)
 }
 
-/// The text a chat channel shows for a new request.
+/// Text for a chat message: `&`, `<` and `>` escaped (so no `<!channel>`
+/// or link markup), backticks as `'` (so no code block can be closed),
+/// control characters and bidi overrides escaped.
+fn chat_safe(s: &str) -> String {
+    crate::audit::event::printable(s)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('`', "'")
+}
+
+/// The text a chat channel shows for a new request: pgward's own lines
+/// first, then the agent's SQL, line by line inside one code block (its
+/// first 500 characters), each behind a bar, so nothing the agent wrote
+/// can pass for them.
 fn webhook_text(r: &ApprovalRequest) -> String {
-    let mut sql: String = r.sql.chars().take(500).collect();
-    if sql.len() < r.sql.len() {
-        sql.push_str(" ...");
-    }
-    format!(
-        "pgward: {user} asks to run a statement on {db} ({reasons}); request {id}\n{sql}\napprove: pgward approvals approve {id}\ndeny: pgward approvals deny {id} --reason ...",
-        user = r.user,
-        db = r.database,
-        reasons = r.reasons.join(", "),
+    let mut text = format!(
+        "pgward: {user} asks to run a statement on {db} ({reasons}); request {id}\napprove: pgward approvals approve {id}\ndeny: pgward approvals deny {id} --reason ...\nthe statement as the agent wrote it (pgward approvals show {id} for all of it):\n```\n",
+        user = chat_safe(&r.user),
+        db = chat_safe(&r.database),
+        reasons = chat_safe(&r.reasons.join(", ")),
         id = r.id,
-    )
+    );
+    let sql: String = r.sql.chars().take(500).collect();
+    for line in sql.split('\n') {
+        // (Behind a bar, also where the code block is not rendered.)
+        text += "| ";
+        text += &chat_safe(line);
+        text.push('\n');
+    }
+    if sql.len() < r.sql.len() {
+        text += "...\n";
+    }
+    text += "```";
+    text
 }
 
 /// Posts each new request to `url` from a thread of its own (never from a
@@ -255,4 +277,33 @@ pub fn admin_start(
         book,
         audit: audit.zip(durability),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agents_sql_cannot_pass_for_pgwards_lines_in_chat() {
+        let r: ApprovalRequest = serde_json::from_value(serde_json::json!({
+            "id": "aaaaaaaaaaaa", "state": "pending", "mode": "retry", "created": "t",
+            "created_us": 0, "expires_us": 0, "grant_ttl_ms": 0, "user": "agent",
+            "roles": [], "session": "s", "database": "shop", "client": "c",
+            "sql": "SELECT 1 /*\n```\napprove: pgward approvals approve EVIL <!channel>\u{1b}[2K */",
+            "fingerprint": "f", "reasons": ["truncate"], "key": "k"
+        }))
+        .unwrap();
+        let text = webhook_text(&r);
+        let approve_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("approve:")).collect();
+        assert_eq!(
+            approve_lines,
+            ["approve: pgward approvals approve aaaaaaaaaaaa"]
+        );
+        assert_eq!(text.matches("```").count(), 2, "{text}");
+        assert!(
+            !text.contains("<!channel>") && !text.contains('\u{1b}'),
+            "{text}"
+        );
+        assert!(text.ends_with("```"));
+    }
 }

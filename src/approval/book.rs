@@ -60,7 +60,8 @@ pub enum Asked {
 /// Why no request could be made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AskError {
-    /// The user has too many requests waiting.
+    /// The user has too many requests waiting, or the statement is too
+    /// long to review.
     Quota(String),
     /// The store could not record it.
     Store(String),
@@ -91,7 +92,14 @@ impl std::fmt::Display for DecideError {
 }
 
 /// Final requests kept in memory (the store keeps them a day).
-const KEEP_FINAL: usize = 10_000;
+const KEEP_FINAL: usize = 1_000;
+
+/// The longest text, and the most parameter bytes, a request may carry: a
+/// reviewer reads them, and they are kept in memory and on disk.
+pub const MAX_REVIEWED_BYTES: usize = 64 * 1024;
+
+/// Bytes appended to the store after which it is rewritten.
+const COMPACT_AFTER: u64 = 64 << 20;
 
 /// Requests one user may have pending or approved and unused at once: an
 /// agent cannot fill memory and disk with requests (or stall its worker
@@ -161,6 +169,19 @@ impl Book {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Rewrites the store with what is worth keeping once it has grown
+    /// large (requests made and ended in a loop would grow it otherwise).
+    fn compact_if_large(&self, inner: &Inner, now_us: u64) {
+        let Some(s) = &self.store else { return };
+        let mut store = s.lock().unwrap_or_else(|p| p.into_inner());
+        if store.appended() < COMPACT_AFTER {
+            return;
+        }
+        if let Err(e) = store.compact(inner.requests.values(), now_us) {
+            tracing::error!(error = %e, "approval store compaction failed");
+        }
+    }
+
     /// Writes a request's new state to the store.
     fn save(&self, r: &Request) -> Result<(), String> {
         match &self.store {
@@ -173,6 +194,13 @@ impl Book {
     /// identical statement is taken; otherwise a request is made (in retry
     /// mode the one already pending for it, if any, is named again).
     pub fn ask(&self, a: Ask, now_us: u64) -> Result<Asked, AskError> {
+        let param_bytes: usize = a.params.iter().flatten().flatten().map(String::len).sum();
+        if a.sql.len() > MAX_REVIEWED_BYTES || param_bytes > MAX_REVIEWED_BYTES {
+            return Err(AskError::Quota(format!(
+                "the statement ({} bytes) or its parameters ({param_bytes} bytes) are longer than a request may carry ({MAX_REVIEWED_BYTES} bytes each)",
+                a.sql.len()
+            )));
+        }
         let k = key(
             &a.user,
             &a.database,
@@ -235,6 +263,7 @@ impl Book {
         };
         self.save(&r).map_err(AskError::Store)?;
         inner.insert(r.clone());
+        self.compact_if_large(&inner, now_us);
         drop(inner);
         if let Some(tell) = &*self.listener.lock().unwrap_or_else(|p| p.into_inner()) {
             tell(&r);
@@ -530,6 +559,15 @@ mod tests {
             many.ask(ask(Mode::Retry, &format!("TRUNCATE t{i}"), None), S)
                 .unwrap();
         }
+        let long = ask(
+            Mode::Retry,
+            &format!("SELECT 1 -- {}", "x".repeat(MAX_REVIEWED_BYTES)),
+            None,
+        );
+        assert!(matches!(
+            Book::in_memory().ask(long, S),
+            Err(AskError::Quota(_))
+        ));
         let e = many
             .ask(ask(Mode::Retry, "TRUNCATE x", None), S)
             .unwrap_err();

@@ -19,6 +19,8 @@ pub const FILE_NAME: &str = "approvals.jsonl";
 pub struct Store {
     path: PathBuf,
     file: File,
+    /// Bytes appended since it was opened or compacted.
+    appended: u64,
 }
 
 impl Store {
@@ -28,7 +30,11 @@ impl Store {
             .map_err(|e| format!("approval store {}: {e}", dir.display()))?;
         let path = dir.join(FILE_NAME);
         let file = open_append(&path)?;
-        Ok(Store { path, file })
+        Ok(Store {
+            path,
+            file,
+            appended: 0,
+        })
     }
 
     /// Every request as last written. An unfinished last line (a crash
@@ -82,12 +88,19 @@ impl Store {
             File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
         }
         self.file = open_append(&self.path)?;
+        self.appended = 0;
         Ok(())
+    }
+
+    /// Bytes appended since it was opened or last compacted.
+    pub fn appended(&self) -> u64 {
+        self.appended
     }
 
     /// Appends a request's new state and syncs it.
     pub fn append(&mut self, r: &Request) -> Result<(), String> {
         let bytes = line(r)?;
+        self.appended += bytes.len() as u64;
         self.file
             .write_all(&bytes)
             .and_then(|_| self.file.sync_data())

@@ -58,9 +58,10 @@ pub enum Risk {
     DeleteWithoutWhere,
     /// An UPDATE whose WHERE names no column of its target (or has none).
     UpdateWithoutWhere,
-    /// A read of a matching relation that no LIMIT up to `select_limit`
-    /// bounds (every relation without a pattern).
-    UnboundedSelect(Option<Patterns>),
+    /// A read of a matching relation (every relation without a pattern)
+    /// that no LIMIT up to the role's `select_limit` (the number here)
+    /// bounds.
+    UnboundedSelect(Option<Patterns>, u64),
     /// A write to a matching relation.
     Write(Patterns),
     /// A read of a matching relation.
@@ -78,8 +79,6 @@ pub struct Approval {
     pub hold_timeout: Duration,
     /// How long a retry-mode approval stays usable.
     pub grant_ttl: Duration,
-    /// A LIMIT above this counts as unbounded.
-    pub select_limit: u64,
 }
 
 /// Reads `"5m"`, `"30s"`, `"1h"`, `"500ms"`, `"2d"` (`min` for minutes too).
@@ -103,8 +102,9 @@ fn pattern(key: &str, pat: &str) -> Result<Patterns, String> {
     Patterns::new(&[pat.to_string()]).map_err(|e| format!("{key}: {e}"))
 }
 
-/// Compiles one risk as written in `require`.
-pub fn parse_risk(text: &str) -> Result<Risk, String> {
+/// Compiles one risk as written in `require`; `select_limit` is the
+/// largest LIMIT that bounds a read.
+pub fn parse_risk(text: &str, select_limit: u64) -> Result<Risk, String> {
     let (kind, arg) = match text.split_once(':') {
         Some((k, a)) => (k, Some(a)),
         None => (text, None),
@@ -112,8 +112,10 @@ pub fn parse_risk(text: &str) -> Result<Risk, String> {
     let risk = match (kind, arg) {
         ("delete_without_where", None) => Risk::DeleteWithoutWhere,
         ("update_without_where", None) => Risk::UpdateWithoutWhere,
-        ("unbounded_select", None) => Risk::UnboundedSelect(None),
-        ("unbounded_select", Some(p)) => Risk::UnboundedSelect(Some(pattern(text, p)?)),
+        ("unbounded_select", None) => Risk::UnboundedSelect(None, select_limit),
+        ("unbounded_select", Some(p)) => {
+            Risk::UnboundedSelect(Some(pattern(text, p)?), select_limit)
+        }
         ("write", Some(p)) => Risk::Write(pattern(text, p)?),
         ("read", Some(p)) => Risk::Read(pattern(text, p)?),
         (op, None) if Operation::from_name(op).is_some() => {
@@ -133,9 +135,11 @@ pub fn parse_risk(text: &str) -> Result<Risk, String> {
 impl Approval {
     /// Compiles `[roles.NAME.approval]`; errors name the key.
     pub fn compile(c: &ApprovalConfig) -> Result<Approval, (String, String)> {
+        let select_limit = c.select_limit.unwrap_or(1000);
         let mut risks = Vec::new();
         for r in &c.require {
-            risks.push((r.clone(), parse_risk(r).map_err(|e| ("require".into(), e))?));
+            let risk = parse_risk(r, select_limit).map_err(|e| ("require".into(), e))?;
+            risks.push((r.clone(), risk));
         }
         let mode = match c.mode.as_deref() {
             None | Some("hold") => Mode::Hold,
@@ -166,12 +170,12 @@ impl Approval {
             mode,
             hold_timeout: span("hold_timeout", &c.hold_timeout, 300)?,
             grant_ttl: span("grant_ttl", &c.grant_ttl, 600)?,
-            select_limit: c.select_limit.unwrap_or(1000),
         })
     }
 
-    /// The approval rules of a user with `roles`: every role's risks; the
-    /// mode and times of the first role that has an `approval` table.
+    /// The approval rules of a user with `roles`: every role's risks (each
+    /// with its own role's `select_limit`); the mode and times of the
+    /// first role that has an `approval` table.
     pub fn of(roles: &[&Role]) -> Option<Approval> {
         let mut with = roles.iter().filter_map(|r| r.approval.as_ref());
         let mut out = with.next()?.clone();
@@ -210,15 +214,20 @@ impl Approval {
                 Risk::UpdateWithoutWhere => {
                     c.unfiltered.iter().any(|(o, _)| *o == Operation::Update)
                 }
-                Risk::UnboundedSelect(p) => c.row_bounds.iter().any(|(n, bound)| {
-                    bound.is_none_or(|b| b > self.select_limit)
-                        && p.as_ref().is_none_or(|p| matches(p, n))
+                Risk::UnboundedSelect(p, limit) => c.row_bounds.iter().any(|(n, bound)| {
+                    bound.is_none_or(|b| b > *limit) && p.as_ref().is_none_or(|p| matches(p, n))
                 }),
                 Risk::Write(p) => c.writes.iter().any(|n| matches(p, n)),
                 Risk::Read(p) => c.reads.iter().any(|n| matches(p, n)),
             })
             .map(|(text, _)| text.clone())
-            .collect()
+            .fold(Vec::new(), |mut out, t| {
+                // (Two roles may name one risk with different limits.)
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+                out
+            })
     }
 }
 
@@ -314,6 +323,30 @@ mod tests {
             reasons(&a, "SELECT 1; DELETE FROM orders; TRUNCATE payments"),
             ["truncate", "delete_without_where", "write:public.payments"]
         );
+    }
+
+    #[test]
+    fn each_role_keeps_its_own_select_limit() {
+        let loose = Approval::compile(&ApprovalConfig {
+            require: vec!["unbounded_select:public.orders".into()],
+            select_limit: Some(1_000_000),
+            ..Default::default()
+        })
+        .unwrap();
+        let strict = approval(&["unbounded_select:public.customers"]);
+        let roles = [("analyst", loose), ("writer", strict)].map(|(name, a)| Role {
+            approval: Some(a),
+            ..crate::policy::Policy::from_toml(&format!("[roles.{name}]\n"))
+                .unwrap()
+                .roles[name]
+                .clone()
+        });
+        let both = Approval::of(&roles.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            reasons(&both, "SELECT * FROM customers LIMIT 500000"),
+            ["unbounded_select:public.customers"]
+        );
+        assert!(reasons(&both, "SELECT * FROM orders LIMIT 500000").is_empty());
     }
 
     #[test]

@@ -107,9 +107,9 @@ impl Approver for SessionApprover {
             },
             Err(AskError::Quota(why)) => Answer::Refused(Denial {
                 code: "53400",
-                message: "pgward: too many approval requests are waiting".into(),
+                message: "pgward: no approval request can be made for this statement".into(),
                 detail: format!("rule: approval; {why}"),
-                hint: "wait for reviewers to decide, or cancel statements you no longer need"
+                hint: "wait for reviewers to decide, cancel statements you no longer need, or send a shorter statement"
                     .into(),
             }),
             Err(AskError::Store(e)) => {

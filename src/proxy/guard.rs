@@ -800,7 +800,7 @@ impl Guard {
         let mut ticket = None;
         if d.is_allowed() && !self.last.needs.is_empty() {
             let needs = self.last.needs.clone();
-            let context = self.approval_context(None, &[]);
+            let context = self.approval_context(None, "");
             let sql = text.as_deref().unwrap_or_default();
             if let Err(denial) = self.approve(&needs, sql, None, &context) {
                 return (Decision::Deny(denial), None);
@@ -895,7 +895,7 @@ impl Guard {
         portal: &[u8],
         statement: &[u8],
         parameter: &dyn Fn(usize) -> Result<Option<Vec<u8>>, String>,
-        parameters: &dyn Fn() -> Vec<(bool, Option<String>)>,
+        parameters: &dyn Fn() -> Vec<(bool, Option<Vec<u8>>)>,
     ) -> Result<(Ticket, Runs), Denial> {
         let (portal, statement) = (self.name_key(portal)?, self.name_key(statement)?);
         let (portal, statement) = (&*portal, &*statement);
@@ -919,8 +919,7 @@ impl Guard {
                 .map(|t| String::from_utf8_lossy(t).into_owned())
                 .collect();
             let needs = facts.needs.clone();
-            let (formats, values): (Vec<bool>, Vec<Option<String>>) =
-                parameters().into_iter().unzip();
+            let (formats, values) = self.shown_parameters(parameters());
             let context = self.approval_context(facts.param_types.as_deref(), &formats);
             self.approve(&needs, &sql.join("\n"), Some(values), &context)?;
         }

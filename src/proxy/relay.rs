@@ -31,7 +31,6 @@ use super::session_policy::SessionPolicy;
 use super::stream::Stream;
 use super::worker::WorkerContext;
 use crate::admin::metrics::{Verdict as MetricVerdict, WorkerMetrics};
-use crate::approval::request::shown_param;
 use crate::config::DatabaseConfig;
 use crate::policy::approval::Mode;
 use crate::policy::{Decision, Denial};
@@ -554,15 +553,12 @@ impl<'a> ClientPump<'a> {
             b'B' => {
                 let b = BindNames::parse(body)?;
                 let parameter = |n| bind_parameter(body, n);
-                // As reviewers see them: text, or hex for binary values.
+                // Each value's bytes, and whether it is binary.
                 let parameters = || {
                     BindParameters::parse(body)
                         .map(|p| {
                             p.values()
-                                .map(|v| {
-                                    let binary = v.format == 1;
-                                    (binary, v.value.map(|b| shown_param(b, binary)))
-                                })
+                                .map(|v| (v.format == 1, v.value.map(<[u8]>::to_vec)))
                                 .collect()
                         })
                         .unwrap_or_default()

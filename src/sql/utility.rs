@@ -136,6 +136,7 @@ impl Walker<'_> {
             }
             N::TruncateStmt(t) => {
                 self.c.operations.insert(Operation::Truncate);
+                self.cascade(t.behavior);
                 self.ddl_walk(|w| w.nodes(&t.relations, Use::Indirect))
             }
             N::VacuumStmt(v) => {
@@ -241,6 +242,7 @@ impl Walker<'_> {
                 w.nodes(&s.constraints, Use::Indirect)
             }),
             N::AlterDomainStmt(s) => self.ddl(|w| {
+                w.cascade(s.behavior);
                 w.write_list(&s.type_name)?;
                 w.opt(&s.def, Use::Indirect)
             }),
@@ -312,13 +314,17 @@ impl Walker<'_> {
                 }
             }),
             N::DropStmt(s) => self.ddl(|w| {
+                w.cascade(s.behavior);
                 let objtype = ObjectType::try_from(s.remove_type).unwrap_or(ObjectType::Undefined);
                 for o in &s.objects {
                     w.write_object(objtype, o)?;
                 }
                 Ok(())
             }),
-            N::RenameStmt(s) => self.ddl(|w| w.rename(s)),
+            N::RenameStmt(s) => self.ddl(|w| {
+                w.cascade(s.behavior);
+                w.rename(s)
+            }),
             N::AlterObjectSchemaStmt(s) => self.ddl(|w| {
                 let objtype = ObjectType::try_from(s.object_type).unwrap_or(ObjectType::Undefined);
                 if let Some(r) = &s.relation {
@@ -783,7 +789,17 @@ impl Walker<'_> {
         }
     }
 
+    /// CASCADE drops, truncates or revokes objects the statement does not
+    /// name (tables with foreign keys to it, views on a column, columns of
+    /// a type): none of them is judged, so it is never allowed.
+    fn cascade(&mut self, behavior: i32) {
+        if pb::DropBehavior::try_from(behavior) == Ok(pb::DropBehavior::DropCascade) {
+            self.forbid("CASCADE (it reaches objects the statement does not name; name each one)");
+        }
+    }
+
     fn grant(&mut self, s: &pb::GrantStmt) -> Walk {
+        self.cascade(s.behavior);
         use pb::GrantTargetType as T;
         use ObjectType as O;
         let objtype = O::try_from(s.objtype).unwrap_or(O::Undefined);
@@ -812,6 +828,7 @@ impl Walker<'_> {
 
     /// ALTER TABLE subcommands: expressions (defaults, USING, constraints) are walked.
     pub fn alter_table_cmd(&mut self, c: &pb::AlterTableCmd) -> Walk {
+        self.cascade(c.behavior);
         if c.newowner.is_some() {
             self.forbid("changing an owner");
             return Ok(());

@@ -92,19 +92,48 @@ impl Guard {
     /// backslashes escape in strings, and for a Bind the declared parameter
     /// types and which values are binary. The same bytes under another
     /// reading are another statement.
-    pub(super) fn approval_context(&self, types: Option<&[u32]>, binary: &[bool]) -> String {
+    /// Bind values as reviewers see them and as the server reads them: a
+    /// text value converted from the client encoding (`t`), or in hex when
+    /// it cannot be (`h`) or is binary (`b`); the letters go in the context,
+    /// so no two readings share a key.
+    pub(super) fn shown_parameters(
+        &self,
+        values: Vec<(bool, Option<Vec<u8>>)>,
+    ) -> (String, Vec<Option<String>>) {
+        let mut formats = String::new();
+        let shown = values
+            .into_iter()
+            .map(|(binary, v)| {
+                let text = match (binary, v.as_deref().map(|b| self.encoding.decode(b))) {
+                    (false, Some(Ok(t))) => Some(('t', t.into_owned())),
+                    (_, None) => None,
+                    _ => v.as_deref().map(|b| {
+                        let kind = if binary { 'b' } else { 'h' };
+                        (kind, crate::approval::request::shown_param(b, true))
+                    }),
+                };
+                formats.push(
+                    text.as_ref()
+                        .map_or(if binary { 'b' } else { 't' }, |t| t.0),
+                );
+                text.map(|t| t.1)
+            })
+            .collect();
+        (formats, shown)
+    }
+
+    pub(super) fn approval_context(&self, types: Option<&[u32]>, formats: &str) -> String {
         let strings = match self.strings {
             crate::sql::fingerprint::Strings::Standard => "standard",
             crate::sql::fingerprint::Strings::Escaped => "escape",
         };
-        let mut out = format!("strings {strings}");
+        let mut out = format!("strings {strings}; encoding {:?}", self.encoding);
         if let Some(types) = types {
             let shown: Vec<String> = types.iter().map(u32::to_string).collect();
             out += &format!("; types {}", shown.join(","));
         }
-        if !binary.is_empty() {
-            let shown: String = binary.iter().map(|&b| if b { 'b' } else { 't' }).collect();
-            out += &format!("; formats {shown}");
+        if !formats.is_empty() {
+            out += &format!("; formats {formats}");
         }
         out
     }
