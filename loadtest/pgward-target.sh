@@ -5,6 +5,7 @@
 # sessions run as a login of their own, given its grants by `pgward provision
 # --apply` first (as the harness's database user). AUDIT_MODE=strict|written|async
 # turns the audit log on, into AUDIT_DIR (default: WORK_DIR/audit).
+# APPROVALS=1 adds approval rules pgbench never matches and the admin API.
 set -euo pipefail
 cat >"$WORK_DIR/pgward.toml" <<TOML
 [server]
@@ -40,6 +41,24 @@ TOML
   off) ;;
   *) echo "pgward-target.sh: AUDIT_MODE must be strict, written, async or off" >&2; exit 2 ;;
 esac
+if [ "${APPROVALS:-0}" = 1 ]; then
+  # Approval rules none of pgbench's statements match, and the admin API
+  # (with its per-statement metrics): what deciding costs when nothing waits.
+  cat >>"$WORK_DIR/pgward.toml" <<TOML
+
+[roles.bench.approval]
+require = ["truncate", "delete_without_where", "unbounded_select:public.pgbench_history"]
+
+[admin]
+listen = "127.0.0.1:${ADMIN_PORT:-$((LISTEN_PORT + 1000))}"
+state_dir = "$WORK_DIR/state"
+
+[[admin.reviewers]]
+name = "bench-reviewer"
+token_env = "BENCH_REVIEWER_TOKEN"
+TOML
+  export BENCH_REVIEWER_TOKEN=bench-reviewer-token-0123456789
+fi
 if [ "${PGWARD_PROVISIONED:-0}" = 1 ]; then
   cat >>"$WORK_DIR/pgward.toml" <<TOML
 
