@@ -808,3 +808,44 @@ fn the_admin_listener_binds_to_loopback_by_default() {
     assert!(admin.listen.ip().is_loopback(), "{}", admin.listen);
     assert_eq!(admin.listen.port(), 6433);
 }
+
+#[tokio::test]
+async fn statements_pipelined_behind_a_held_one_wait_and_then_run_in_order() {
+    let a = gateway("mode = \"hold\"\nhold_timeout = \"30s\"", "");
+    table("appr_pipe", 3);
+    let client = std::sync::Arc::new(a.gw.connect("shop").await);
+    for approve in [true, false] {
+        cluster().sql(
+            "shop",
+            "INSERT INTO appr_pipe SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM appr_pipe)",
+        );
+        let (c1, c2) = (client.clone(), client.clone());
+        // tokio-postgres pipelines both: the TRUNCATE's Bind is held, the
+        // SELECT's messages wait behind it unread.
+        let held = tokio::spawn(async move { c1.execute("TRUNCATE appr_pipe", &[]).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let behind = tokio::spawn(async move { c2.query_one("SELECT 7", &[]).await });
+        let admin = a.admin.clone();
+        let r = tokio::task::spawn_blocking(move || admin.wait_pending("TRUNCATE appr_pipe"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !behind.is_finished(),
+            "the statement behind the held one waited"
+        );
+        let id = r["id"].as_str().unwrap();
+        if approve {
+            assert_eq!(a.decide(id, "approve", DBA_TOKEN, None).0, 200);
+            held.await.unwrap().unwrap();
+            assert_eq!(cluster().sql("shop", "SELECT count(*) FROM appr_pipe"), "0");
+        } else {
+            assert_eq!(a.decide(id, "deny", DBA_TOKEN, Some("no")).0, 200);
+            let e = held.await.unwrap().unwrap_err();
+            assert_eq!(e.as_db_error().unwrap().code().code(), "42501");
+            assert_ne!(cluster().sql("shop", "SELECT count(*) FROM appr_pipe"), "0");
+        }
+        let v: i32 = behind.await.unwrap().unwrap().get(0);
+        assert_eq!(v, 7);
+    }
+}
