@@ -2,6 +2,7 @@
 //! (agents logging in to pgward) and as a client (pgward logging in upstream),
 //! stored verifiers, and PostgreSQL's md5 response.
 
+pub mod jwt;
 pub mod md5;
 pub mod scram;
 pub mod scram_client;
