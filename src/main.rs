@@ -98,6 +98,12 @@ enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
+    /// pgward's own tokens: make a signing key, issue a token
+    /// (docs/identity.md).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// List live sessions, or terminate one (docs/admin.md).
     Sessions {
         #[command(flatten)]
@@ -155,6 +161,106 @@ enum ApprovalsCommand {
         #[arg(long)]
         reason: String,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make an Ed25519 signing key (PEM, readable by its owner only) for
+    /// `[auth.tokens] key_file`; prints its key id.
+    Keygen {
+        /// Where to write it (never over an existing file).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a token signed with `[auth.tokens] key_file`, for use as the
+    /// password (`PGPASSWORD=$(pgward token issue ...) psql -U SUBJECT`).
+    Issue {
+        /// The TOML config file.
+        #[arg(long, env = "PGWARD_CONFIG")]
+        config: PathBuf,
+        /// Who the token is for: the user name to log in with.
+        #[arg(long)]
+        subject: String,
+        /// pgward roles, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+        /// How long it lives, such as 15m (at most `max_ttl`).
+        #[arg(long, default_value = "15m")]
+        ttl: String,
+    },
+}
+
+/// Runs `pgward token ...`.
+fn token(command: TokenCommand) -> ExitCode {
+    match command {
+        TokenCommand::Keygen { out } => match pgward::auth::keygen::keygen(&out) {
+            Ok(kid) => {
+                println!("{}: Ed25519 key {kid}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pgward: {e}");
+                ExitCode::from(2)
+            }
+        },
+        TokenCommand::Issue {
+            config,
+            subject,
+            roles,
+            ttl,
+        } => {
+            let c = match load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("pgward: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let auth = c.auth.as_ref();
+            let (Some(key), Some(own)) = (
+                auth.and_then(|a| a.signing.as_ref()),
+                auth.and_then(|a| a.issuers.first()),
+            ) else {
+                eprintln!(
+                    "pgward: {}: no [auth.tokens] key_file to sign with",
+                    config.display()
+                );
+                return ExitCode::from(2);
+            };
+            let Some(ttl) = pgward::policy::approval::parse_span(&ttl).filter(|d| !d.is_zero())
+            else {
+                eprintln!("pgward: --ttl {ttl:?} is not a duration such as 15m");
+                return ExitCode::from(2);
+            };
+            if ttl > own.max_ttl {
+                eprintln!(
+                    "pgward: --ttl is longer than auth.tokens.max_ttl ({} s)",
+                    own.max_ttl.as_secs()
+                );
+                return ExitCode::from(2);
+            }
+            if let Some(r) = roles.iter().find(|r| !c.policy.roles.contains_key(*r)) {
+                eprintln!("pgward: role {r:?} is not defined in {}", config.display());
+                return ExitCode::from(2);
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            println!(
+                "{}",
+                pgward::auth::keygen::issue(
+                    key,
+                    &own.issuer,
+                    &own.audience,
+                    &subject,
+                    &roles,
+                    now,
+                    ttl.as_secs()
+                )
+            );
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -292,6 +398,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config),
         Command::Audit { command } => audit(command),
+        Command::Token { command } => token(command),
         Command::Approvals { target, command } => {
             use pgward::admin::cli::Call;
             admin_call(

@@ -79,6 +79,12 @@ pub struct Record<'a> {
     /// How the client authenticated (`connect`).
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub auth: Option<Cow<'a, str>>,
+    /// For a token login (`connect`): the token's issuer.
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<Cow<'a, str>>,
+    /// For a token login: the token's `jti` (the token itself never).
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<Cow<'a, str>>,
     /// Whether the client connection used TLS (`connect`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<bool>,

@@ -3,10 +3,12 @@
 //! stored verifiers, and PostgreSQL's md5 response.
 
 pub mod jwt;
+pub mod keygen;
 pub mod md5;
 pub mod scram;
 pub mod scram_client;
 pub mod scram_server;
+pub mod token;
 
 use thiserror::Error;
 

@@ -15,7 +15,9 @@ use crate::policy::masks::{MaskSpec, Masks};
 use crate::policy::{Policy, RoleConfig};
 
 pub mod admin;
+pub mod auth;
 pub use admin::{AdminConfig, Reviewer};
+pub use auth::AuthConfig;
 
 /// A configuration problem, with where it is.
 #[derive(Debug, Error)]
@@ -48,6 +50,8 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     /// The admin listener, when configured.
     pub admin: Option<AdminConfig>,
+    /// Token logins, when configured.
+    pub auth: Option<AuthConfig>,
     /// The first 16 hex digits of the SHA-256 of the file's text: the
     /// policy version audit records name.
     pub version: String,
@@ -218,6 +222,7 @@ struct RawConfig {
     masking: RawMasking,
     audit: Option<RawAudit>,
     admin: Option<admin::RawAdmin>,
+    auth: Option<auth::RawAuth>,
 }
 
 #[derive(Deserialize)]
@@ -703,7 +708,24 @@ impl Config {
                 Some(_) => {}
             }
         }
+        let auth = match raw.auth {
+            None => None,
+            Some(a) => Some(auth::auth_config(a, &resolve).map_err(|(k, m)| err(&k, m))?),
+        };
+        if let Some(a) = &auth {
+            for iss in &a.issuers {
+                for roles in iss.role_map.values() {
+                    if let Some(r) = roles.iter().find(|r| !policy.roles.contains_key(*r)) {
+                        return Err(err(
+                            "auth.oidc.roles",
+                            format!("role {r:?} is not defined; add a [roles.{r}] section"),
+                        ));
+                    }
+                }
+            }
+        }
         Ok(Config {
+            auth,
             admin,
             server,
             databases,

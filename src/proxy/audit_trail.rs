@@ -247,9 +247,18 @@ impl SessionAudit {
     }
 
     /// Records the session's start.
-    pub fn connect(&mut self, auth: &str, tls: bool) {
+    pub fn connect(
+        &mut self,
+        auth: &str,
+        tls: bool,
+        token: Option<&crate::auth::token::TokenIdentity>,
+    ) {
         let mut r = self.base(Kind::Connect);
         r.auth = Some(auth.into());
+        if let Some(t) = token {
+            r.issuer = Some(t.issuer.as_str().into());
+            r.jti = t.jti.as_deref().map(Cow::Borrowed);
+        }
         r.tls = Some(tls);
         r.policy = Some(self.policy.as_str().into());
         self.stream.append(&r);

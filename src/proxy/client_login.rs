@@ -40,8 +40,11 @@ pub struct Login {
     pub database: String,
     /// Startup parameters to pass upstream (user and database excluded).
     pub params: Vec<(String, String)>,
-    /// The SASL mechanism the client authenticated with.
+    /// The SASL mechanism the client authenticated with (`token` for a
+    /// token given as the password).
     pub auth: &'static str,
+    /// The token's identity, for a token login.
+    pub token: Option<crate::auth::token::TokenIdentity>,
 }
 
 /// Why a login failed: what to tell the client, and what to log.
@@ -112,6 +115,7 @@ pub struct LoginContext {
 
 /// Runs the startup phase on a fresh connection.
 pub async fn login(tcp: TcpStream, ctx: &LoginContext) -> Result<Hello, LoginError> {
+    let loopback = tcp.peer_addr().is_ok_and(|a| a.ip().is_loopback());
     let mut conn = FrameReader::new(Stream::Plain(tcp), BytesMut::with_capacity(1024), ctx.chunk);
     let mut tls_done = false;
     let startup = loop {
@@ -171,7 +175,7 @@ pub async fn login(tcp: TcpStream, ctx: &LoginContext) -> Result<Hello, LoginErr
         }
     };
     let (minor, params) = startup;
-    authenticate(conn, ctx, minor, params).await
+    authenticate(conn, ctx, minor, params, loopback).await
 }
 
 async fn read_startup_packet(conn: &mut FrameReader<Stream>) -> Result<usize, ReadError> {
@@ -204,6 +208,7 @@ async fn authenticate(
     ctx: &LoginContext,
     minor: u16,
     params: Vec<(String, String)>,
+    loopback: bool,
 ) -> Result<Hello, LoginError> {
     let get = |name: &str| {
         params
@@ -247,6 +252,17 @@ async fn authenticate(
         .collect();
     if minor > 0 || !unrecognized.is_empty() {
         build::negotiate_protocol_version(&mut out, 0, &unrecognized);
+    }
+    // A name not in [[users]] logs in with a token, when tokens are on.
+    let tokens = ctx.config.auth.as_ref().filter(|a| !a.issuers.is_empty());
+    if let (None, Some(auth)) = (ctx.users.get(&user_name), tokens) {
+        let t = TokenLogin {
+            auth,
+            user_name,
+            database,
+            loopback,
+        };
+        return t.run(conn, ctx, out, params).await;
     }
     // On TLS, SCRAM-SHA-256-PLUS binds the login to this very connection.
     let end_point = ctx.end_point.as_deref().filter(|_| conn.io().is_tls());
@@ -324,6 +340,27 @@ async fn authenticate(
     build::auth_ok(&mut out);
     send(&mut conn, &mut out).await?;
 
+    let auth = if plus {
+        scram::MECHANISM_PLUS
+    } else {
+        scram::MECHANISM
+    };
+    logged_in(conn, ctx, user, database, params, auth, None)
+}
+
+/// The end of a login: the database must be served; startup parameters
+/// the session passes upstream are kept. (The error holds the connection,
+/// as every login step's does.)
+#[allow(clippy::result_large_err)]
+fn logged_in(
+    conn: FrameReader<Stream>,
+    ctx: &LoginContext,
+    user: Arc<UserConfig>,
+    database: String,
+    params: Vec<(String, String)>,
+    auth: &'static str,
+    token: Option<crate::auth::token::TokenIdentity>,
+) -> Result<Hello, LoginError> {
     if !ctx.config.databases.contains_key(&database) {
         return Err(LoginError {
             claimed: Some((user.name.clone(), database.clone())),
@@ -346,12 +383,82 @@ async fn authenticate(
         user,
         database,
         params,
-        auth: if plus {
-            scram::MECHANISM_PLUS
-        } else {
-            scram::MECHANISM
-        },
+        auth,
+        token,
     })))
+}
+
+/// A login whose password is a token (`[auth]`).
+struct TokenLogin<'a> {
+    auth: &'a crate::config::AuthConfig,
+    user_name: String,
+    database: String,
+    loopback: bool,
+}
+
+impl TokenLogin<'_> {
+    fn refuse(&self, conn: FrameReader<Stream>, code: &'static str, message: String) -> LoginError {
+        LoginError {
+            claimed: Some((self.user_name.clone(), self.database.clone())),
+            ..LoginError::fatal(conn, PgError::fatal(code, message.clone()), message)
+        }
+    }
+
+    /// Asks for the token in a cleartext password message (only over TLS,
+    /// or on loopback when allowed), verifies it, and logs the client in
+    /// as its subject with the roles its claims map to.
+    async fn run(
+        self,
+        mut conn: FrameReader<Stream>,
+        ctx: &LoginContext,
+        mut out: BytesMut,
+        params: Vec<(String, String)>,
+    ) -> Result<Hello, LoginError> {
+        let plain_ok = self.loopback && self.auth.allow_plaintext_loopback;
+        if !(conn.io().is_tls() || plain_ok) {
+            let why = "pgward: a token is accepted only over TLS (connect with sslmode=require or stricter)".to_string();
+            return Err(self.refuse(conn, "28000", why));
+        }
+        build::auth_cleartext(&mut out);
+        send(&mut conn, &mut out).await?;
+        let frame = match read_password_message(&mut conn).await {
+            Ok(b) => b,
+            Err(e) => return Err(LoginError::from_read(conn, e, "authentication")),
+        };
+        let body = &frame[5..];
+        let token = match body.split_last() {
+            Some((0, t)) => std::str::from_utf8(t).unwrap_or_default(),
+            _ => "",
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let policy = &ctx.config.policy;
+        let exists = |r: &str| policy.roles.contains_key(r);
+        let id = match crate::auth::token::verify(self.auth, token, &self.user_name, now, &exists) {
+            Ok(id) => id,
+            Err(r) => return Err(self.refuse(conn, r.code, r.message)),
+        };
+        // Roles that grant nothing at all leave nothing to do.
+        let grants_something = id.roles.iter().any(|r| {
+            policy
+                .roles
+                .get(r)
+                .is_some_and(|r| !r.operations.is_empty() || r.catalog)
+        });
+        if !grants_something {
+            let why = format!("pgward: the roles of \"{}\" grant nothing", id.subject);
+            return Err(self.refuse(conn, "28000", why));
+        }
+        let user = Arc::new(UserConfig {
+            name: id.subject.clone(),
+            verifier: mock_verifier(ctx, &id.subject),
+            roles: id.roles.clone(),
+        });
+        build::auth_ok(&mut out);
+        send(&mut conn, &mut out).await?;
+        logged_in(conn, ctx, user, self.database, params, "token", Some(id))
+    }
 }
 
 /// Reads one 'p' message during authentication; returns the whole frame.

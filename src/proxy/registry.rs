@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
@@ -85,8 +85,9 @@ pub struct Slot {
     statement: Mutex<String>,
     /// Counts CancelRequests for this session.
     cancels: AtomicU64,
-    /// Set when an operator terminates the session.
-    terminated: AtomicBool,
+    /// Why the session is being ended from outside: 0 not, 1 an operator
+    /// terminated it, 2 its token expired.
+    ending: AtomicU8,
     /// The client's and the upstream's sockets, while the session owns them.
     fds: Mutex<Option<(RawFd, RawFd)>>,
 }
@@ -166,7 +167,7 @@ pub fn register(e: Entry) -> Registered {
         since_us: AtomicU64::new(now),
         statement: Mutex::new(String::new()),
         cancels: AtomicU64::new(0),
-        terminated: AtomicBool::new(false),
+        ending: AtomicU8::new(0),
         fds: Mutex::new(Some(e.fds)),
     });
     lock(registry()).insert(slot.id.clone(), slot.clone());
@@ -198,9 +199,35 @@ impl Slot {
         self.cancels.load(Ordering::Acquire)
     }
 
-    /// True once an operator terminated the session.
+    /// True once an operator terminated the session or its token expired.
     pub fn is_terminated(&self) -> bool {
-        self.terminated.load(Ordering::Acquire)
+        self.ending.load(Ordering::Acquire) != 0
+    }
+
+    /// True once the session's token expired.
+    pub fn is_expired(&self) -> bool {
+        self.ending.load(Ordering::Acquire) == 2
+    }
+
+    /// Marks the session as ending (`how`: 1 terminated, 2 expired) and
+    /// stops its client socket reading, so the session ends as if the
+    /// client had left, and then tells the client why.
+    fn end(&self, how: u8) {
+        let _ = self
+            .ending
+            .compare_exchange(0, how, Ordering::AcqRel, Ordering::Acquire);
+        // Under the lock the session clears before it closes its sockets,
+        // so this one is still its own.
+        if let Some((client, _)) = *lock(&self.fds) {
+            // SAFETY: the session owns the socket until it clears `fds`.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(client) };
+            let _ = socket2::SockRef::from(&borrowed).shutdown(std::net::Shutdown::Read);
+        }
+    }
+
+    /// Ends the session because its token expired.
+    pub fn expire(&self) {
+        self.end(2);
     }
 
     fn info(&self) -> SessionInfo {
@@ -245,16 +272,7 @@ pub fn terminate(id: &str) -> bool {
     let Some(slot) = lock(registry()).get(id).cloned() else {
         return false;
     };
-    slot.terminated.store(true, Ordering::Release);
-    // Under the lock the session clears before it closes its sockets, so
-    // these are still its own.
-    // The client's side only: its pump ends as if the client had left,
-    // and the session tells the client why once the server side is done.
-    if let Some((client, _)) = *lock(&slot.fds) {
-        // SAFETY: the session owns the socket until it clears `fds`.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(client) };
-        let _ = socket2::SockRef::from(&borrowed).shutdown(std::net::Shutdown::Read);
-    }
+    slot.end(1);
     true
 }
 

@@ -252,6 +252,9 @@ pub struct Reloads<'a> {
     pub user: &'a str,
     /// The generation of the configuration the session's policy came from.
     pub generation: u64,
+    /// For a token session: the roles its token gave (the user is not in
+    /// `[[users]]`).
+    pub token_roles: Option<Vec<String>>,
 }
 
 /// The client pump's state.
@@ -791,7 +794,8 @@ impl<'a> ClientPump<'a> {
         }
         let live = r.ctx.live();
         r.generation = live.generation;
-        let Some(user) = live.config.users.get(r.user) else {
+        let configured = live.config.users.get(r.user).map(|u| u.roles.clone());
+        let Some(roles) = r.token_roles.clone().or(configured) else {
             return Some(
                 PgError::fatal(
                     "28000",
@@ -801,7 +805,7 @@ impl<'a> ClientPump<'a> {
                 .with_hint("ask the operator for a user, then reconnect"),
             );
         };
-        let policy = SessionPolicy::of(&live.config, &live.masks, &user.roles);
+        let policy = SessionPolicy::of(&live.config, &live.masks, &roles);
         if let Some(a) = &mut *self.state.audit.borrow_mut() {
             a.set_policy(live.config.version.clone());
         }

@@ -126,6 +126,7 @@ async fn run(
         database,
         params,
         auth,
+        token,
     } = login;
     // A session refused before its relay starts is a failed login to the audit log.
     let failed = |reason: &str| {
@@ -319,6 +320,18 @@ async fn run(
         cancel_pid: key.pid,
         fds: (client_fd, up.fd),
     });
+    if let Some(t) = &token {
+        // The session lives as long as its token.
+        let slot = registered.0.clone();
+        let left = t
+            .expires
+            .saturating_sub(crate::audit::time::now_micros() / 1_000_000);
+        info!(issuer = %t.issuer, jti = ?t.jti, expires_in_s = left, "token session");
+        monoio::spawn(async move {
+            monoio::time::sleep(std::time::Duration::from_secs(left)).await;
+            slot.expire();
+        });
+    }
     let holds = ctx.approvals.as_ref().map(|book| {
         guard.set_approver(SessionApprover::new(
             book.clone(),
@@ -358,7 +371,7 @@ async fn run(
             who,
             live.config.version.clone(),
         );
-        trail.connect(auth, client_tls);
+        trail.connect(auth, client_tls, token.as_ref());
         *state.audit.borrow_mut() = Some(trail);
     }
     if let Some(scs) = up.standard_conforming_strings {
@@ -386,6 +399,7 @@ async fn run(
             ctx,
             user: &user.name,
             generation: live.generation,
+            token_roles: token.as_ref().map(|t| t.roles.clone()),
         };
         let mut pump = ClientPump::new(
             &state,
@@ -421,6 +435,7 @@ async fn run(
     let cause = if front_first { front_end } else { back_end };
     ctx.metrics.session_closed();
     let terminated = registered.0.is_terminated();
+    let expired = registered.0.is_expired();
     // From here on the sockets may close: an operator can no longer reach them.
     drop(registered);
     let cause = if terminated {
@@ -428,11 +443,16 @@ async fn run(
         if let Err(e) = upstream::send_cancel(up.addr, up.pid, &up.secret).await {
             warn!(error = %e, "cancel for a terminated session could not reach the upstream");
         }
-        let why = PgError::fatal(
-            "57P01",
-            "terminating connection due to administrator command",
-        )
-        .with_detail("a pgward operator terminated this session");
+        let why = if expired {
+            PgError::fatal("28000", "pgward: the session's token expired")
+                .with_hint("log in again with a fresh token")
+        } else {
+            PgError::fatal(
+                "57P01",
+                "terminating connection due to administrator command",
+            )
+            .with_detail("a pgward operator terminated this session")
+        };
         tell_client(&sink, why.clone()).await;
         RelayEnd::Halted(why)
     } else {

@@ -34,6 +34,11 @@ pub fn auth_ok(out: &mut BytesMut) {
     message(out, b'R', |b| b.put_u32(0));
 }
 
+/// AuthenticationCleartextPassword.
+pub fn auth_cleartext(out: &mut BytesMut) {
+    message(out, b'R', |b| b.put_u32(3));
+}
+
 /// AuthenticationSASL offering the given mechanisms.
 pub fn auth_sasl(out: &mut BytesMut, mechanisms: &[&str]) {
     message(out, b'R', |b| {
