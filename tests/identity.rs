@@ -1,0 +1,353 @@
+//! Tokens as Postgres passwords, end to end: pgward's own tokens
+//! (`pgward token keygen` and `issue`) with psql and tokio-postgres; the
+//! session ended when its token expires, idle and inside a transaction;
+//! OIDC tokens from an RSA and an EC key in a JWKS file: valid, expired,
+//! not yet valid, wrong audience, wrong issuer, bad signature, `alg: none`,
+//! HS256 signed with the public key, an unknown kid, groups mapping to no
+//! role; cleartext refused off TLS; tokens never in the log.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::*;
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
+use serde_json::{json, Value};
+
+const ISSUER: &str = "https://idp.example.com";
+
+const ROLES: &str = r#"[roles.reader]
+operations = ["select"]
+read = ["public.products"]
+
+[roles.nothing]
+"#;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Keys and the files the gateway reads.
+struct Keys {
+    dir: PathBuf,
+    rsa: RsaKeyPair,
+    ec: EcdsaKeyPair,
+}
+
+fn keys() -> Keys {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let rsa = RsaKeyPair::from_der(include_bytes!("support/rsa2048-test-key.der")).unwrap();
+    let rng = SystemRandom::new();
+    let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+    let ec = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+    let n: signature::RsaPublicKeyComponents<Vec<u8>> = rsa.public().into();
+    let p = ec.public_key().as_ref();
+    let jwks = json!({"keys": [
+        {"kty": "RSA", "kid": "rsa1", "use": "sig", "alg": "RS256",
+         "n": URL_SAFE_NO_PAD.encode(&n.n), "e": URL_SAFE_NO_PAD.encode(&n.e)},
+        {"kty": "EC", "kid": "ec1", "crv": "P-256",
+         "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..65])}
+    ]});
+    std::fs::write(dir.join("jwks.json"), jwks.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["token", "keygen", "--out"])
+        .arg(dir.join("own.key"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    Keys { dir, rsa, ec }
+}
+
+impl Keys {
+    /// A token signed as `alg` (RS256, ES256) under `kid`.
+    fn sign(&self, alg: &str, kid: &str, claims: &Value) -> String {
+        let header = URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": kid}).to_string());
+        let signed = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let rng = SystemRandom::new();
+        let sig = match alg {
+            "RS256" => {
+                let mut sig = vec![0u8; self.rsa.public().modulus_len()];
+                self.rsa
+                    .sign(
+                        &signature::RSA_PKCS1_SHA256,
+                        &rng,
+                        signed.as_bytes(),
+                        &mut sig,
+                    )
+                    .unwrap();
+                sig
+            }
+            _ => self
+                .ec
+                .sign(&rng, signed.as_bytes())
+                .unwrap()
+                .as_ref()
+                .to_vec(),
+        };
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+}
+
+/// A gateway taking pgward's own tokens and the test issuer's.
+fn gateway(k: &Keys, plaintext_loopback: bool, tls: bool) -> Gateway {
+    Gateway::start(GatewayOptions {
+        role: "reader",
+        roles: ROLES.into(),
+        tls,
+        extra_config: format!(
+            r#"[auth]
+allow_plaintext_loopback = {plaintext_loopback}
+skew_secs = 0
+
+[auth.tokens]
+key_file = "{own}"
+max_ttl = "1h"
+
+[[auth.oidc]]
+issuer = "{ISSUER}"
+audience = "pgward-test"
+jwks_file = "{jwks}"
+roles_claim = "groups"
+max_ttl = "1h"
+
+[auth.oidc.roles]
+"db-readers" = ["reader"]
+"#,
+            own = k.dir.join("own.key").display(),
+            jwks = k.dir.join("jwks.json").display(),
+        ),
+        ..Default::default()
+    })
+}
+
+fn issue(gw: &Gateway, subject: &str, roles: &str, ttl: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["token", "issue", "--config"])
+        .arg(gw.dir.path().join("pgward.toml"))
+        .args(["--subject", subject, "--roles", roles, "--ttl", ttl])
+        .env("PGWARD_TEST_SVC_PASSWORD", &cluster().svc_password)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+fn dsn(gw: &Gateway, user: &str, token: &str) -> String {
+    format!(
+        "host=127.0.0.1 port={} user={user} password={token} dbname=shop sslmode=disable",
+        gw.port
+    )
+}
+
+/// The FATAL message a login with `token` as `user` gets, or None.
+fn refusal(gw: &Gateway, user: &str, token: &str) -> Option<String> {
+    let out = psql(&dsn(gw, user, token), &["-c", "SELECT 1"], "");
+    (!out.status.success()).then(|| stderr(&out))
+}
+
+#[tokio::test]
+async fn pgwards_own_tokens_log_in_with_psql_and_tokio_postgres() {
+    let k = keys();
+    let gw = gateway(&k, true, false);
+    let token = issue(&gw, "ci-job-42", "reader", "15m");
+    let out = psql(
+        &dsn(&gw, "ci-job-42", &token),
+        &["-At", "-c", "SELECT count(*) > 0 FROM products"],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "t");
+    // The role's policy applies.
+    let out = psql(
+        &dsn(&gw, "ci-job-42", &token),
+        &["-c", "SELECT * FROM customers"],
+        "",
+    );
+    assert!(stderr(&out).contains("pgward:"), "{}", stderr(&out));
+    let mut c = tokio_postgres::Config::new();
+    c.host("127.0.0.1")
+        .port(gw.port)
+        .user("ci-job-42")
+        .password(token.as_str())
+        .dbname("shop");
+    let (client, conn) = c.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM products", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(n > 0);
+    // Another user name, or a role the config lacks, or no roles at all.
+    assert!(refusal(&gw, "someone-else", &token)
+        .unwrap()
+        .contains("subject is \"ci-job-42\""));
+    let empty = issue(&gw, "ci-job-43", "nothing", "15m");
+    assert!(refusal(&gw, "ci-job-43", &empty)
+        .unwrap()
+        .contains("grant nothing"));
+    // The token never reaches the log.
+    assert!(!gw.log_text().contains(&token));
+    assert!(!gw.log_text().contains(&token[token.len() - 20..]));
+}
+
+#[tokio::test]
+async fn an_expired_token_ends_idle_and_busy_sessions() {
+    let k = keys();
+    let gw = gateway(&k, true, false);
+    let token = issue(&gw, "ci-short", "reader", "3s");
+    let mut c = tokio_postgres::Config::new();
+    c.host("127.0.0.1")
+        .port(gw.port)
+        .user("ci-short")
+        .password(token.as_str())
+        .dbname("shop");
+    let (idle, conn) = c.connect(tokio_postgres::NoTls).await.unwrap();
+    let idle_conn = tokio::spawn(conn);
+    let (busy, conn) = c.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    busy.batch_execute("BEGIN").await.unwrap();
+    busy.query("SELECT id FROM products", &[]).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The idle session was told and closed without sending anything.
+    let ended = idle_conn.await.unwrap();
+    let e = ended.expect_err("the connection ends with an error");
+    let message = e.as_db_error().map(|d| d.message().to_string());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("token expired")),
+        "{e:?}"
+    );
+    assert!(idle.is_closed());
+    // The one inside a transaction too: its next statement finds it gone.
+    assert!(busy.query("SELECT 1", &[]).await.is_err());
+    // And the token cannot open a new one.
+    assert!(refusal(&gw, "ci-short", &token)
+        .unwrap()
+        .contains("expired"));
+}
+
+#[test]
+fn oidc_tokens_are_checked_claim_by_claim() {
+    let k = keys();
+    let gw = gateway(&k, true, false);
+    let t = now();
+    let claims = |f: &dyn Fn(&mut Value)| {
+        let mut c = json!({"iss": ISSUER, "aud": ["pgward-test"], "sub": "alice",
+            "groups": ["db-readers", "staff"], "exp": t + 600, "nbf": t - 5, "iat": t - 5});
+        f(&mut c);
+        c
+    };
+    let valid = k.sign("RS256", "rsa1", &claims(&|_| {}));
+    assert_eq!(refusal(&gw, "alice", &valid), None);
+    assert_eq!(
+        refusal(&gw, "alice", &k.sign("ES256", "ec1", &claims(&|_| {}))),
+        None
+    );
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "expired",
+            k.sign("RS256", "rsa1", &claims(&|c| c["exp"] = json!(t - 10))),
+            "expired",
+        ),
+        (
+            "not yet valid",
+            k.sign("RS256", "rsa1", &claims(&|c| c["nbf"] = json!(t + 300))),
+            "not valid yet",
+        ),
+        (
+            "wrong audience",
+            k.sign("RS256", "rsa1", &claims(&|c| c["aud"] = json!("other"))),
+            "audience",
+        ),
+        (
+            "wrong issuer",
+            k.sign(
+                "RS256",
+                "rsa1",
+                &claims(&|c| c["iss"] = json!("https://evil.example")),
+            ),
+            "issuer",
+        ),
+        (
+            "too long",
+            k.sign("RS256", "rsa1", &claims(&|c| c["exp"] = json!(t + 86_400))),
+            "lives longer",
+        ),
+        (
+            "no role",
+            k.sign(
+                "RS256",
+                "rsa1",
+                &claims(&|c| c["groups"] = json!(["staff"])),
+            ),
+            "maps to no pgward role",
+        ),
+        (
+            "unknown kid",
+            k.sign("RS256", "rsa9", &claims(&|_| {})),
+            "no key of the issuer",
+        ),
+        (
+            "key of another kind",
+            k.sign("ES256", "rsa1", &claims(&|_| {})),
+            "no key of the issuer",
+        ),
+    ];
+    for (what, token, says) in &cases {
+        let r = refusal(&gw, "alice", token).unwrap_or_else(|| panic!("{what}: logged in"));
+        assert!(r.contains(says), "{what}: {r}");
+    }
+    // A bad signature, alg none, and HS256 keyed with the RSA public key.
+    let mut parts: Vec<String> = valid.split('.').map(String::from).collect();
+    let mut sig = URL_SAFE_NO_PAD.decode(&parts[2]).unwrap();
+    sig[10] ^= 1;
+    parts[2] = URL_SAFE_NO_PAD.encode(sig);
+    let tampered = parts.join(".");
+    assert!(refusal(&gw, "alice", &tampered)
+        .unwrap()
+        .contains("signature does not verify"));
+    let body = valid.split('.').nth(1).unwrap();
+    let none = format!("{}.{body}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#));
+    assert!(refusal(&gw, "alice", &none)
+        .unwrap()
+        .contains("algorithm \"none\""));
+    let n: signature::RsaPublicKeyComponents<Vec<u8>> = k.rsa.public().into();
+    let head = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","kid":"rsa1"}"#);
+    let input = format!("{head}.{body}");
+    let mac = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &n.n),
+        input.as_bytes(),
+    );
+    let hs = format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref()));
+    assert!(refusal(&gw, "alice", &hs).unwrap().contains("HS256"));
+    // No refusal echoes the token.
+    for (_, token, _) in &cases {
+        assert!(!gw.log_text().contains(token.as_str()));
+    }
+}
+
+#[test]
+fn a_token_travels_in_clear_only_when_allowed() {
+    let k = keys();
+    let gw = gateway(&k, false, true);
+    let token = issue(&gw, "ci-tls", "reader", "15m");
+    let r = refusal(&gw, "ci-tls", &token).expect("refused off TLS");
+    assert!(r.contains("only over TLS"), "{r}");
+    let tls = format!(
+        "host=127.0.0.1 port={} user=ci-tls password={token} dbname=shop sslmode=require",
+        gw.port
+    );
+    let out = psql(&tls, &["-At", "-c", "SELECT 1"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+}
