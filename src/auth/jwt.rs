@@ -81,6 +81,12 @@ pub enum JwtError {
     TooLong,
 }
 
+/// A key id as errors show it: at most 16 characters of it (it comes from
+/// the token, and errors never carry the token).
+fn shown_kid(kid: &str) -> String {
+    kid.chars().take(16).collect()
+}
+
 /// A token split and decoded, not yet verified.
 #[derive(Debug, Clone)]
 pub struct Unverified<'a> {
@@ -241,7 +247,7 @@ impl Jwks {
             None if fitting.len() == 1 => fitting.first(),
             None => None,
         };
-        let key = key.ok_or_else(|| JwtError::UnknownKey(t.kid.clone()))?;
+        let key = key.ok_or_else(|| JwtError::UnknownKey(t.kid.as_deref().map(shown_kid)))?;
         key.verify(t.alg, t.signed, &t.signature)
     }
 
