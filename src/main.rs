@@ -627,6 +627,8 @@ fn serve(path: PathBuf) -> ExitCode {
             pgward::connect_check::Finding::Warning(w) => warn!("{w}"),
         }
     }
+    // Issuers' keys that come from a URL are fetched now, in the background.
+    pgward::proxy::jwks::prefetch(&config);
     let listen = config.server.listen.clone();
     let workers = config.server.workers;
     let blueprint = match worker::Blueprint::new(config) {

@@ -351,3 +351,121 @@ fn a_token_travels_in_clear_only_when_allowed() {
     let out = psql(&tls, &["-At", "-c", "SELECT 1"], "");
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// An HTTPS server (the test cluster's certificate for 127.0.0.1) serving
+/// whatever JWKS `jwks` holds; counts the requests.
+fn jwks_server(
+    jwks: std::sync::Arc<std::sync::Mutex<String>>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> u16 {
+    use std::io::{Read, Write};
+    let tls_dir = cluster().tls_dir.clone();
+    let certs: Vec<_> = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(tls_dir.join("pgward.crt")).unwrap(),
+    ))
+    .collect::<Result<_, _>>()
+    .unwrap();
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(tls_dir.join("pgward.key")).unwrap(),
+    ))
+    .unwrap()
+    .unwrap();
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = jwks.lock().unwrap().clone();
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+    });
+    port
+}
+
+#[test]
+fn keys_fetched_over_https_follow_a_rotation_without_fetching_in_a_loop() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let k = keys();
+    let all: Value =
+        serde_json::from_str(&std::fs::read_to_string(k.dir.join("jwks.json")).unwrap()).unwrap();
+    let only = |kid: &str| {
+        json!({"keys": all["keys"].as_array().unwrap().iter().filter(|j| j["kid"] == kid).collect::<Vec<_>>()})
+            .to_string()
+    };
+    let served = Arc::new(Mutex::new(only("rsa1")));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let port = jwks_server(served.clone(), hits.clone());
+    let gw = Gateway::start(GatewayOptions {
+        role: "reader",
+        roles: ROLES.into(),
+        extra_config: format!(
+            r#"[auth]
+allow_plaintext_loopback = true
+refetch_secs = 2
+
+[[auth.oidc]]
+issuer = "{ISSUER}"
+audience = "pgward-test"
+jwks_url = "https://127.0.0.1:{port}/jwks"
+jwks_ca_file = "{}"
+
+[auth.oidc.roles]
+"db-readers" = ["reader"]
+"#,
+            cluster().tls_dir.join("ca.crt").display()
+        ),
+        ..Default::default()
+    });
+    let t = now();
+    let claims = json!({"iss": ISSUER, "aud": "pgward-test", "sub": "bob",
+        "groups": ["db-readers"], "exp": t + 600});
+    assert_eq!(refusal(&gw, "bob", &k.sign("RS256", "rsa1", &claims)), None);
+    let fetched = hits.load(Ordering::SeqCst);
+    assert!(fetched >= 1);
+    // The issuer rotates to its EC key: a token naming it makes pgward
+    // fetch again, and it logs in.
+    *served.lock().unwrap() = only("ec1");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(refusal(&gw, "bob", &k.sign("ES256", "ec1", &claims)), None);
+    assert_eq!(hits.load(Ordering::SeqCst), fetched + 1);
+    // Unknown kids in a burst: at most one fetch per refetch_secs.
+    let burst = std::time::Instant::now();
+    for _ in 0..5 {
+        let r = refusal(&gw, "bob", &k.sign("RS256", "nope", &claims)).unwrap();
+        assert!(r.contains("no key of the issuer"), "{r}");
+    }
+    let during = hits.load(Ordering::SeqCst) - (fetched + 1);
+    let windows = burst.elapsed().as_secs() / 2 + 1;
+    assert!(
+        during as u64 <= windows,
+        "{during} fetches in {:?}",
+        burst.elapsed()
+    );
+}

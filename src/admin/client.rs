@@ -22,6 +22,16 @@ pub fn call(
     exchange(url, method, token, body, timeout).map_err(|e| format!("{method} {url}: {e}"))
 }
 
+/// GETs an `https://` URL, the server's certificate checked against
+/// `tls`'s roots and the URL's host name (JWKS of identity providers).
+pub fn get_https(
+    url: &str,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), String> {
+    exchange_over(url, "GET", None, None, timeout, Some(tls)).map_err(|e| format!("GET {url}: {e}"))
+}
+
 fn exchange(
     url: &str,
     method: &str,
@@ -29,7 +39,60 @@ fn exchange(
     body: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), String> {
-    let target = Target::parse(url)?;
+    exchange_over(url, method, token, body, timeout, None)
+}
+
+/// A TCP stream, or TLS over one.
+enum Wire {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Wire {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Wire::Plain(s) => s,
+            Wire::Tls(t) => &t.sock,
+        }
+    }
+
+    fn set_write_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        self.socket().set_write_timeout(d)
+    }
+
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        self.socket().set_read_timeout(d)
+    }
+
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.write_all(b),
+            Wire::Tls(t) => t.write_all(b).and_then(|_| t.flush()),
+        }
+    }
+
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.read(b),
+            // A server closing without close_notify ends the body all
+            // the same (Content-Length or chunking says whether it is whole).
+            Wire::Tls(t) => match t.read(b) {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+fn exchange_over(
+    url: &str,
+    method: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+    timeout: Duration,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<(u16, Vec<u8>), String> {
+    let target = Target::parse(url, tls.is_some())?;
     let request = request_bytes(&target, method, token, body)?;
     // Capped so that adding it to now cannot overflow.
     let deadline = Instant::now() + timeout.min(Duration::from_secs(365 * 24 * 3600));
@@ -37,7 +100,17 @@ fn exchange(
         Some(d) if !d.is_zero() => Ok(d),
         _ => Err(format!("timed out after {timeout:?}")),
     };
-    let mut stream = connect(&target, &left)?;
+    let tcp = connect(&target, &left)?;
+    let mut stream = match tls {
+        None => Wire::Plain(tcp),
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from(target.host.to_string())
+                .map_err(|_| format!("{:?} is not a TLS server name", target.host))?;
+            let conn =
+                rustls::ClientConnection::new(config, name).map_err(|e| format!("TLS: {e}"))?;
+            Wire::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)))
+        }
+    };
     stream
         .set_write_timeout(Some(left()?))
         .map_err(|e| format!("setting a write timeout: {e}"))?;
@@ -86,18 +159,26 @@ struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    fn parse(url: &'a str) -> Result<Self, String> {
+    /// Reads an `http://` URL, or with `https` an `https://` one.
+    fn parse(url: &'a str, https: bool) -> Result<Self, String> {
         let scheme = |s: &str| {
             url.get(..s.len())
                 .is_some_and(|p| p.eq_ignore_ascii_case(s))
         };
-        if scheme("https://") {
-            return Err("https is not supported; use an http:// URL (a TLS-terminating proxy on the same host can forward to https)".into());
-        }
-        if !scheme("http://") {
-            return Err("only http://host:port/path URLs are supported".into());
-        }
-        let rest = &url["http://".len()..];
+        let rest = if https {
+            if !scheme("https://") {
+                return Err("only https://host[:port]/path URLs are supported here".into());
+            }
+            &url["https://".len()..]
+        } else {
+            if scheme("https://") {
+                return Err("https is not supported; use an http:// URL (a TLS-terminating proxy on the same host can forward to https)".into());
+            }
+            if !scheme("http://") {
+                return Err("only http://host:port/path URLs are supported".into());
+            }
+            &url["http://".len()..]
+        };
         let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(split);
@@ -144,6 +225,7 @@ impl<'a> Target<'a> {
             return Err(format!("{host:?} is not a host name or address"));
         }
         let port = match port {
+            None if https => 443,
             None => 80,
             Some(p) => p
                 .parse()
@@ -480,7 +562,7 @@ mod tests {
 
     #[test]
     fn urls() {
-        let t = Target::parse("HTTP://[::1]:9000?q#frag").unwrap();
+        let t = Target::parse("HTTP://[::1]:9000?q#frag", false).unwrap();
         assert_eq!(
             t,
             Target {
@@ -490,7 +572,7 @@ mod tests {
                 path: "/?q".into()
             }
         );
-        assert_eq!(Target::parse("http://example.org").unwrap().port, 80);
+        assert_eq!(Target::parse("http://example.org", false).unwrap().port, 80);
         for (url, why) in [
             ("https://h/", "https is not supported; "),
             ("ftp://h/", "only http://"),
@@ -505,14 +587,14 @@ mod tests {
             ("http://h/a b", "printable ASCII"),
             ("http://h\r\nX: y/", "is not a host"),
         ] {
-            let err = Target::parse(url).unwrap_err();
+            let err = Target::parse(url, false).unwrap_err();
             assert!(err.contains(why), "{url}: {err}");
         }
     }
 
     #[test]
     fn request_headers_cannot_be_injected() {
-        let t = Target::parse("http://h/").unwrap();
+        let t = Target::parse("http://h/", false).unwrap();
         assert!(request_bytes(&t, "GET /x", None, None).is_err());
         assert!(request_bytes(&t, "GET", Some("a\r\nX: y"), None).is_err());
         let bytes = request_bytes(&t, "PUT", None, None).unwrap();

@@ -22,18 +22,22 @@ pub struct TokenIdentity {
 }
 
 /// Why a token was refused: the client's message, and the log's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Refused {
     /// SQLSTATE: 28P01 for a token that does not verify, 28000 otherwise.
     pub code: &'static str,
     /// What the client and the log are told (never the token).
     pub message: String,
+    /// The issuer's keys lack the token's key, and they are fetched: a
+    /// fetch may find it (the issuer rotated its keys).
+    pub refetch: Option<std::sync::Arc<crate::config::auth::KeySet>>,
 }
 
 fn refused(code: &'static str, message: impl Into<String>) -> Refused {
     Refused {
         code,
         message: message.into(),
+        refetch: None,
     }
 }
 
@@ -67,7 +71,14 @@ pub fn verify(
         .iter()
         .find(|i| i.issuer == iss)
         .ok_or(JwtError::Issuer)?;
-    issuer.keys.verify(&t)?;
+    if let Err(e) = issuer.keys.current().verify(&t) {
+        let unknown = matches!(e, JwtError::UnknownKey(_));
+        let mut r = Refused::from(e);
+        if unknown && issuer.keys.source.is_some() {
+            r.refetch = Some(issuer.keys.clone());
+        }
+        return Err(r);
+    }
     let expires = check_claims(
         &t.claims,
         &Expect {

@@ -18,6 +18,7 @@ pub(super) struct RawAuth {
     #[serde(default)]
     allow_plaintext_loopback: bool,
     skew_secs: Option<u64>,
+    refetch_secs: Option<u64>,
     tokens: Option<RawTokens>,
     #[serde(default)]
     oidc: Vec<RawOidc>,
@@ -39,6 +40,7 @@ struct RawOidc {
     audience: String,
     jwks_file: Option<PathBuf>,
     jwks_url: Option<String>,
+    jwks_ca_file: Option<PathBuf>,
     subject_claim: Option<String>,
     roles_claim: Option<String>,
     max_ttl: Option<String>,
@@ -54,7 +56,7 @@ pub struct Issuer {
     /// The `aud` tokens must name.
     pub audience: String,
     /// Its public keys.
-    pub keys: Arc<Jwks>,
+    pub keys: Arc<KeySet>,
     /// The claim naming the identity (`sub`).
     pub subject_claim: String,
     /// The claim listing the identity's groups or roles; `None` for
@@ -71,14 +73,111 @@ impl std::fmt::Debug for Issuer {
         f.debug_struct("Issuer")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
-            .field("keys", &self.keys.keys.len())
+            .field("keys", &self.keys.current().keys.len())
             .finish()
+    }
+}
+
+impl std::fmt::Debug for JwksSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JwksSource({})", self.url)
     }
 }
 
 impl PartialEq for Issuer {
     fn eq(&self, o: &Issuer) -> bool {
-        self.issuer == o.issuer && self.audience == o.audience && self.keys == o.keys
+        self.issuer == o.issuer
+            && self.audience == o.audience
+            && *self.keys.current() == *o.keys.current()
+    }
+}
+
+/// Where an issuer's JWKS comes from, when it is fetched.
+#[derive(Clone)]
+pub struct JwksSource {
+    /// The https:// URL.
+    pub url: String,
+    /// TLS for it (the roots of `jwks_ca_file`, or the system's bundle).
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// An issuer's keys: as read from a file, or as last fetched (none until
+/// the first fetch). Shared by every worker; replaced whole on a refresh.
+#[derive(Debug)]
+pub struct KeySet {
+    current: std::sync::RwLock<Arc<Jwks>>,
+    /// Where to fetch them from, when they are fetched.
+    pub source: Option<JwksSource>,
+    /// When a fetch last began, and whether one runs now.
+    fetch: std::sync::Mutex<(Option<std::time::Instant>, bool)>,
+    /// The least time between two fetches.
+    pub refetch_every: Duration,
+    /// Counts the key sets put in place.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl KeySet {
+    /// Keys that never change (a file, or pgward's own).
+    pub fn fixed(jwks: Jwks) -> KeySet {
+        KeySet {
+            current: std::sync::RwLock::new(Arc::new(jwks)),
+            source: None,
+            fetch: std::sync::Mutex::new((None, false)),
+            refetch_every: Duration::from_secs(30),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Keys fetched from `source` (none yet), at most once per `every`.
+    pub fn fetched(source: JwksSource, every: Duration) -> KeySet {
+        KeySet {
+            source: Some(source),
+            refetch_every: every,
+            ..KeySet::fixed(Jwks::default())
+        }
+    }
+
+    /// The keys in force.
+    pub fn current(&self) -> Arc<Jwks> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// How many key sets were put in place.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Puts fetched keys in place.
+    pub fn replace(&self, jwks: Jwks) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(jwks);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Whether a fetch may begin now: none running, and none begun within
+    /// `refetch_every` (an unknown `kid` in every login must not make
+    /// pgward fetch in a loop). Marks one as running when it may.
+    pub fn begin_fetch(&self) -> bool {
+        let mut f = self.fetch.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = f.0.is_some_and(|t| t.elapsed() < self.refetch_every);
+        if f.1 || recent {
+            return false;
+        }
+        *f = (Some(std::time::Instant::now()), true);
+        true
+    }
+
+    /// Whether a fetch runs now.
+    pub fn fetching(&self) -> bool {
+        self.fetch.lock().unwrap_or_else(|p| p.into_inner()).1
+    }
+
+    /// Marks the running fetch as ended.
+    pub fn end_fetch(&self) {
+        self.fetch.lock().unwrap_or_else(|p| p.into_inner()).1 = false;
     }
 }
 
@@ -133,6 +232,9 @@ fn span(key: &str, v: &Option<String>) -> Result<Duration, (String, String)> {
     }
 }
 
+/// Where Debian keeps the system's CA certificates.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 /// The key id of an Ed25519 public key: its first 8 bytes in hex.
 pub fn kid_of(pair: &ring::signature::Ed25519KeyPair) -> String {
     use ring::signature::KeyPair;
@@ -180,9 +282,9 @@ pub(super) fn auth_config(
         issuers.push(Issuer {
             issuer: t.issuer.unwrap_or_else(|| "pgward".into()),
             audience: t.audience.unwrap_or_else(|| "pgward".into()),
-            keys: Arc::new(Jwks {
+            keys: Arc::new(KeySet::fixed(Jwks {
                 keys: vec![eddsa_jwk(&key.pair, &key.kid)],
-            }),
+            })),
             subject_claim: "sub".into(),
             roles_claim: None,
             role_map: BTreeMap::new(),
@@ -190,27 +292,50 @@ pub(super) fn auth_config(
         });
         signing = Some(key);
     }
+    let mut sources = Vec::new();
+    let refetch = Duration::from_secs(a.refetch_secs.unwrap_or(30).clamp(1, 3600));
     for (i, o) in a.oidc.into_iter().enumerate() {
         let key = |k: &str| format!("auth.oidc[{i}].{k}");
         let keys = match (o.jwks_file, o.jwks_url) {
             (Some(f), None) => {
                 let f = resolve(f);
-                let text = std::fs::read_to_string(&f)
-                    .map_err(|e| (key("jwks_file"), format!("cannot read {}: {e}", f.display())))?;
-                let jwks: Jwks = serde_json::from_str(&text)
-                    .map_err(|e| (key("jwks_file"), format!("{} is not a JWKS: {e}", f.display())))?;
+                let text = std::fs::read_to_string(&f).map_err(|e| {
+                    (
+                        key("jwks_file"),
+                        format!("cannot read {}: {e}", f.display()),
+                    )
+                })?;
+                let jwks: Jwks = serde_json::from_str(&text).map_err(|e| {
+                    (
+                        key("jwks_file"),
+                        format!("{} is not a JWKS: {e}", f.display()),
+                    )
+                })?;
                 if jwks.keys.is_empty() {
                     return Err((key("jwks_file"), format!("{} holds no keys", f.display())));
                 }
                 jwks
             }
-            (None, Some(_)) => {
-                return Err((
-                    key("jwks_url"),
-                    "fetching keys over HTTPS is not built yet: save the issuer's JWKS to a file and set jwks_file".into(),
-                ))
+            (None, Some(url)) => {
+                if !url.starts_with("https://") {
+                    return Err((key("jwks_url"), format!("{url:?} is not an https:// URL")));
+                }
+                let ca = o
+                    .jwks_ca_file
+                    .map(resolve)
+                    .unwrap_or_else(|| PathBuf::from(SYSTEM_CA_BUNDLE));
+                let tls =
+                    crate::proxy::tls::client_config(crate::config::SslMode::VerifyFull, Some(&ca))
+                        .map_err(|e| (key("jwks_ca_file"), e))?
+                        .ok_or_else(|| (key("jwks_ca_file"), "no TLS configuration".to_string()))?;
+                sources.push(JwksSource { url, tls });
+                Jwks::default()
             }
             _ => return Err((key("jwks_file"), "set one of jwks_file and jwks_url".into())),
+        };
+        let keys = match sources.pop() {
+            Some(source) => KeySet::fetched(source, refetch),
+            None => KeySet::fixed(keys),
         };
         if !o.issuer.starts_with("https://") {
             return Err((

@@ -435,7 +435,23 @@ impl TokenLogin<'_> {
             .map_or(0, |d| d.as_secs());
         let policy = &ctx.config.policy;
         let exists = |r: &str| policy.roles.contains_key(r);
-        let id = match crate::auth::token::verify(self.auth, token, &self.user_name, now, &exists) {
+        let verify = || crate::auth::token::verify(self.auth, token, &self.user_name, now, &exists);
+        let mut verified = verify();
+        if let Err(crate::auth::token::Refused {
+            refetch: Some(keys),
+            ..
+        }) = &verified
+        {
+            // A key the issuer's set lacks: it may have rotated its keys.
+            // (Only while a fetch runs: one refused by the rate limit
+            // would find nothing new.)
+            let generation = keys.generation();
+            let fetching = crate::proxy::jwks::refresh(keys.clone()) || keys.fetching();
+            if fetching && crate::proxy::jwks::newer(keys, generation).await {
+                verified = verify();
+            }
+        }
+        let id = match verified {
             Ok(id) => id,
             Err(r) => return Err(self.refuse(conn, r.code, r.message)),
         };

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod client_login;
 pub mod denial;
 pub mod guard;
+pub mod jwks;
 pub mod masker;
 pub mod pipeline;
 pub mod registry;
