@@ -469,3 +469,50 @@ jwks_ca_file = "{}"
         burst.elapsed()
     );
 }
+
+#[test]
+fn psql_with_pgpassword_is_ended_when_its_token_expires() {
+    let k = keys();
+    let gw = gateway(&k, true, false);
+    for (what, script) in [
+        ("idle", "SELECT 1;\n\\! sleep 4\nSELECT 2;\n"),
+        (
+            "in a transaction",
+            "BEGIN;\nSELECT 1;\n\\! sleep 4\nSELECT 2;\nCOMMIT;\n",
+        ),
+    ] {
+        let token = issue(&gw, "ci-psql", "reader", "3s");
+        let out = Command::new("psql")
+            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1"])
+            .arg(format!(
+                "host=127.0.0.1 port={} user=ci-psql dbname=shop sslmode=disable",
+                gw.port
+            ))
+            .env("PGPASSWORD", &token)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(script.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        assert!(!out.status.success(), "{what}: {}", stdout(&out));
+        assert!(
+            stdout(&out).lines().any(|l| l == "1"),
+            "{what}: {}",
+            stdout(&out)
+        );
+        assert!(
+            stderr(&out).contains("the session's token expired"),
+            "{what}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !stdout(&out).lines().any(|l| l == "2"),
+            "{what}: the statement after expiry ran"
+        );
+    }
+}
