@@ -516,3 +516,43 @@ fn psql_with_pgpassword_is_ended_when_its_token_expires() {
         );
     }
 }
+
+#[test]
+fn the_audit_log_names_the_tokens_subject_issuer_and_jti_never_the_token() {
+    let k = keys();
+    let audit = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(GatewayOptions {
+        role: "reader",
+        roles: ROLES.into(),
+        extra_config: format!(
+            "[auth]\nallow_plaintext_loopback = true\n\n[auth.tokens]\nkey_file = \"{}\"\n\n[audit]\ndir = \"{}\"\n",
+            k.dir.join("own.key").display(),
+            audit.path().display()
+        ),
+        ..Default::default()
+    });
+    let token = issue(&gw, "ci-audited", "reader", "10m");
+    let out = psql(
+        &dsn(&gw, "ci-audited", &token),
+        &["-c", "SELECT count(*) FROM products"],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mine = common::audit::session_records(audit.path(), |rs| {
+        rs.iter()
+            .any(|r| r["kind"] == "connect" && r["user"] == "ci-audited")
+    });
+    let connect = mine.iter().find(|r| r["kind"] == "connect").unwrap();
+    assert_eq!(connect["auth"], "token");
+    assert_eq!(connect["issuer"], "pgward");
+    assert_eq!(connect["roles"], json!(["reader"]));
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(connect["jti"], claims["jti"]);
+    let all = common::audit::all_text(audit.path());
+    assert!(!all.contains(&token) && !all.contains(token.split('.').nth(2).unwrap()));
+}
