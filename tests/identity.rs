@@ -58,12 +58,7 @@ fn keys() -> Keys {
          "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..65])}
     ]});
     std::fs::write(dir.join("jwks.json"), jwks.to_string()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_pgward"))
-        .args(["token", "keygen", "--out"])
-        .arg(dir.join("own.key"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    token_key(&dir);
     Keys { dir, rsa, ec }
 }
 

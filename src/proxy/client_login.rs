@@ -253,16 +253,21 @@ async fn authenticate(
     if minor > 0 || !unrecognized.is_empty() {
         build::negotiate_protocol_version(&mut out, 0, &unrecognized);
     }
-    // A name not in [[users]] logs in with a token, when tokens are on.
+    // With tokens on, over TLS (or loopback when allowed), every name is
+    // asked the same: for its password in clear. A [[users]] password is
+    // checked against its SCRAM verifier, anything else as a token, so the
+    // first reply never tells which names exist.
     let tokens = ctx.config.auth.as_ref().filter(|a| !a.issuers.is_empty());
-    if let (None, Some(auth)) = (ctx.users.get(&user_name), tokens) {
-        let t = TokenLogin {
-            auth,
-            user_name,
-            database,
-            loopback,
-        };
-        return t.run(conn, ctx, out, params).await;
+    if let Some(auth) = tokens {
+        let plain_ok = loopback && auth.allow_plaintext_loopback;
+        if conn.io().is_tls() || plain_ok {
+            let t = TokenLogin {
+                auth,
+                user_name,
+                database,
+            };
+            return t.run(conn, ctx, out, params).await;
+        }
     }
     // On TLS, SCRAM-SHA-256-PLUS binds the login to this very connection.
     let end_point = ctx.end_point.as_deref().filter(|_| conn.io().is_tls());
@@ -280,14 +285,19 @@ async fn authenticate(
         // a client cannot tell which user names exist.
         None => mock_verifier(ctx, &user_name),
     };
+    // (Off TLS a token login cannot succeed; every failure says so alike.)
+    let hint = tokens.map(|_| "a token is accepted as the password only over TLS");
     let failed = |conn, reason: String| LoginError {
         claimed: Some((user_name.clone(), database.clone())),
         ..LoginError::fatal(
             conn,
-            PgError::fatal(
-                "28P01",
-                format!("password authentication failed for user \"{user_name}\""),
-            ),
+            PgError {
+                hint: hint.map(str::to_string),
+                ..PgError::fatal(
+                    "28P01",
+                    format!("password authentication failed for user \"{user_name}\""),
+                )
+            },
             reason,
         )
     };
@@ -388,12 +398,18 @@ fn logged_in(
     })))
 }
 
-/// A login whose password is a token (`[auth]`).
+/// A login with the password in clear (tokens on): a token, or a
+/// `[[users]]` password.
 struct TokenLogin<'a> {
     auth: &'a crate::config::AuthConfig,
     user_name: String,
     database: String,
-    loopback: bool,
+}
+
+/// Whether a password has a compact JWS's shape (three base64url parts).
+fn token_shaped(p: &str) -> bool {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.';
+    p.split('.').count() == 3 && p.bytes().all(ok)
 }
 
 impl TokenLogin<'_> {
@@ -404,8 +420,8 @@ impl TokenLogin<'_> {
         }
     }
 
-    /// Asks for the token in a cleartext password message (only over TLS,
-    /// or on loopback when allowed), verifies it, and logs the client in
+    /// Asks for the password in clear (the caller checked the channel):
+    /// a `[[users]]` password logs its user in; a token logs the client in
     /// as its subject with the roles its claims map to.
     async fn run(
         self,
@@ -414,11 +430,6 @@ impl TokenLogin<'_> {
         mut out: BytesMut,
         params: Vec<(String, String)>,
     ) -> Result<Hello, LoginError> {
-        let plain_ok = self.loopback && self.auth.allow_plaintext_loopback;
-        if !(conn.io().is_tls() || plain_ok) {
-            let why = "pgward: a token is accepted only over TLS (connect with sslmode=require or stricter)".to_string();
-            return Err(self.refuse(conn, "28000", why));
-        }
         build::auth_cleartext(&mut out);
         send(&mut conn, &mut out).await?;
         let frame = match read_password_message(&mut conn).await {
@@ -430,6 +441,42 @@ impl TokenLogin<'_> {
             Some((0, t)) => std::str::from_utf8(t).unwrap_or_default(),
             _ => "",
         };
+        // A [[users]] password (checked against its verifier; an unknown
+        // name costs the same work against a stable fake one).
+        let user = ctx.users.get(&self.user_name).cloned();
+        let verifier = match &user {
+            Some(u) => u.verifier.clone(),
+            None => mock_verifier(ctx, &self.user_name),
+        };
+        let derived = scram::Verifier::from_password(token, &verifier.salt, verifier.iterations);
+        let failed = |conn| {
+            let why = format!(
+                "password authentication failed for user \"{}\"",
+                self.user_name
+            );
+            self.refuse(conn, "28P01", why)
+        };
+        match (
+            &user,
+            scram::ct_eq(&derived.stored_key, &verifier.stored_key),
+        ) {
+            (Some(u), true) => {
+                build::auth_ok(&mut out);
+                send(&mut conn, &mut out).await?;
+                return logged_in(
+                    conn,
+                    ctx,
+                    u.clone(),
+                    self.database,
+                    params,
+                    "password",
+                    None,
+                );
+            }
+            // Not a password of this name; a token then, if it looks like one.
+            _ if !token_shaped(token) => return Err(failed(conn)),
+            _ => {}
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -452,6 +499,8 @@ impl TokenLogin<'_> {
             }
         }
         let id = match verified {
+            // (A token never logs in as a [[users]] name.)
+            Ok(_) if user.is_some() => return Err(failed(conn)),
             Ok(id) => id,
             Err(r) => return Err(self.refuse(conn, r.code, r.message)),
         };

@@ -225,6 +225,11 @@ impl Slot {
         }
     }
 
+    /// Whether the session still owns its sockets (it has not ended).
+    pub fn is_open(&self) -> bool {
+        lock(&self.fds).is_some()
+    }
+
     /// Ends the session because its token expired.
     pub fn expire(&self) {
         self.end(2);

@@ -252,9 +252,9 @@ pub struct Reloads<'a> {
     pub user: &'a str,
     /// The generation of the configuration the session's policy came from.
     pub generation: u64,
-    /// For a token session: the roles its token gave (the user is not in
-    /// `[[users]]`).
-    pub token_roles: Option<Vec<String>>,
+    /// For a token session: its token's issuer, and the roles the token
+    /// gave (the user is not in `[[users]]`).
+    pub token: Option<(String, Vec<String>)>,
 }
 
 /// The client pump's state.
@@ -795,7 +795,27 @@ impl<'a> ClientPump<'a> {
         let live = r.ctx.live();
         r.generation = live.generation;
         let configured = live.config.users.get(r.user).map(|u| u.roles.clone());
-        let Some(roles) = r.token_roles.clone().or(configured) else {
+        if let Some((issuer, _)) = &r.token {
+            // A token whose issuer the operator removed no longer counts.
+            let trusted = live
+                .config
+                .auth
+                .iter()
+                .flat_map(|a| &a.issuers)
+                .any(|i| &i.issuer == issuer);
+            if !trusted {
+                return Some(
+                    PgError::fatal(
+                        "28000",
+                        format!("pgward: the token's issuer \"{issuer}\" is no longer trusted"),
+                    )
+                    .with_detail("the configuration was reloaded")
+                    .with_hint("log in again with a token of a configured issuer"),
+                );
+            }
+        }
+        let token_roles = r.token.as_ref().map(|t| t.1.clone());
+        let Some(roles) = token_roles.or(configured) else {
             return Some(
                 PgError::fatal(
                     "28000",

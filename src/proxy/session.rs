@@ -321,22 +321,30 @@ async fn run(
         fds: (client_fd, up.fd),
     });
     if let Some(t) = &token {
-        // The session lives as long as its token.
-        let slot = registered.0.clone();
-        let left = t
-            .expires
-            .saturating_sub(crate::audit::time::now_micros() / 1_000_000);
-        info!(issuer = %t.issuer, jti = ?t.jti, expires_in_s = left, "token session");
-        monoio::spawn(async move {
-            monoio::time::sleep(std::time::Duration::from_secs(left)).await;
-            slot.expire();
-        });
+        info!(issuer = %t.issuer, jti = ?t.jti, expires = t.expires, "token session");
     }
+    // The session lives as long as its token, or until an operator ends it;
+    // then its upstream backend is ended for good.
+    monoio::spawn(watch(
+        registered.0.clone(),
+        token.as_ref().map(|t| t.expires),
+        Backend {
+            db: up_db.clone(),
+            tls: live.upstream_tls.get(&database).cloned(),
+            pid: up.pid,
+            chunk: live.config.server.buffer_size,
+        },
+    ));
     let holds = ctx.approvals.as_ref().map(|book| {
         guard.set_approver(SessionApprover::new(
             book.clone(),
             Requester {
-                user: user.name.clone(),
+                // Two issuers may name one subject: their approvals (and
+                // quotas) are kept apart.
+                user: match &token {
+                    Some(t) => format!("{} ({})", user.name, t.issuer),
+                    None => user.name.clone(),
+                },
                 roles: user.roles.clone(),
                 session: session_id(id),
                 database: database.clone(),
@@ -399,7 +407,7 @@ async fn run(
             ctx,
             user: &user.name,
             generation: live.generation,
-            token_roles: token.as_ref().map(|t| t.roles.clone()),
+            token: token.as_ref().map(|t| (t.issuer.clone(), t.roles.clone())),
         };
         let mut pump = ClientPump::new(
             &state,
@@ -515,6 +523,38 @@ fn refuse_startup_settings(roles: &[Role], settings: &[(String, String)]) -> Opt
         }
     }
     None
+}
+
+/// A session's upstream backend, as a watchdog ends it.
+struct Backend {
+    db: crate::config::DatabaseConfig,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    pid: u32,
+    chunk: usize,
+}
+
+/// Watches a session: at its token's expiry it is ended; once it is ended
+/// from outside (expiry, an operator), its upstream backend is terminated
+/// from a fresh session, so nothing the client queued runs after. Stops
+/// when the session ends by itself.
+async fn watch(slot: std::sync::Arc<super::registry::Slot>, expires: Option<u64>, b: Backend) {
+    loop {
+        monoio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if !slot.is_open() {
+            return;
+        }
+        let now = crate::audit::time::now_micros() / 1_000_000;
+        if expires.is_some_and(|e| now >= e) {
+            slot.expire();
+        }
+        if slot.is_terminated() {
+            if let Err(e) = upstream::terminate_backend(&b.db, b.tls.as_ref(), b.pid, b.chunk).await
+            {
+                warn!(error = %e, pid = b.pid, "the ended session's upstream backend could not be terminated");
+            }
+            return;
+        }
+    }
 }
 
 /// Shuts down the read side of a socket so a pending read on it returns.

@@ -360,6 +360,26 @@ pub struct Reply {
     pub notices: Vec<String>,
 }
 
+/// Ends upstream backend `pid` for good, from a fresh session of the same
+/// login (a role may end its own backends): statements a client queued in
+/// the connection's buffers before it was terminated, or before its token
+/// expired, never run. A cancel alone stops only the one running.
+pub async fn terminate_backend(
+    db: &DatabaseConfig,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    pid: u32,
+    chunk: usize,
+) -> Result<(), String> {
+    let mut up = connect(db, tls, &[], chunk)
+        .await
+        .map_err(|e| e.to_string())?;
+    simple_query(&mut up.conn, &format!("SELECT pg_terminate_backend({pid})")).await?;
+    let mut out = BytesMut::new();
+    build::terminate(&mut out);
+    let _ = write_all(up.conn.io_mut(), out.freeze()).await;
+    Ok(())
+}
+
 /// Runs `sql` by the simple protocol on a session of pgward's own (the
 /// catalog's, provisioning's, a session's start) and reads up to
 /// ReadyForQuery. An error from the server is returned as its severity,

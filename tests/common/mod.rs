@@ -184,6 +184,17 @@ fn spawn(mut command: Command, config: &Path, log: &Path, env: &[(String, String
         .expect("start pgward")
 }
 
+/// Makes pgward's own token signing key at `dir/own.key` (`pgward token
+/// keygen`).
+pub fn token_key(dir: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgward"))
+        .args(["token", "keygen", "--out"])
+        .arg(dir.join("own.key"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// The password of the test agent.
 pub const AGENT_PASSWORD: &str = "agent-secret";
 
