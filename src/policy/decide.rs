@@ -220,6 +220,14 @@ pub fn decide(roles: &[&Role], c: &Classification, view: &SessionView) -> Decisi
             hint: "run it directly against the database as its owner if it is really needed".into(),
         });
     }
+    if c.cascade && !roles.iter().any(|r| r.write.grants_everything()) {
+        return Decision::Deny(Denial {
+            code: "42501",
+            message: "pgward: CASCADE reaches objects the statement does not name".into(),
+            detail: "rule: built-in; only a role that may write every relation (write = [\"*.*\"]) may CASCADE".into(),
+            hint: "drop, truncate or revoke each object by name".into(),
+        });
+    }
     if let Some(feature) = c.unsupported.first() {
         return Decision::Deny(Denial {
             code: "0A000",
@@ -873,4 +881,44 @@ fn fn_list(r: &Role) -> String {
         return "built-ins only".into();
     }
     r.functions.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod cascade_tests {
+    use super::*;
+    use crate::policy::Policy;
+    use crate::sql::classify::classify;
+
+    #[test]
+    fn cascade_needs_a_role_that_may_write_everything() {
+        let policy = Policy::from_toml(
+            "[roles.narrow]\noperations = [\"ddl\", \"truncate\"]\nread = [\"*.*\"]\nwrite = [\"public.parent\"]\n\n[roles.all]\noperations = [\"ddl\", \"truncate\"]\nread = [\"*.*\"]\nwrite = [\"*.*\"]\n",
+        )
+        .unwrap();
+        let path = ["public".to_string()];
+        let view = SessionView {
+            database: "d",
+            upstream_database: "d",
+            masks: None,
+            catalog: None,
+            search_path: &path,
+        };
+        let allowed = |role: &str, sql: &str| {
+            decide(
+                &policy.roles_of(&[role.to_string()]),
+                &classify(sql).unwrap(),
+                &view,
+            )
+            .is_allowed()
+        };
+        for sql in [
+            "TRUNCATE parent CASCADE",
+            "DROP TABLE parent CASCADE",
+            "ALTER TABLE parent DROP COLUMN v CASCADE",
+        ] {
+            assert!(!allowed("narrow", sql), "{sql}");
+            assert!(allowed("all", sql), "{sql}");
+        }
+        assert!(allowed("narrow", "TRUNCATE parent"));
+    }
 }

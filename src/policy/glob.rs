@@ -54,6 +54,11 @@ impl Patterns {
         self.include.iter().any(|p| p == qualified) && !self.excludes(qualified)
     }
 
+    /// True when every relation is granted (`*.*`, nothing excluded).
+    pub fn grants_everything(&self) -> bool {
+        self.include.iter().any(|p| p == "*.*") && self.exclude.is_empty()
+    }
+
     /// True when nothing is granted.
     pub fn is_empty(&self) -> bool {
         self.include.is_empty()

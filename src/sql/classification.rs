@@ -246,6 +246,9 @@ pub struct Classification {
     /// (`current_setting($1)`, `set_config($1, $2, false)`): known only at
     /// Bind, where `with_parameters` completes the classification.
     pub bound_settings: Vec<BoundSetting>,
+    /// True when a CASCADE (TRUNCATE, DROP, ALTER ... DROP, RENAME,
+    /// REVOKE) may reach objects the text does not name.
+    pub cascade: bool,
     /// Relations a DELETE or UPDATE changes with nothing to filter them: no
     /// WHERE, or one that names none of the target's columns (`WHERE true`).
     pub unfiltered: BTreeSet<(Operation, Name)>,

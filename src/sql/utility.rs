@@ -791,10 +791,11 @@ impl Walker<'_> {
 
     /// CASCADE drops, truncates or revokes objects the statement does not
     /// name (tables with foreign keys to it, views on a column, columns of
-    /// a type): none of them is judged, so it is never allowed.
+    /// a type): none of them is judged, so the policy allows it only to a
+    /// role that may write everything.
     fn cascade(&mut self, behavior: i32) {
         if pb::DropBehavior::try_from(behavior) == Ok(pb::DropBehavior::DropCascade) {
-            self.forbid("CASCADE (it reaches objects the statement does not name; name each one)");
+            self.c.cascade = true;
         }
     }
 
