@@ -243,9 +243,7 @@ fn token(command: TokenCommand) -> ExitCode {
                 eprintln!("pgward: role {r:?} is not defined in {}", config.display());
                 return ExitCode::from(2);
             }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let now = pgward::audit::time::now_secs();
             println!(
                 "{}",
                 pgward::auth::keygen::issue(

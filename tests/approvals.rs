@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -538,35 +537,7 @@ fn the_webhook_is_told_of_each_new_request() {
     let hook = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", hook.local_addr().unwrap());
     let a = gateway("mode = \"retry\"", &format!("webhook = \"{url}\""));
-    let received = std::thread::spawn(move || {
-        let (mut s, _) = hook.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = s.read(&mut chunk).unwrap();
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).to_string();
-            if let Some(i) = text.find("\r\n\r\n") {
-                let len: usize = text
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length: ")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap();
-                if buf.len() >= i + 4 + len {
-                    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                        .unwrap();
-                    return text;
-                }
-            }
-            if n == 0 {
-                return text;
-            }
-        }
-    });
+    let received = std::thread::spawn(move || receive_http(&hook));
     let out = psql(
         &a.gw.dsn("shop"),
         &["-v", "VERBOSITY=verbose"],

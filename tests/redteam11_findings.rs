@@ -783,7 +783,6 @@ fn f11_the_cli_shows_reviewers_the_agents_control_characters() {
 /// every line indented and prefixed), and put the approve/deny lines first.
 #[test]
 fn f12_the_webhook_text_lets_the_sql_forge_the_approve_line() {
-    use std::io::{Read, Write};
     let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", hook.local_addr().unwrap());
     let a = gateway_admin(
@@ -792,37 +791,13 @@ fn f12_the_webhook_text_lets_the_sql_forge_the_approve_line() {
         &format!("webhook = \"{url}\""),
     );
     let received = std::thread::spawn(move || {
-        let mut bodies = Vec::new();
-        for _ in 0..2 {
-            let (mut s, _) = hook.accept().unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 65536];
-            loop {
-                let n = s.read(&mut chunk).unwrap();
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some(i) = text.find("\r\n\r\n") {
-                    let len: usize = text
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length: ")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap();
-                    if buf.len() >= i + 4 + len {
-                        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                            .unwrap();
-                        let body: Value = serde_json::from_str(&text[i + 4..]).unwrap();
-                        bodies.push(body);
-                        break;
-                    }
-                }
-                assert!(n > 0, "the webhook closed early");
-            }
-        }
-        bodies
+        (0..2)
+            .map(|_| {
+                let text = receive_http(&hook);
+                let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+                serde_json::from_str::<Value>(body).unwrap()
+            })
+            .collect::<Vec<Value>>()
     });
     let t = format!("rt11_pay_hook_{}", pid());
     let _drop = table(&t, 2);

@@ -11,6 +11,11 @@ pub fn now_micros() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// Now, in whole seconds since the epoch (token times are in seconds).
+pub fn now_secs() -> u64 {
+    now_micros() / 1_000_000
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

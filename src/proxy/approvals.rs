@@ -10,11 +10,10 @@ use super::guard::{Answer, Approver, Waiting};
 use super::registry::{Activity, Slot};
 use crate::admin::metrics::WorkerMetrics;
 use crate::approval::{Ask, AskError, Asked, Book, State};
-use crate::audit::chain::sha256_hex;
 use crate::audit::time::now_micros;
 use crate::policy::approval::{Approval, Mode};
 use crate::policy::Denial;
-use crate::sql::fingerprint::{fingerprint, Fingerprint, Strings};
+use crate::sql::fingerprint::{Fingerprint, Strings};
 use crate::wire::error_response::PgError;
 
 /// Who asks: the session's identity as requests record it.
@@ -46,15 +45,6 @@ impl SessionApprover {
     }
 }
 
-/// The fingerprint requests show: 16 hex digits of the normalized text.
-fn fingerprint_of(sql: &str) -> String {
-    let mut fp = Fingerprint::default();
-    match fingerprint(sql.as_bytes(), Strings::Standard, &mut fp) {
-        Ok(()) => sha256_hex(&fp.key, 8),
-        Err(_) => String::new(),
-    }
-}
-
 impl Approver for SessionApprover {
     fn ask(
         &self,
@@ -74,7 +64,12 @@ impl Approver for SessionApprover {
             sql: sql.to_string(),
             context: context.to_string(),
             params,
-            fingerprint: fingerprint_of(sql),
+            fingerprint: super::audit_trail::fingerprint_hex(
+                sql.as_bytes(),
+                Strings::Standard,
+                &mut Fingerprint::default(),
+            )
+            .unwrap_or_default(),
             reasons: reasons.to_vec(),
             mode: rules.mode,
             pending_for: match rules.mode {

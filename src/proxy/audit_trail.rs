@@ -540,8 +540,7 @@ impl SessionAudit {
 
     /// First 16 hex digits of the SHA-256 of the text's normalized form.
     fn fingerprint(&mut self, text: &[u8], strings: Strings) -> Option<String> {
-        fingerprint(text, strings, &mut self.scratch).ok()?;
-        Some(sha256_hex(&self.scratch.key, 8))
+        fingerprint_hex(text, strings, &mut self.scratch)
     }
 
     /// The fingerprint of a prepared text, worked out once per text (a
@@ -557,6 +556,14 @@ impl SessionAudit {
         self.fingerprints.push((text.clone(), fp.clone()));
         fp
     }
+}
+
+/// A text's fingerprint as records and approval requests show it: the
+/// first 16 hex digits of the SHA-256 of its normalized form (`scratch`
+/// is reused); `None` when it does not lex.
+pub fn fingerprint_hex(text: &[u8], strings: Strings, scratch: &mut Fingerprint) -> Option<String> {
+    fingerprint(text, strings, scratch).ok()?;
+    Some(sha256_hex(&scratch.key, 8))
 }
 
 /// Records a refused login or session start (no session trail exists yet).

@@ -477,9 +477,7 @@ impl TokenLogin<'_> {
             _ if !token_shaped(token) => return Err(failed(conn)),
             _ => {}
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = crate::audit::time::now_secs();
         let policy = &ctx.config.policy;
         let exists = |r: &str| policy.roles.contains_key(r);
         let verify = || crate::auth::token::verify(self.auth, token, &self.user_name, now, &exists);

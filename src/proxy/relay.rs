@@ -516,6 +516,9 @@ impl<'a> ClientPump<'a> {
                     Err(w) => return Ok(Action::Hold(w)),
                 };
                 let refusal = refused(d);
+                if let (Some(slot), None) = (&self.state.slot, &refusal) {
+                    slot.set_statement(q.sql);
+                }
                 audit = self.record(
                     &guard,
                     Seen {
@@ -756,9 +759,6 @@ impl<'a> ClientPump<'a> {
             None => {
                 if let (Some(slot), b'Q' | b'B' | b'E') = (&self.state.slot, tag) {
                     slot.set_activity(super::registry::Activity::Active);
-                    if tag == b'Q' {
-                        slot.set_statement(Query::parse(body).map_or(&[][..], |q| q.sql));
-                    }
                 }
                 self.owe_audited(owed, true, ticket, audit);
                 Action::Forward

@@ -543,7 +543,7 @@ async fn watch(slot: std::sync::Arc<super::registry::Slot>, expires: Option<u64>
         if !slot.is_open() {
             return;
         }
-        let now = crate::audit::time::now_micros() / 1_000_000;
+        let now = crate::audit::time::now_secs();
         if expires.is_some_and(|e| now >= e) {
             slot.expire();
         }

@@ -195,6 +195,37 @@ pub fn token_key(dir: &Path) {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// Accepts one HTTP request on `listener` (a webhook's POST), answers
+/// 200, and returns the request's text, head and body.
+pub fn receive_http(listener: &TcpListener) -> String {
+    use std::io::Read;
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let n = s.read(&mut chunk).unwrap();
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(i) = text.find("\r\n\r\n") {
+            let len: usize = text
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap();
+            if buf.len() >= i + 4 + len {
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    .unwrap();
+                return text;
+            }
+        }
+        assert!(n > 0, "the webhook closed early: {text}");
+    }
+}
+
 /// The password of the test agent.
 pub const AGENT_PASSWORD: &str = "agent-secret";
 
