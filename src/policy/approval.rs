@@ -194,6 +194,9 @@ impl Approval {
     /// resolve to matches.
     pub fn reasons(&self, c: &Classification, view: &SessionView) -> Vec<String> {
         let matches = |p: &Patterns, n: &Name| match resolve(n, view) {
+            // A relation the catalog snapshot does not know yet (made since,
+            // perhaps a view over anything): fail closed.
+            Ok(candidates) if unknown(&candidates, view) => true,
             Ok(candidates) => relations_behind(candidates, view)
                 .iter()
                 .any(|q| p.matches(q)),
@@ -229,6 +232,12 @@ impl Approval {
                 out
             })
     }
+}
+
+/// True when a snapshot is in use and none of the names exists in it.
+fn unknown(names: &[String], view: &SessionView) -> bool {
+    view.catalog
+        .is_some_and(|c| !names.iter().any(|n| c.exists(n)))
 }
 
 /// The relations whose rows reading `names` touches: the names, the tables
@@ -323,6 +332,38 @@ mod tests {
             reasons(&a, "SELECT 1; DELETE FROM orders; TRUNCATE payments"),
             ["truncate", "delete_without_where", "write:public.payments"]
         );
+    }
+
+    #[test]
+    fn views_count_for_what_they_read_and_unknown_relations_fail_closed() {
+        let a = approval(&["unbounded_select:public.customers"]);
+        let catalog = crate::policy::catalog::Catalog::from_rows(
+            [
+                ("public", "customers", b'r', None),
+                ("public", "orders", b'r', None),
+                (
+                    "public",
+                    "directory",
+                    b'v',
+                    Some("SELECT id, name FROM public.customers"),
+                ),
+            ],
+            1,
+        );
+        let path = ["public".to_string()];
+        let view = SessionView {
+            database: "app",
+            upstream_database: "app",
+            masks: None,
+            catalog: Some(&catalog),
+            search_path: &path,
+        };
+        let needs = |sql: &str| !a.reasons(&classify(sql).unwrap(), &view).is_empty();
+        assert!(needs("SELECT * FROM directory"));
+        assert!(!needs("SELECT * FROM directory LIMIT 5"));
+        assert!(!needs("SELECT * FROM orders"));
+        // A view made since the snapshot could read anything.
+        assert!(needs("SELECT * FROM made_since"));
     }
 
     #[test]
